@@ -1,0 +1,332 @@
+/**
+ * The dispatch scheduler. A {@link Program} is a list of kernel launches,
+ * clears and copies, built once with its bind groups; {@link Program.encode}
+ * records it into a command encoder (one compute pass between transfers), so
+ * a whole iteration is one submission. With a {@link Profiler}, each launch
+ * gets its own pass with timestamp writes (where the adapter has
+ * `timestamp-query`).
+ * @module
+ */
+
+/** One kernel launch. */
+export interface DispatchStep {
+  kind: "dispatch";
+  /** Name for profiles, e.g. "fire3.expand3x3". */
+  label: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+  /** Floating-point operations this launch does, for GFLOP/s reports. */
+  flops: number;
+}
+
+/** A buffer cleared to zero. */
+export interface ClearStep {
+  kind: "clear";
+  label: string;
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
+/** A buffer-to-buffer copy. */
+export interface CopyStep {
+  kind: "copy";
+  label: string;
+  src: GPUBuffer;
+  srcOffset: number;
+  dst: GPUBuffer;
+  dstOffset: number;
+  size: number;
+}
+
+/** Anything a {@link Program} records. */
+export type Step = DispatchStep | ClearStep | CopyStep;
+
+/** A binding: a whole buffer, a range of it, or null for a binding the entry point does not use. */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number } | null;
+
+/** Builds the bind group for group 0 of `pipeline` from `bindings` (binding i = entry i). */
+export function bindGroup(
+  device: GPUDevice,
+  pipeline: GPUComputePipeline,
+  bindings: Binding[],
+  label?: string,
+): GPUBindGroup {
+  return device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: bindings.flatMap((b, i) =>
+      b === null ? [] : [{ binding: i, resource: b instanceof GPUBuffer ? { buffer: b } : b }]
+    ),
+  });
+}
+
+/** A recorded sequence of GPU work, encoded again each time it runs. */
+export class Program {
+  /** The steps, in order. */
+  readonly steps: Step[] = [];
+  #device: GPUDevice;
+
+  /** @param device the device whose pipelines and buffers the steps use. */
+  constructor(device: GPUDevice) {
+    this.#device = device;
+  }
+
+  /** Appends a kernel launch; `bindings[i]` goes to `@binding(i)` of group 0. */
+  dispatch(
+    label: string,
+    pipeline: GPUComputePipeline,
+    bindings: Binding[],
+    workgroups: [number, number?, number?],
+    flops = 0,
+  ): void {
+    const [x, y = 1, z = 1] = workgroups;
+    const max = this.#device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max || z > max) {
+      throw new RangeError(`${label}: ${x}×${y}×${z} workgroups exceed the adapter's ${max}`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    this.steps.push({
+      kind: "dispatch",
+      label,
+      pipeline,
+      bindGroup: bindGroup(this.#device, pipeline, bindings, label),
+      workgroups: [x, y, z],
+      flops,
+    });
+  }
+
+  /** Appends a clear to zero of `size` bytes at `offset` (default: all of it). */
+  clear(label: string, buffer: GPUBuffer, offset = 0, size = buffer.size - offset): void {
+    this.steps.push({ kind: "clear", label, buffer, offset, size });
+  }
+
+  /** Appends a copy between buffers. */
+  copy(
+    label: string,
+    src: GPUBuffer,
+    srcOffset: number,
+    dst: GPUBuffer,
+    dstOffset: number,
+    size: number,
+  ): void {
+    this.steps.push({ kind: "copy", label, src, srcOffset, dst, dstOffset, size });
+  }
+
+  /** Appends all steps of another program. */
+  append(other: Program): void {
+    this.steps.push(...other.steps);
+  }
+
+  /** Number of kernel launches. */
+  get dispatchCount(): number {
+    return this.steps.filter((s) => s.kind === "dispatch").length;
+  }
+
+  /**
+   * Records the steps into `encoder`. Consecutive launches share one compute
+   * pass unless `profiler` is given, in which case each launch gets a pass
+   * with timestamp writes.
+   */
+  encode(encoder: GPUCommandEncoder, profiler?: Profiler): void {
+    let pass: GPUComputePassEncoder | null = null;
+    for (const s of this.steps) {
+      if (s.kind === "dispatch") {
+        if (profiler) {
+          pass = encoder.beginComputePass({ timestampWrites: profiler.next(s) });
+        } else if (!pass) pass = encoder.beginComputePass();
+        pass.setPipeline(s.pipeline);
+        pass.setBindGroup(0, s.bindGroup);
+        pass.dispatchWorkgroups(...s.workgroups);
+        if (profiler) {
+          pass.end();
+          pass = null;
+        }
+        continue;
+      }
+      if (pass) {
+        pass.end();
+        pass = null;
+      }
+      if (s.kind === "clear") encoder.clearBuffer(s.buffer, s.offset, s.size);
+      else encoder.copyBufferToBuffer(s.src, s.srcOffset, s.dst, s.dstOffset, s.size);
+    }
+    pass?.end();
+  }
+}
+
+/** Time of one profiled launch. */
+export interface KernelTime {
+  label: string;
+  ms: number;
+  flops: number;
+}
+
+/**
+ * Per-launch GPU timing with timestamp queries. Create one with room for the
+ * launches of a program, pass it to {@link Program.encode}, call
+ * {@link Profiler.resolve} before finishing the encoder, submit, then
+ * {@link Profiler.read}.
+ */
+export class Profiler {
+  #device: GPUDevice;
+  #query: GPUQuerySet;
+  #resolveBuf: GPUBuffer;
+  #readBuf: GPUBuffer;
+  #steps: DispatchStep[] = [];
+  #capacity: number;
+
+  /** @param capacity the most launches one encoding may profile. */
+  constructor(device: GPUDevice, capacity: number) {
+    if (!device.features.has("timestamp-query")) {
+      throw new Error("the adapter has no timestamp-query");
+    }
+    this.#device = device;
+    this.#capacity = capacity;
+    this.#query = device.createQuerySet({ type: "timestamp", count: 2 * capacity });
+    this.#resolveBuf = device.createBuffer({
+      size: 16 * capacity,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    this.#readBuf = device.createBuffer({
+      size: 16 * capacity,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  /** The timestamp writes for the next launch (called by {@link Program.encode}). */
+  next(step: DispatchStep): GPUComputePassTimestampWrites {
+    const i = this.#steps.length;
+    if (i >= this.#capacity) throw new RangeError("profiler capacity exceeded");
+    this.#steps.push(step);
+    return {
+      querySet: this.#query,
+      beginningOfPassWriteIndex: 2 * i,
+      endOfPassWriteIndex: 2 * i + 1,
+    };
+  }
+
+  /** Records the query resolution into `encoder` (after the profiled work). */
+  resolve(encoder: GPUCommandEncoder): void {
+    const n = 2 * this.#steps.length;
+    if (n === 0) return;
+    encoder.resolveQuerySet(this.#query, 0, n, this.#resolveBuf, 0);
+    encoder.copyBufferToBuffer(this.#resolveBuf, 0, this.#readBuf, 0, 8 * n);
+  }
+
+  /** Reads the times of the submitted launches and resets for the next encoding. */
+  async read(): Promise<KernelTime[]> {
+    const steps = this.#steps;
+    this.#steps = [];
+    if (steps.length === 0) return [];
+    await this.#readBuf.mapAsync(GPUMapMode.READ, 0, 16 * steps.length);
+    const t = new BigUint64Array(this.#readBuf.getMappedRange(0, 16 * steps.length).slice(0));
+    this.#readBuf.unmap();
+    return steps.map((s, i) => ({
+      label: s.label,
+      ms: Number(t[2 * i + 1] - t[2 * i]) / 1e6,
+      flops: s.flops,
+    }));
+  }
+
+  /** Frees the query set and buffers. */
+  destroy(): void {
+    this.#query.destroy();
+    this.#resolveBuf.destroy();
+    this.#readBuf.destroy();
+  }
+}
+
+/**
+ * Copies `size` bytes at `offset` of `buffer` (which needs COPY_SRC usage) to
+ * the CPU. Makes a staging buffer: for one-off reads, not for loops (use a
+ * {@link ReadbackRing} there).
+ */
+export async function readBuffer(
+  device: GPUDevice,
+  buffer: GPUBuffer,
+  offset = 0,
+  size = buffer.size - offset,
+): Promise<ArrayBuffer> {
+  const staging = device.createBuffer({
+    size: Math.ceil(size / 4) * 4,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const enc = device.createCommandEncoder();
+  enc.copyBufferToBuffer(buffer, offset, staging, 0, Math.ceil(size / 4) * 4);
+  device.queue.submit([enc.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = staging.getMappedRange().slice(0, size);
+  staging.destroy();
+  return out;
+}
+
+/**
+ * A ring of mappable staging buffers for reading a few bytes back without
+ * stalling: {@link ReadbackRing.record} copies into the next slot when the
+ * iteration is encoded, and {@link ReadbackRing.take} awaits a slot's data
+ * later (while newer iterations are already queued).
+ */
+export class ReadbackRing {
+  #slots: { buffer: GPUBuffer; pending: Promise<ArrayBuffer> | null }[];
+  #next = 0;
+  #size: number;
+
+  /** @param slots how many reads may be in flight; @param size bytes per read. */
+  constructor(device: GPUDevice, slots: number, size: number) {
+    this.#size = Math.ceil(size / 4) * 4;
+    this.#slots = Array.from({ length: slots }, () => ({
+      buffer: device.createBuffer({
+        size: this.#size,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      }),
+      pending: null,
+    }));
+  }
+
+  /** Number of slots. */
+  get capacity(): number {
+    return this.#slots.length;
+  }
+
+  /**
+   * Records a copy of `src` into the next free slot; returns the slot index.
+   * Throws if that slot's previous read was never taken.
+   */
+  record(encoder: GPUCommandEncoder, src: GPUBuffer, srcOffset = 0): number {
+    const i = this.#next;
+    const slot = this.#slots[i];
+    if (slot.pending) throw new Error("readback slot still in use");
+    encoder.copyBufferToBuffer(src, srcOffset, slot.buffer, 0, this.#size);
+    this.#next = (i + 1) % this.#slots.length;
+    return i;
+  }
+
+  /** Starts mapping slot `i`; call right after the submit that filled it. */
+  map(i: number): void {
+    const slot = this.#slots[i];
+    slot.pending = slot.buffer.mapAsync(GPUMapMode.READ).then(() => {
+      const data = slot.buffer.getMappedRange().slice(0);
+      slot.buffer.unmap();
+      return data;
+    });
+  }
+
+  /** Awaits slot `i`'s data and frees the slot. */
+  async take(i: number): Promise<ArrayBuffer> {
+    const slot = this.#slots[i];
+    if (!slot.pending) throw new Error("readback slot was not mapped");
+    const data = await slot.pending;
+    slot.pending = null;
+    return data;
+  }
+
+  /** Frees the staging buffers (waiting for pending maps). */
+  async destroy(): Promise<void> {
+    for (const s of this.#slots) {
+      if (s.pending) await s.pending.catch(() => {});
+      s.buffer.destroy();
+    }
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Adam wrapper over src/shaders/adam.wgsl: one step on the image followed by
+ * the clamp to valid pixels. The step's hyper-parameters live in a uniform
+ * buffer rewritten (queue.writeBuffer) before each iteration's submission.
+ * @module
+ */
+import source from "../shaders/adam.wgsl" with { type: "text" };
+import type { Program } from "../gpu/scheduler.ts";
+import type { OpContext, Scope } from "./context.ts";
+
+/** Adam's constants (PyTorch defaults but the learning rate). */
+export interface AdamConfig {
+  beta1: number;
+  beta2: number;
+  eps: number;
+}
+
+/** The step-dependent values for step `t` (1-based) at learning rate `lr`. */
+export function adamParams(
+  n: number,
+  hw: number,
+  t: number,
+  lr: number,
+  cfg: AdamConfig,
+  lo: number[],
+  hi: number[],
+): Uint32Array<ArrayBuffer> {
+  const buf = new ArrayBuffer(80);
+  new Uint32Array(buf).set([n, hw, 0, 0]);
+  new Float32Array(buf).set([
+    lr,
+    cfg.beta1,
+    cfg.beta2,
+    cfg.eps,
+    1 - cfg.beta1 ** t,
+    1 - cfg.beta2 ** t,
+    0,
+    0,
+    ...lo.slice(0, 4),
+    ...new Array(4 - Math.min(4, lo.length)).fill(0),
+    ...hi.slice(0, 4),
+    ...new Array(4 - Math.min(4, hi.length)).fill(0),
+  ], 4);
+  return new Uint32Array(buf);
+}
+
+/**
+ * Appends an Adam step; returns the uniform buffer to rewrite with
+ * {@link adamParams} before each submission.
+ */
+export async function adamStep(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: { label: string; n: number; grad: GPUBuffer; x: GPUBuffer; m: GPUBuffer; v: GPUBuffer },
+): Promise<GPUBuffer> {
+  const pipeline = await ctx.pipelines.get({ name: "adam.wgsl", source, entry: "step" });
+  const u = ctx.uniform(scope, new Uint32Array(20), `${o.label}.params`);
+  prog.dispatch(o.label, pipeline, [u, o.grad, o.x, o.m, o.v], [Math.ceil(o.n / 64)], 12 * o.n);
+  return u;
+}

@@ -1,0 +1,95 @@
+/**
+ * What every op wrapper needs: the device, the pipeline cache, and a scope
+ * that takes buffers from the pool for one plan and gives them back when the
+ * plan is disposed.
+ * @module
+ */
+import { BufferPool } from "../gpu/pool.ts";
+import { PipelineCache } from "../gpu/pipelines.ts";
+
+/** Usage of activation, gradient and weight buffers. */
+export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** A position in a storage buffer, in f32 elements. */
+export interface View {
+  buffer: GPUBuffer;
+  /** Offset in elements (f32). */
+  offset: number;
+}
+
+/** Shorthand for a view at `offset` elements into `buffer`. */
+export function view(buffer: GPUBuffer, offset = 0): View {
+  return { buffer, offset };
+}
+
+/** Buffers taken from a pool for one plan, all given back by {@link Scope.dispose}. */
+export class Scope {
+  #pool: BufferPool;
+  #held: GPUBuffer[] = [];
+
+  /** @param pool where the buffers come from. */
+  constructor(pool: BufferPool) {
+    this.#pool = pool;
+  }
+
+  /** A storage buffer of `floats` f32 elements. */
+  floats(floats: number, label: string): GPUBuffer {
+    return this.acquire(floats * 4, STORAGE, label);
+  }
+
+  /** Any buffer from the pool, held until {@link Scope.dispose}. */
+  acquire(bytes: number, usage: GPUBufferUsageFlags, label: string): GPUBuffer {
+    const b = this.#pool.acquire(bytes, usage, label);
+    this.#held.push(b);
+    return b;
+  }
+
+  /** Gives every held buffer back to the pool. */
+  dispose(): void {
+    for (const b of this.#held) this.#pool.release(b);
+    this.#held = [];
+  }
+}
+
+/** The device-wide parts the op wrappers share. */
+export class OpContext {
+  /** The device. */
+  readonly device: GPUDevice;
+  /** Compiled pipelines. */
+  readonly pipelines: PipelineCache;
+  /** The buffer pool. */
+  readonly pool: BufferPool;
+  /** A small zero buffer bound where a kernel's optional input is unused. */
+  readonly dummy: GPUBuffer;
+
+  /** Builds the context for `device`. */
+  constructor(device: GPUDevice, pool: BufferPool, pipelines: PipelineCache) {
+    this.device = device;
+    this.pool = pool;
+    this.pipelines = pipelines;
+    this.dummy = device.createBuffer({ size: 256, usage: STORAGE, label: "dummy" });
+  }
+
+  /** A uniform buffer holding `words` (u32 or f32 bit patterns), held by `scope`. */
+  uniform(scope: Scope, words: ArrayBufferView<ArrayBuffer>, label: string): GPUBuffer {
+    const b = scope.acquire(
+      Math.max(256, words.byteLength),
+      GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label,
+    );
+    this.device.queue.writeBuffer(b, 0, words);
+    return b;
+  }
+
+  /** Uploads `data` into a new storage buffer held by `scope`. */
+  upload(scope: Scope, data: Float32Array<ArrayBuffer>, label: string): GPUBuffer {
+    const b = scope.floats(data.length, label);
+    this.device.queue.writeBuffer(b, 0, data);
+    return b;
+  }
+
+  /** Frees the context's own buffers. */
+  destroy(): void {
+    this.dummy.destroy();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Loss wrappers over src/shaders/loss.wgsl: content and total-variation
+ * losses with their gradients (accumulated into gradient buffers), and the
+ * reduction of all partial sums into scalar losses on the GPU.
+ * @module
+ */
+import source from "../shaders/loss.wgsl" with { type: "text" };
+import type { Program } from "../gpu/scheduler.ts";
+import type { OpContext, Scope, View } from "./context.ts";
+
+/** Partial sums each content/TV launch writes (its workgroups). */
+export const LOSS_PARTS = 32;
+
+function params(
+  o: { n: number; aOff: number; gOff: number; partOff: number; c?: number; h?: number; w?: number },
+  weight: number,
+): Uint32Array<ArrayBuffer> {
+  const buf = new ArrayBuffer(48);
+  new Uint32Array(buf).set([o.n, o.aOff, o.gOff, o.partOff, o.c ?? 0, o.h ?? 0, o.w ?? 0, 0]);
+  new Float32Array(buf).set([weight], 8);
+  return new Uint32Array(buf);
+}
+
+/** Appends the content loss w·Σ(F−P)² (partials) and grad += 2w·(F−P). */
+export async function contentLoss(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: {
+    label: string;
+    n: number;
+    f: View;
+    target: GPUBuffer;
+    weight: number;
+    grad: View;
+    parts: View;
+  },
+): Promise<void> {
+  const pipeline = await ctx.pipelines.get({ name: "loss.wgsl", source, entry: "content" });
+  const u = ctx.uniform(
+    scope,
+    params({ n: o.n, aOff: o.f.offset, gOff: o.grad.offset, partOff: o.parts.offset }, o.weight),
+    `${o.label}.params`,
+  );
+  prog.dispatch(o.label, pipeline, [u, o.f.buffer, o.target, o.grad.buffer, o.parts.buffer], [
+    LOSS_PARTS,
+  ], 5 * o.n);
+}
+
+/** Appends the total-variation loss of image `x` [c][h][w] (partials) and grad += its gradient. */
+export async function tvLoss(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: {
+    label: string;
+    c: number;
+    h: number;
+    w: number;
+    x: GPUBuffer;
+    weight: number;
+    grad: View;
+    parts: View;
+  },
+): Promise<void> {
+  const n = o.c * o.h * o.w;
+  const pipeline = await ctx.pipelines.get({ name: "loss.wgsl", source, entry: "tv" });
+  const u = ctx.uniform(
+    scope,
+    params({ n, aOff: 0, gOff: o.grad.offset, partOff: o.parts.offset, ...o }, o.weight),
+    `${o.label}.params`,
+  );
+  prog.dispatch(
+    o.label,
+    pipeline,
+    [u, o.x, null, o.grad.buffer, o.parts.buffer],
+    [LOSS_PARTS],
+    10 * n,
+  );
+}
+
+/**
+ * Appends the reduction of partial-sum segments into scalars: `out[t]` = sum of
+ * segment t, `out[segments.length]` = their total. `table` is a scope-held
+ * buffer this call fills with the segment table.
+ */
+export async function finalizeLosses(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: { label: string; parts: GPUBuffer; segments: [number, number][]; out: View },
+): Promise<void> {
+  const pipeline = await ctx.pipelines.get({ name: "loss.wgsl", source, entry: "finalize" });
+  const table = ctx.upload(scope, new Float32Array(o.segments.flat()), `${o.label}.table`);
+  const u = ctx.uniform(
+    scope,
+    params({ n: o.segments.length, aOff: 0, gOff: o.out.offset, partOff: 0 }, 0),
+    `${o.label}.params`,
+  );
+  prog.dispatch(o.label, pipeline, [u, table, null, o.out.buffer, o.parts], [1]);
+}

@@ -1,0 +1,57 @@
+/**
+ * Max-pooling wrapper over src/shaders/pool.wgsl: 3×3 stride 2, ceil mode,
+ * forward (with argmax) and backward.
+ * @module
+ */
+import source from "../shaders/pool.wgsl" with { type: "text" };
+import type { Program } from "../gpu/scheduler.ts";
+import type { OpContext, Scope, View } from "./context.ts";
+
+/** Output length of a ceil-mode pooling (PyTorch's rule, no padding). */
+export function poolOut(n: number, k = 3, stride = 2): number {
+  if (n < k) return 0;
+  let o = Math.ceil((n - k) / stride) + 1;
+  if ((o - 1) * stride >= n) o--;
+  return o;
+}
+
+/** A pooling's geometry: channels and input size. */
+export interface PoolShape {
+  c: number;
+  h: number;
+  w: number;
+}
+
+function words(s: PoolShape, inOff: number, outOff: number): Uint32Array<ArrayBuffer> {
+  return new Uint32Array([s.c, s.h, s.w, poolOut(s.h), poolOut(s.w), inOff, outOff, 0]);
+}
+
+/** Appends max pooling `x` → `out`, recording the argmax into `argmax` (u32 per output). */
+export async function maxPool(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: { label: string; shape: PoolShape; x: View; out: View; argmax: GPUBuffer },
+): Promise<void> {
+  const n = o.shape.c * poolOut(o.shape.h) * poolOut(o.shape.w);
+  const pipeline = await ctx.pipelines.get({ name: "pool.wgsl", source, entry: "forward" });
+  const u = ctx.uniform(scope, words(o.shape, o.x.offset, o.out.offset), `${o.label}.params`);
+  prog.dispatch(o.label, pipeline, [u, o.x.buffer, o.out.buffer, o.argmax], [
+    Math.ceil(n / 64),
+  ], 9 * n);
+}
+
+/** Appends the pooling backward: `dy` (output gradient) → `dx` (input gradient). */
+export async function maxPoolBackward(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: { label: string; shape: PoolShape; dy: View; argmax: GPUBuffer; dx: View },
+): Promise<void> {
+  const n = o.shape.c * o.shape.h * o.shape.w;
+  const pipeline = await ctx.pipelines.get({ name: "pool.wgsl", source, entry: "backward" });
+  const u = ctx.uniform(scope, words(o.shape, o.dy.offset, o.dx.offset), `${o.label}.params`);
+  prog.dispatch(o.label, pipeline, [u, o.dy.buffer, o.dx.buffer, o.argmax], [
+    Math.ceil(n / 64),
+  ], 4 * n);
+}

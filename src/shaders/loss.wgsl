@@ -1,0 +1,121 @@
+// Content and total-variation losses with their gradients, and the final
+// reduction of every loss term's per-workgroup partial sums into scalars.
+//
+// content: L = w·Σ(F−P)²,   dF += 2w·(F−P)
+// tv:      L = w·(Σ(x[h+1]−x[h])² + Σ(x[w+1]−x[w])²) over [C][H][W],
+//          dx += 2w·(the adjoint of those differences)
+
+struct Params {
+  n: u32, a_off: u32, g_off: u32, part_off: u32,
+  c: u32, h: u32, w: u32, _pad: u32,
+  weight: f32, _p1: f32, _p2: f32, _p3: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(4) var<storage, read_write> loss_part: array<f32>;
+
+const RW: u32 = 256u;
+var<workgroup> red: array<f32, RW>;
+
+fn finish(lid: u32, wid: u32, v: f32) {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var h = RW / 2u; h > 0u; h /= 2u) {
+    if (lid < h) {
+      red[lid] += red[lid + h];
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    loss_part[p.part_off + wid] = p.weight * red[0];
+  }
+}
+
+// a = features F (at a_off), b = target P; grad at g_off.
+@compute @workgroup_size(RW, 1, 1)
+fn content(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  var sq = 0.0;
+  for (var e = gid.x; e < p.n; e += nwg.x * RW) {
+    let d = a[p.a_off + e] - b[e];
+    grad[p.g_off + e] += 2.0 * p.weight * d;
+    sq = fma(d, d, sq);
+  }
+  finish(lid.x, wid.x, sq);
+}
+
+// a = image x [c][h][w]; grad at g_off.
+@compute @workgroup_size(RW, 1, 1)
+fn tv(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let hw = p.h * p.w;
+  var sq = 0.0;
+  for (var e = gid.x; e < p.n; e += nwg.x * RW) {
+    let i = e % hw;
+    let y = i / p.w;
+    let xx = i % p.w;
+    let v = a[e];
+    var g = 0.0;
+    if (y + 1u < p.h) {
+      let d = a[e + p.w] - v;
+      sq = fma(d, d, sq);
+      g -= d;
+    }
+    if (y > 0u) {
+      g += v - a[e - p.w];
+    }
+    if (xx + 1u < p.w) {
+      let d = a[e + 1u] - v;
+      sq = fma(d, d, sq);
+      g -= d;
+    }
+    if (xx > 0u) {
+      g += v - a[e - 1u];
+    }
+    grad[p.g_off + e] += 2.0 * p.weight * g;
+  }
+  finish(lid.x, wid.x, sq);
+}
+
+// Sums segments of loss_part into scalars. Segment table in `a` as f32 pairs
+// (start, count) for n terms; term sums go to grad[g_off + t], and their total
+// to grad[g_off + n]. One workgroup.
+@compute @workgroup_size(RW, 1, 1)
+fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
+  var total = 0.0;
+  for (var t = 0u; t < p.n; t++) {
+    let start = u32(a[2u * t]);
+    let count = u32(a[2u * t + 1u]);
+    var s = 0.0;
+    for (var e = lid.x; e < count; e += RW) {
+      s += loss_part[start + e];
+    }
+    red[lid.x] = s;
+    workgroupBarrier();
+    for (var h = RW / 2u; h > 0u; h /= 2u) {
+      if (lid.x < h) {
+        red[lid.x] += red[lid.x + h];
+      }
+      workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+      grad[p.g_off + t] = red[0];
+    }
+    total += red[0];
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) {
+    grad[p.g_off + p.n] = total;
+  }
+}

@@ -1,0 +1,135 @@
+import assert from "node:assert/strict";
+import { Program } from "../src/gpu/scheduler.ts";
+import { conv2d, conv2dBackwardStrided, convOut, type ConvShape } from "../src/ops/conv.ts";
+import { view } from "../src/ops/context.ts";
+import { randomFloats, readFloats, relL2, testContext } from "./helpers.ts";
+
+/** CPU reference: y = conv(x, w [KH][KW][Cin][Cout]) + b, optional ReLU. */
+function convRef(s: ConvShape, x: Float32Array, w: Float32Array, b: Float32Array | null) {
+  const oh = convOut(s.h, s.kh, s.stride, s.pad);
+  const ow = convOut(s.w, s.kw, s.stride, s.pad);
+  const y = new Float64Array(s.cout * oh * ow);
+  for (let co = 0; co < s.cout; co++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        let acc = b ? b[co] : 0;
+        for (let kh = 0; kh < s.kh; kh++) {
+          for (let kw = 0; kw < s.kw; kw++) {
+            const iy = oy * s.stride + kh - s.pad;
+            const ix = ox * s.stride + kw - s.pad;
+            if (iy < 0 || ix < 0 || iy >= s.h || ix >= s.w) continue;
+            for (let ci = 0; ci < s.cin; ci++) {
+              acc += w[((kh * s.kw + kw) * s.cin + ci) * s.cout + co] *
+                x[(ci * s.h + iy) * s.w + ix];
+            }
+          }
+        }
+        y[(co * oh + oy) * ow + ox] = acc;
+      }
+    }
+  }
+  return { y, oh, ow };
+}
+
+const SHAPES: [string, ConvShape][] = [
+  ["1x1", { cin: 13, cout: 20, h: 7, w: 9, kh: 1, kw: 1, stride: 1, pad: 0 }],
+  ["3x3 pad 1", { cin: 5, cout: 11, h: 9, w: 6, kh: 3, kw: 3, stride: 1, pad: 1 }],
+  ["3x3 stride 2 (conv1)", { cin: 3, cout: 9, h: 12, w: 11, kh: 3, kw: 3, stride: 2, pad: 0 }],
+];
+
+for (const [name, s] of SHAPES) {
+  Deno.test(`conv2d ${name} with bias and ReLU matches a CPU convolution`, async () => {
+    const { ctx, scope, gpu } = await testContext();
+    const x = randomFloats(s.cin * s.h * s.w, 1);
+    const w = randomFloats(s.kh * s.kw * s.cin * s.cout, 2);
+    const b = randomFloats(s.cout, 3);
+    const ref = convRef(s, x, w, b);
+    const out = scope.floats(ref.y.length + 5, "out");
+    const prog = new Program(gpu.device);
+    await conv2d(ctx, scope, prog, {
+      label: "t",
+      shape: s,
+      x: view(ctx.upload(scope, x, "x")),
+      weights: ctx.upload(scope, w, "w"),
+      bias: ctx.upload(scope, b, "b"),
+      out: view(out, 5),
+      relu: true,
+    });
+    const enc = gpu.device.createCommandEncoder();
+    prog.encode(enc);
+    gpu.device.queue.submit([enc.finish()]);
+    const got = await readFloats(gpu.device, out, 5, ref.y.length);
+    const want = ref.y.map((v) => Math.max(v, 0));
+    assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
+    scope.dispose();
+  });
+}
+
+Deno.test("conv2d accumulate and masks: out += (x·[mx>0] conv w)·[mo>0]", async () => {
+  const { ctx, scope, gpu } = await testContext();
+  const s: ConvShape = { cin: 6, cout: 10, h: 5, w: 8, kh: 3, kw: 3, stride: 1, pad: 1 };
+  const n = s.cout * s.h * s.w;
+  const x = randomFloats(s.cin * s.h * s.w, 4);
+  const mx = randomFloats(x.length, 5);
+  const w = randomFloats(9 * s.cin * s.cout, 6);
+  const mo = randomFloats(n, 7);
+  const init = randomFloats(n, 8);
+  const ref = convRef(s, x.map((v, i) => mx[i] > 0 ? v : 0), w, null);
+  const want = ref.y.map((v, i) => mo[i] > 0 ? v + init[i] : 0);
+  const out = ctx.upload(scope, init, "out");
+  const prog = new Program(gpu.device);
+  await conv2d(ctx, scope, prog, {
+    label: "t",
+    shape: s,
+    x: view(ctx.upload(scope, x, "x")),
+    weights: ctx.upload(scope, w, "w"),
+    out: view(out),
+    accumulate: true,
+    maskIn: view(ctx.upload(scope, mx, "mx")),
+    maskOut: view(ctx.upload(scope, mo, "mo")),
+  });
+  const enc = gpu.device.createCommandEncoder();
+  prog.encode(enc);
+  gpu.device.queue.submit([enc.finish()]);
+  const got = await readFloats(gpu.device, out, 0, n);
+  assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
+  scope.dispose();
+});
+
+Deno.test("conv2dBackwardStrided is the adjoint of the strided convolution", async () => {
+  // <conv(x), dy·[y>0]> == <x, convᵀ(dy·[y>0])> for any x: checks the gather indexing.
+  const { ctx, scope, gpu } = await testContext();
+  const s: ConvShape = { cin: 3, cout: 7, h: 13, w: 10, kh: 3, kw: 3, stride: 2, pad: 0 };
+  const oh = convOut(s.h, 3, 2, 0);
+  const ow = convOut(s.w, 3, 2, 0);
+  const w = randomFloats(9 * s.cin * s.cout, 9);
+  const dy = randomFloats(s.cout * oh * ow, 10);
+  const y = randomFloats(dy.length, 11);
+  const dx = scope.floats(s.cin * s.h * s.w, "dx");
+  const prog = new Program(gpu.device);
+  await conv2dBackwardStrided(ctx, scope, prog, {
+    label: "t",
+    shape: s,
+    dy: view(ctx.upload(scope, dy, "dy")),
+    y: view(ctx.upload(scope, y, "y")),
+    weights: ctx.upload(scope, w, "w"),
+    dx: view(dx),
+  });
+  const enc = gpu.device.createCommandEncoder();
+  prog.encode(enc);
+  gpu.device.queue.submit([enc.finish()]);
+  const got = await readFloats(gpu.device, dx, 0, s.cin * s.h * s.w);
+  // Column i of the adjoint = convolution of the unit vector e_i.
+  const want = new Float64Array(got.length);
+  const e = new Float32Array(got.length);
+  for (let i = 0; i < e.length; i++) {
+    e[i] = 1;
+    const { y: col } = convRef(s, e, w, null);
+    let acc = 0;
+    for (let k = 0; k < col.length; k++) acc += col[k] * (y[k] > 0 ? dy[k] : 0);
+    want[i] = acc;
+    e[i] = 0;
+  }
+  assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
+  scope.dispose();
+});

@@ -1,0 +1,102 @@
+/**
+ * Test helpers: one GPU per test process, readback, error metrics, a
+ * safetensors reader and the location of ../shared.
+ * @module
+ */
+import { acquireGpu, type Gpu } from "../src/gpu/device.ts";
+import { BufferPool } from "../src/gpu/pool.ts";
+import { PipelineCache } from "../src/gpu/pipelines.ts";
+import { readBuffer } from "../src/gpu/scheduler.ts";
+import { OpContext, Scope } from "../src/ops/context.ts";
+
+let gpuPromise: Promise<Gpu> | null = null;
+
+/** The process-wide GPU used by the tests. */
+export function testGpu(): Promise<Gpu> {
+  return gpuPromise ??= acquireGpu();
+}
+
+/** A fresh op context (own pool and pipeline cache) on the test GPU. */
+export async function testContext(): Promise<{ ctx: OpContext; scope: Scope; gpu: Gpu }> {
+  const gpu = await testGpu();
+  const pool = new BufferPool(gpu.device);
+  const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device));
+  return { ctx, scope: new Scope(pool), gpu };
+}
+
+/** Reads `n` floats at element `offset` of `buffer`. */
+export async function readFloats(
+  device: GPUDevice,
+  buffer: GPUBuffer,
+  offset: number,
+  n: number,
+): Promise<Float32Array> {
+  return new Float32Array(await readBuffer(device, buffer, offset * 4, n * 4));
+}
+
+/** ‖a − b‖ / ‖b‖. */
+export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+/** A deterministic pseudo-random generator (mulberry32) in [lo, hi). */
+export function rng(seed: number, lo = -1, hi = 1): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
+  };
+}
+
+/** `n` pseudo-random floats. */
+export function randomFloats(n: number, seed: number, lo = -1, hi = 1): Float32Array<ArrayBuffer> {
+  const r = rng(seed, lo, hi);
+  return Float32Array.from({ length: n }, r);
+}
+
+/** The shared data folder (../shared beside the repo, or $STYLIZE_SHARED). */
+export function sharedDir(): string {
+  const env = Deno.env.get("STYLIZE_SHARED");
+  if (env) return env.replace(/\/$/, "");
+  return new URL("../../shared", import.meta.url).pathname;
+}
+
+/** A tensor read from a safetensors file. */
+export interface NamedTensor {
+  shape: number[];
+  data: Float32Array<ArrayBuffer>;
+}
+
+/** Reads every F32 tensor of a safetensors file, plus its metadata. */
+export function readSafetensors(
+  path: string,
+): { tensors: Map<string, NamedTensor>; metadata: Record<string, string> } {
+  const bytes = Deno.readFileSync(path);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = Number(dv.getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  const tensors = new Map<string, NamedTensor>();
+  let metadata: Record<string, string> = {};
+  for (const [name, v] of Object.entries(header)) {
+    if (name === "__metadata__") {
+      metadata = v as Record<string, string>;
+      continue;
+    }
+    const t = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    if (t.dtype !== "F32") throw new Error(`${name}: dtype ${t.dtype}`);
+    const start = 8 + n + t.data_offsets[0];
+    const data = new Float32Array(bytes.slice(start, 8 + n + t.data_offsets[1]).buffer);
+    tensors.set(name, { shape: t.shape, data });
+  }
+  return { tensors, metadata };
+}
