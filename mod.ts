@@ -1,0 +1,23 @@
+/**
+ * stylize: neural style transfer (Gatys et al.) on SqueezeNet 1.1 features,
+ * with every op — forward and backward — a hand-written WGSL compute shader
+ * run through WebGPU.
+ *
+ * ```ts
+ * import { createStylizer } from "./mod.ts";
+ * const s = await createStylizer();
+ * const { fire5 } = await s.features(image, ["fire5"]);
+ * ```
+ * @module
+ */
+export {
+  createStylizer,
+  type LossAndGradient,
+  type LossSpec,
+  type LossTerms,
+  type Stylizer,
+  type StylizerOptions,
+  type Tensor,
+} from "./src/model/stylizer.ts";
+export { TAP_NAMES, type TapName } from "./src/model/squeezenet.ts";
+export { UserError } from "./src/errors.ts";

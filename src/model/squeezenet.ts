@@ -1,0 +1,342 @@
+/**
+ * SqueezeNet 1.1 feature network on the GPU: the layer table (it reads like
+ * the diagram), its weights as device buffers, and builders that record a
+ * forward pass (as far as the deepest tap asked for) and the matching
+ * backward pass into a {@link Program}.
+ * @module
+ */
+import type { Program } from "../gpu/scheduler.ts";
+import { conv2d, conv2dBackwardStrided, convOut } from "../ops/conv.ts";
+import { type OpContext, type Scope, view } from "../ops/context.ts";
+import { maxPool, maxPoolBackward, poolOut } from "../ops/pool.ts";
+import type { ConvWeights } from "./weights.ts";
+
+/** The activations a loss can use, in network order. */
+export type TapName =
+  | "conv1"
+  | "fire2"
+  | "fire3"
+  | "fire4"
+  | "fire5"
+  | "fire6"
+  | "fire7"
+  | "fire8"
+  | "fire9";
+
+/** Every tap name, in network order. */
+export const TAP_NAMES: readonly TapName[] = [
+  "conv1",
+  "fire2",
+  "fire3",
+  "fire4",
+  "fire5",
+  "fire6",
+  "fire7",
+  "fire8",
+  "fire9",
+];
+
+/** One layer of the feature network. */
+export type Layer =
+  | { kind: "conv"; name: TapName; out: number; k: number; stride: number }
+  | { kind: "pool"; name: string }
+  | { kind: "fire"; name: TapName; squeeze: number; expand: number };
+
+const conv1 = (): Layer => ({ kind: "conv", name: "conv1", out: 64, k: 3, stride: 2 });
+const pool = (name: string): Layer => ({ kind: "pool", name });
+const fire = (name: TapName, squeeze: number, expand: number): Layer => ({
+  kind: "fire",
+  name,
+  squeeze,
+  expand,
+});
+
+/** SqueezeNet 1.1 `features`: conv1 → pool → fire2, fire3 → pool → fire4, fire5 → pool → fire6…9. */
+export const SQUEEZENET: readonly Layer[] = [
+  conv1(),
+  pool("pool1"),
+  fire("fire2", 16, 64),
+  fire("fire3", 16, 64),
+  pool("pool3"),
+  fire("fire4", 32, 128),
+  fire("fire5", 32, 128),
+  pool("pool5"),
+  fire("fire6", 48, 192),
+  fire("fire7", 48, 192),
+  fire("fire8", 64, 256),
+  fire("fire9", 64, 256),
+];
+
+/** Channels and size of an activation. */
+export interface Dims {
+  c: number;
+  h: number;
+  w: number;
+}
+
+/** The output dims of every layer for an input of h×w; stops where a layer has no output. */
+export function layerDims(h: number, w: number): Dims[] {
+  const dims: Dims[] = [];
+  let d: Dims = { c: 3, h, w };
+  for (const l of SQUEEZENET) {
+    if (l.kind === "conv") {
+      if (d.h < l.k || d.w < l.k) break;
+      d = { c: l.out, h: convOut(d.h, l.k, l.stride, 0), w: convOut(d.w, l.k, l.stride, 0) };
+    } else if (l.kind === "pool") {
+      if (d.h < 3 || d.w < 3) break;
+      d = { c: d.c, h: poolOut(d.h), w: poolOut(d.w) };
+    } else d = { c: 2 * l.expand, h: d.h, w: d.w };
+    dims.push(d);
+  }
+  return dims;
+}
+
+/** Index in {@link SQUEEZENET} of a tap's layer. */
+export function tapLayerIndex(tap: TapName): number {
+  return SQUEEZENET.findIndex((l) => l.kind !== "pool" && l.name === tap);
+}
+
+interface ConvParams {
+  /** [KH][KW][Cin][Cout] */
+  w: GPUBuffer;
+  b: GPUBuffer;
+  /** Stride-1 layers: flipped, transposed kernel [KH][KW][Cout][Cin] for the input gradient. */
+  back: GPUBuffer;
+  shape: [number, number, number, number];
+}
+
+/** Flips a [KH][KW][Cin][Cout] kernel spatially and swaps Cin/Cout: the backward kernel. */
+export function backwardKernel(k: ConvWeights): Float32Array<ArrayBuffer> {
+  const out = new Float32Array(k.kernel.length);
+  for (let kh = 0; kh < k.kh; kh++) {
+    for (let kw = 0; kw < k.kw; kw++) {
+      for (let ci = 0; ci < k.cin; ci++) {
+        for (let co = 0; co < k.cout; co++) {
+          const src = ((kh * k.kw + kw) * k.cin + ci) * k.cout + co;
+          const dst = (((k.kh - 1 - kh) * k.kw + (k.kw - 1 - kw)) * k.cout + co) * k.cin + ci;
+          out[dst] = k.kernel[src];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** The network's weights uploaded to the GPU (forward and backward layouts). */
+export class NetWeights {
+  #layers = new Map<string, ConvParams>();
+
+  private constructor() {}
+
+  /** Uploads every layer of `weights` into buffers held by `scope`. */
+  static upload(ctx: OpContext, scope: Scope, weights: Map<string, ConvWeights>): NetWeights {
+    const net = new NetWeights();
+    for (const [name, k] of weights) {
+      net.#layers.set(name, {
+        w: ctx.upload(scope, new Float32Array(k.kernel), `${name}.w`),
+        b: ctx.upload(scope, new Float32Array(k.bias), `${name}.b`),
+        back: ctx.upload(scope, backwardKernel(k), `${name}.wback`),
+        shape: [k.kh, k.kw, k.cin, k.cout],
+      });
+    }
+    return net;
+  }
+
+  /** The buffers of layer `name` (e.g. "fire3/expand3x3"). */
+  get(name: string): ConvParams {
+    const p = this.#layers.get(name);
+    if (!p) throw new Error(`no weights for layer ${name}`);
+    return p;
+  }
+}
+
+/** The recorded forward pass: where every layer's output lives. */
+export interface Forward {
+  /** Input image buffer [3][H][W]. */
+  input: GPUBuffer;
+  /** Per layer (up to the deepest recorded): its output buffer and dims. */
+  outputs: { buffer: GPUBuffer; dims: Dims }[];
+  /** Fire layers: their squeeze activation; pools: their argmax. */
+  squeeze: (GPUBuffer | null)[];
+  argmax: (GPUBuffer | null)[];
+  /** Input dims. */
+  dims: Dims;
+}
+
+/**
+ * Records the forward pass of an h×w image up to layer index `upto`
+ * (inclusive) into `prog`. The input buffer is `input` (written by the caller).
+ */
+export async function recordForward(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  net: NetWeights,
+  input: GPUBuffer,
+  h: number,
+  w: number,
+  upto: number,
+): Promise<Forward> {
+  const dims = layerDims(h, w);
+  const fwd: Forward = { input, outputs: [], squeeze: [], argmax: [], dims: { c: 3, h, w } };
+  let x = input;
+  let d: Dims = fwd.dims;
+  for (let i = 0; i <= upto; i++) {
+    const l = SQUEEZENET[i];
+    const o = dims[i];
+    const out = scope.floats(o.c * o.h * o.w, `${l.name}.out`);
+    let sq: GPUBuffer | null = null;
+    let arg: GPUBuffer | null = null;
+    if (l.kind === "conv") {
+      const p = net.get(l.name);
+      await conv2d(ctx, scope, prog, {
+        label: l.name,
+        shape: { cin: d.c, cout: o.c, h: d.h, w: d.w, kh: l.k, kw: l.k, stride: l.stride, pad: 0 },
+        x: view(x),
+        weights: p.w,
+        bias: p.b,
+        out: view(out),
+        relu: true,
+      });
+    } else if (l.kind === "pool") {
+      arg = scope.acquire(o.c * o.h * o.w * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
+      await maxPool(ctx, scope, prog, {
+        label: l.name,
+        shape: d,
+        x: view(x),
+        out: view(out),
+        argmax: arg,
+      });
+    } else {
+      sq = scope.floats(l.squeeze * d.h * d.w, `${l.name}.squeeze`);
+      const s = net.get(`${l.name}/squeeze1x1`);
+      const e1 = net.get(`${l.name}/expand1x1`);
+      const e3 = net.get(`${l.name}/expand3x3`);
+      const at = { h: d.h, w: d.w, stride: 1 };
+      await conv2d(ctx, scope, prog, {
+        label: `${l.name}.squeeze1x1`,
+        shape: { ...at, cin: d.c, cout: l.squeeze, kh: 1, kw: 1, pad: 0 },
+        x: view(x),
+        weights: s.w,
+        bias: s.b,
+        out: view(sq),
+        relu: true,
+      });
+      await conv2d(ctx, scope, prog, {
+        label: `${l.name}.expand1x1`,
+        shape: { ...at, cin: l.squeeze, cout: l.expand, kh: 1, kw: 1, pad: 0 },
+        x: view(sq),
+        weights: e1.w,
+        bias: e1.b,
+        out: view(out, 0),
+        relu: true,
+      });
+      await conv2d(ctx, scope, prog, {
+        label: `${l.name}.expand3x3`,
+        shape: { ...at, cin: l.squeeze, cout: l.expand, kh: 3, kw: 3, pad: 1 },
+        x: view(sq),
+        weights: e3.w,
+        bias: e3.b,
+        out: view(out, l.expand * d.h * d.w),
+        relu: true,
+      });
+    }
+    fwd.outputs.push({ buffer: out, dims: o });
+    fwd.squeeze.push(sq);
+    fwd.argmax.push(arg);
+    x = out;
+    d = o;
+  }
+  return fwd;
+}
+
+/**
+ * Records the backward pass from the deepest recorded layer down to the image.
+ * `grads[i]` receives d loss / d output of layer i; `inject(i)` records the
+ * loss gradients that add into `grads[i]` (called after the layer above has
+ * written it, or after it was cleared for the deepest layer). The image
+ * gradient is written (not added) to `imageGrad`.
+ */
+export async function recordBackward(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  net: NetWeights,
+  fwd: Forward,
+  imageGrad: GPUBuffer,
+  inject: (layer: number, grad: GPUBuffer) => Promise<void>,
+): Promise<GPUBuffer[]> {
+  const n = fwd.outputs.length;
+  const grads = fwd.outputs.map((o, i) =>
+    scope.floats(o.dims.c * o.dims.h * o.dims.w, `${SQUEEZENET[i].name}.grad`)
+  );
+  prog.clear(`${SQUEEZENET[n - 1].name}.grad.clear`, grads[n - 1]);
+  for (let i = n - 1; i >= 0; i--) {
+    const l = SQUEEZENET[i];
+    await inject(i, grads[i]);
+    const d = i > 0 ? fwd.outputs[i - 1].dims : fwd.dims;
+    const dx = i > 0 ? grads[i - 1] : imageGrad;
+    const out = fwd.outputs[i];
+    if (l.kind === "conv") {
+      await conv2dBackwardStrided(ctx, scope, prog, {
+        label: `${l.name}.back`,
+        shape: {
+          cin: d.c,
+          cout: out.dims.c,
+          h: d.h,
+          w: d.w,
+          kh: l.k,
+          kw: l.k,
+          stride: l.stride,
+          pad: 0,
+        },
+        dy: view(grads[i]),
+        y: view(out.buffer),
+        weights: net.get(l.name).w,
+        dx: view(dx),
+      });
+    } else if (l.kind === "pool") {
+      await maxPoolBackward(ctx, scope, prog, {
+        label: `${l.name}.back`,
+        shape: d,
+        dy: view(grads[i]),
+        argmax: fwd.argmax[i]!,
+        dx: view(dx),
+      });
+    } else {
+      const hw = d.h * d.w;
+      const sq = fwd.squeeze[i]!;
+      const gs = scope.floats(l.squeeze * hw, `${l.name}.squeeze.grad`);
+      const at = { h: d.h, w: d.w, stride: 1 };
+      const e1 = net.get(`${l.name}/expand1x1`);
+      const e3 = net.get(`${l.name}/expand3x3`);
+      const s = net.get(`${l.name}/squeeze1x1`);
+      await conv2d(ctx, scope, prog, {
+        label: `${l.name}.expand3x3.back`,
+        shape: { ...at, cin: l.expand, cout: l.squeeze, kh: 3, kw: 3, pad: 1 },
+        x: view(grads[i], l.expand * hw),
+        maskIn: view(out.buffer, l.expand * hw),
+        weights: e3.back,
+        out: view(gs),
+      });
+      await conv2d(ctx, scope, prog, {
+        label: `${l.name}.expand1x1.back`,
+        shape: { ...at, cin: l.expand, cout: l.squeeze, kh: 1, kw: 1, pad: 0 },
+        x: view(grads[i], 0),
+        maskIn: view(out.buffer, 0),
+        weights: e1.back,
+        out: view(gs),
+        accumulate: true,
+        maskOut: view(sq),
+      });
+      await conv2d(ctx, scope, prog, {
+        label: `${l.name}.squeeze1x1.back`,
+        shape: { ...at, cin: l.squeeze, cout: d.c, kh: 1, kw: 1, pad: 0 },
+        x: view(gs),
+        weights: s.back,
+        out: view(dx),
+      });
+    }
+  }
+  return grads;
+}

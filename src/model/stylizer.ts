@@ -1,0 +1,489 @@
+/**
+ * The library's entry point: a {@link Stylizer} holds the GPU, the uploaded
+ * weights and cached plans (recorded programs with their pooled buffers, one
+ * per input size and loss configuration), and answers feature, Gram and
+ * loss-and-gradient requests.
+ * @module
+ */
+import { UserError } from "../errors.ts";
+import { acquireGpu, type Gpu } from "../gpu/device.ts";
+import { BufferPool, type PoolStats } from "../gpu/pool.ts";
+import { PipelineCache, type PipelineStats } from "../gpu/pipelines.ts";
+import { Program } from "../gpu/scheduler.ts";
+import { OpContext, Scope, view } from "../ops/context.ts";
+import { gram, GRAM_LOSS_PARTS, gramBackward, gramScratchFloats } from "../ops/gram.ts";
+import { contentLoss, finalizeLosses, LOSS_PARTS, tvLoss } from "../ops/loss.ts";
+import {
+  type Forward,
+  layerDims,
+  NetWeights,
+  recordBackward,
+  recordForward,
+  SQUEEZENET,
+  TAP_NAMES,
+  tapLayerIndex,
+  type TapName,
+} from "./squeezenet.ts";
+import { loadWeights, resolveWeights } from "./weights.ts";
+
+/** A dense float tensor; images and features are NCHW with batch 1. */
+export type Tensor = { shape: number[]; data: Float32Array };
+
+/** What {@link Stylizer.lossAndGradient} minimises. */
+export interface LossSpec {
+  contentLayer: TapName;
+  contentWeight: number;
+  /** Target features at `contentLayer`. */
+  contentTarget: Tensor;
+  styleLayers: TapName[];
+  styleWeights: number[];
+  /** Target Grams [C, C], one per style layer. */
+  styleTargets: Tensor[];
+  tvWeight: number;
+}
+
+/** The value of each loss term. */
+export interface LossTerms {
+  content: number;
+  style: number;
+  tv: number;
+}
+
+/** Result of {@link Stylizer.lossAndGradient}. */
+export interface LossAndGradient {
+  loss: number;
+  terms: LossTerms;
+  /** d loss / d x, shape of x. */
+  gradient: Tensor;
+}
+
+/** Options of {@link createStylizer}. */
+export interface StylizerOptions {
+  /** Path of sqz_notop.mat; default: $STYLIZE_WEIGHTS, the cache, then a verified download. */
+  weights?: string;
+  /** Reports progress (e.g. a download). */
+  onProgress?: (message: string) => void;
+}
+
+/** The style-transfer engine on one GPU. */
+export interface Stylizer {
+  /** input: preprocessed BGR image [1,3,H,W]; returns the requested taps (all if omitted). */
+  features(input: Tensor, taps?: TapName[]): Promise<Partial<Record<TapName, Tensor>>>;
+  /** Gram matrix F·Fᵀ/(C·H·W) of features [1,C,H,W] → [C, C]. */
+  gram(features: Tensor): Promise<Tensor>;
+  /** Total loss, its terms, and its gradient with respect to the image `x`. */
+  lossAndGradient(x: Tensor, spec: LossSpec): Promise<LossAndGradient>;
+  /** Frees the GPU resources. */
+  dispose(): void;
+}
+
+/** A recorded program with the buffers it owns. */
+export interface Plan {
+  prog: Program;
+  scope: Scope;
+}
+
+/** Segments of the loss-partials buffer and where each term's scalar lands. */
+export interface LossLayout {
+  /** Number of terms reduced (content, styles…, tv). */
+  terms: number;
+  /** Index of the total in the scalars buffer. */
+  total: number;
+}
+
+/** A loss-and-gradient plan: the forward, losses and backward of one configuration. */
+export interface LossPlan extends Plan {
+  fwd: Forward;
+  /** Image x [3][H][W] (input of the forward). */
+  x: GPUBuffer;
+  /** d loss / d x. */
+  grad: GPUBuffer;
+  /** Scalars: [content, style_1..L, tv, total]. */
+  scalars: GPUBuffer;
+  contentTarget: GPUBuffer;
+  styleTargets: GPUBuffer[];
+  styleCount: number;
+}
+
+function checkTensor(t: Tensor, what: string, rank = 4): void {
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  if (t.shape.length !== rank || n !== t.data.length) {
+    throw new UserError(
+      `${what}: expected a ${rank}-d tensor whose data matches its shape, got shape [${t.shape}] ` +
+        `with ${t.data.length} values`,
+    );
+  }
+}
+
+/** Implementation of {@link Stylizer}; also used by the optimiser and the bench. */
+export class Engine implements Stylizer {
+  /** The GPU. */
+  readonly gpu: Gpu;
+  /** Op context (pool, pipelines). */
+  readonly ctx: OpContext;
+  /** Weights on the GPU. */
+  readonly net: NetWeights;
+  #weightsScope: Scope;
+  #plans = new Map<string, Plan>();
+
+  private constructor(gpu: Gpu, ctx: OpContext, net: NetWeights, scope: Scope) {
+    this.gpu = gpu;
+    this.ctx = ctx;
+    this.net = net;
+    this.#weightsScope = scope;
+  }
+
+  /** Acquires the GPU and uploads the weights. */
+  static async create(options: StylizerOptions = {}): Promise<Engine> {
+    const path = await resolveWeights({ path: options.weights, onProgress: options.onProgress });
+    const weights = await loadWeights(path);
+    const gpu = await acquireGpu();
+    const pool = new BufferPool(gpu.device);
+    const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device));
+    const scope = new Scope(pool);
+    return new Engine(gpu, ctx, NetWeights.upload(ctx, scope, weights), scope);
+  }
+
+  /** Pool counters. */
+  get poolStats(): PoolStats {
+    return this.ctx.pool.stats;
+  }
+
+  /** Pipeline-cache counters. */
+  get pipelineStats(): PipelineStats {
+    return this.ctx.pipelines.stats;
+  }
+
+  /** Returns the cached plan for `key`, building it on first use (keeps the 6 newest). */
+  async plan<P extends Plan>(key: string, build: (scope: Scope) => Promise<P>): Promise<P> {
+    const hit = this.#plans.get(key);
+    if (hit) {
+      this.#plans.delete(key);
+      this.#plans.set(key, hit);
+      return hit as P;
+    }
+    const scope = new Scope(this.ctx.pool);
+    let p: P;
+    try {
+      p = await build(scope);
+    } catch (e) {
+      scope.dispose();
+      if (e instanceof RangeError) {
+        throw new UserError(`image too large for this GPU: ${e.message}`);
+      }
+      throw e;
+    }
+    this.#plans.set(key, p);
+    while (this.#plans.size > 6) {
+      const [k, old] = this.#plans.entries().next().value!;
+      old.scope.dispose();
+      this.#plans.delete(k);
+    }
+    return p;
+  }
+
+  /** Checks that taps exist for an h×w image; returns the deepest layer index needed. */
+  deepest(h: number, w: number, taps: TapName[]): number {
+    const dims = layerDims(h, w);
+    let upto = 0;
+    for (const t of taps) {
+      const i = tapLayerIndex(t);
+      if (i < 0) throw new UserError(`unknown layer "${t}"; layers: ${TAP_NAMES.join(", ")}`);
+      if (i >= dims.length) {
+        throw new UserError(
+          `layer ${t} does not exist for a ${h}×${w} image (too small; ` +
+            `${dims.length ? "deepest is " + SQUEEZENET[dims.length - 1].name : "no layer fits"})`,
+        );
+      }
+      upto = Math.max(upto, i);
+    }
+    return upto;
+  }
+
+  /** Submits `prog`'s commands (plus `extra` encoder work) as one command buffer. */
+  run(prog: Program, extra?: (enc: GPUCommandEncoder) => void): void {
+    const enc = this.gpu.device.createCommandEncoder();
+    prog.encode(enc);
+    extra?.(enc);
+    this.gpu.device.queue.submit([enc.finish()]);
+  }
+
+  /** Reads several buffer ranges back with one staging buffer and one map. */
+  async read(ranges: { buffer: GPUBuffer; offset: number; floats: number }[]) {
+    const total = ranges.reduce((a, r) => a + r.floats, 0);
+    const staging = this.gpu.device.createBuffer({
+      size: Math.max(4, total * 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const enc = this.gpu.device.createCommandEncoder();
+    let at = 0;
+    for (const r of ranges) {
+      if (r.floats > 0) {
+        enc.copyBufferToBuffer(r.buffer, r.offset * 4, staging, at * 4, r.floats * 4);
+      }
+      at += r.floats;
+    }
+    this.gpu.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const all = new Float32Array(staging.getMappedRange().slice(0));
+    staging.destroy();
+    at = 0;
+    return ranges.map((r) => {
+      const part = all.slice(at, at + r.floats);
+      at += r.floats;
+      return part;
+    });
+  }
+
+  async features(input: Tensor, taps?: TapName[]): Promise<Partial<Record<TapName, Tensor>>> {
+    checkTensor(input, "features input");
+    const [, c, h, w] = input.shape;
+    if (c !== 3) throw new UserError(`features input must have 3 channels, got ${c}`);
+    const dims = layerDims(h, w);
+    const wanted = taps ?? TAP_NAMES.filter((t) => tapLayerIndex(t) < dims.length);
+    const upto = this.deepest(h, w, wanted);
+    const plan = await this.plan(`features:${h}x${w}:${upto}`, async (scope) => {
+      const prog = new Program(this.gpu.device);
+      const input = scope.floats(3 * h * w, "input");
+      const fwd = await recordForward(this.ctx, scope, prog, this.net, input, h, w, upto);
+      return { prog, scope, fwd };
+    });
+    this.gpu.device.queue.writeBuffer(plan.fwd.input, 0, new Float32Array(input.data));
+    this.run(plan.prog);
+    const outs = wanted.map((t) => plan.fwd.outputs[tapLayerIndex(t)]);
+    const data = await this.read(
+      outs.map((o) => ({ buffer: o.buffer, offset: 0, floats: o.dims.c * o.dims.h * o.dims.w })),
+    );
+    const result: Partial<Record<TapName, Tensor>> = {};
+    wanted.forEach((t, i) => {
+      const d = outs[i].dims;
+      result[t] = { shape: [1, d.c, d.h, d.w], data: data[i] };
+    });
+    return result;
+  }
+
+  async gram(features: Tensor): Promise<Tensor> {
+    checkTensor(features, "gram input");
+    const [, c, h, w] = features.shape;
+    const npix = h * w;
+    const plan = await this.plan(`gram:${c}:${npix}`, async (scope) => {
+      const prog = new Program(this.gpu.device);
+      const f = scope.floats(c * npix, "gram.f");
+      const g = scope.floats(c * c, "gram.g");
+      const scratch = scope.floats(gramScratchFloats(c, npix), "gram.scratch");
+      await gram(this.ctx, scope, prog, {
+        label: "gram",
+        c,
+        npix,
+        f: view(f),
+        scratch,
+        gram: view(g),
+      });
+      return { prog, scope, f, g };
+    });
+    this.gpu.device.queue.writeBuffer(plan.f, 0, new Float32Array(features.data));
+    this.run(plan.prog);
+    const [data] = await this.read([{ buffer: plan.g, offset: 0, floats: c * c }]);
+    return { shape: [c, c], data };
+  }
+
+  /** Validates a spec against an h×w image and returns the deepest layer it needs. */
+  checkSpec(h: number, w: number, spec: LossSpec): number {
+    const n = spec.styleLayers.length;
+    if (spec.styleWeights.length !== n || spec.styleTargets.length !== n) {
+      throw new UserError(
+        `${n} style layers need ${n} style weights and targets, got ${spec.styleWeights.length} ` +
+          `and ${spec.styleTargets.length}`,
+      );
+    }
+    for (const v of [spec.contentWeight, spec.tvWeight, ...spec.styleWeights]) {
+      if (!Number.isFinite(v) || v < 0) throw new UserError(`loss weights must be ≥ 0, got ${v}`);
+    }
+    const upto = this.deepest(h, w, [spec.contentLayer, ...spec.styleLayers]);
+    const dims = layerDims(h, w);
+    const cd = dims[tapLayerIndex(spec.contentLayer)];
+    if (spec.contentTarget.data.length !== cd.c * cd.h * cd.w) {
+      throw new UserError(
+        `content target must have the shape of ${spec.contentLayer} [1,${cd.c},${cd.h},${cd.w}], ` +
+          `got [${spec.contentTarget.shape}]`,
+      );
+    }
+    spec.styleLayers.forEach((l, i) => {
+      const c = dims[tapLayerIndex(l)].c;
+      if (spec.styleTargets[i].data.length !== c * c) {
+        throw new UserError(
+          `style target for ${l} must be [${c},${c}], got [${spec.styleTargets[i].shape}]`,
+        );
+      }
+    });
+    return upto;
+  }
+
+  /** Builds (or fetches) the loss-and-gradient plan for an h×w image and `spec`. */
+  lossPlan(h: number, w: number, spec: LossSpec): Promise<LossPlan> {
+    const upto = this.checkSpec(h, w, spec);
+    const key = JSON.stringify([
+      "loss",
+      h,
+      w,
+      spec.contentLayer,
+      spec.contentWeight,
+      spec.styleLayers,
+      spec.styleWeights,
+      spec.tvWeight,
+    ]);
+    return this.plan(key, (scope) => this.#buildLossPlan(scope, h, w, upto, spec));
+  }
+
+  async #buildLossPlan(
+    scope: Scope,
+    h: number,
+    w: number,
+    upto: number,
+    spec: LossSpec,
+  ): Promise<LossPlan> {
+    const { ctx } = this;
+    const prog = new Program(this.gpu.device);
+    const x = scope.floats(3 * h * w, "x");
+    const grad = scope.floats(3 * h * w, "x.grad");
+    const fwd = await recordForward(ctx, scope, prog, this.net, x, h, w, upto);
+    const L = spec.styleLayers.length;
+    // Partial sums: content, each style layer, tv.
+    const segments: [number, number][] = [];
+    let at = 0;
+    const seg = (count: number) => {
+      segments.push([at, count]);
+      at += count;
+      return at - count;
+    };
+    const contentPart = seg(spec.contentWeight > 0 ? LOSS_PARTS : 0);
+    const stylePart = spec.styleLayers.map((_, i) =>
+      seg(spec.styleWeights[i] > 0 ? GRAM_LOSS_PARTS : 0)
+    );
+    const tvPart = seg(spec.tvWeight > 0 ? LOSS_PARTS : 0);
+    const parts = scope.floats(Math.max(at, 1), "loss.parts");
+    const scalars = scope.floats(L + 3, "loss.scalars");
+    const cIdx = tapLayerIndex(spec.contentLayer);
+    const cd = fwd.outputs[cIdx].dims;
+    const contentTarget = scope.floats(cd.c * cd.h * cd.w, "content.target");
+    const styleTargets = spec.styleLayers.map((l) => {
+      const c = fwd.outputs[tapLayerIndex(l)].dims.c;
+      return scope.floats(c * c, `${l}.gram.target`);
+    });
+    const inject = async (i: number, g: GPUBuffer) => {
+      const out = fwd.outputs[i];
+      const d = out.dims;
+      if (i === cIdx && spec.contentWeight > 0) {
+        await contentLoss(ctx, scope, prog, {
+          label: `${spec.contentLayer}.content`,
+          n: d.c * d.h * d.w,
+          f: view(out.buffer),
+          target: contentTarget,
+          weight: spec.contentWeight,
+          grad: view(g),
+          parts: view(parts, contentPart),
+        });
+      }
+      for (let s = 0; s < L; s++) {
+        if (tapLayerIndex(spec.styleLayers[s]) !== i || !(spec.styleWeights[s] > 0)) continue;
+        const label = `${spec.styleLayers[s]}.style`;
+        const npix = d.h * d.w;
+        const dgram = scope.floats(d.c * d.c, `${label}.dgram`);
+        await gram(ctx, scope, prog, {
+          label: `${label}.gram`,
+          c: d.c,
+          npix,
+          f: view(out.buffer),
+          scratch: scope.floats(gramScratchFloats(d.c, npix), `${label}.scratch`),
+          gram: view(scope.floats(d.c * d.c, `${label}.g`)),
+          loss: {
+            target: styleTargets[s],
+            weight: spec.styleWeights[s],
+            dgram,
+            parts: view(parts, stylePart[s]),
+          },
+        });
+        await gramBackward(ctx, scope, prog, {
+          label: `${label}.gram.back`,
+          c: d.c,
+          h: d.h,
+          w: d.w,
+          f: view(out.buffer),
+          dgram,
+          grad: view(g),
+        });
+      }
+    };
+    await recordBackward(ctx, scope, prog, this.net, fwd, grad, inject);
+    if (spec.tvWeight > 0) {
+      await tvLoss(ctx, scope, prog, {
+        label: "tv",
+        c: 3,
+        h,
+        w,
+        x,
+        weight: spec.tvWeight,
+        grad: view(grad),
+        parts: view(parts, tvPart),
+      });
+    }
+    await finalizeLosses(ctx, scope, prog, {
+      label: "losses",
+      parts,
+      segments,
+      out: view(scalars),
+    });
+    return { prog, scope, fwd, x, grad, scalars, contentTarget, styleTargets, styleCount: L };
+  }
+
+  /** Uploads the spec's targets into a plan's target buffers. */
+  writeTargets(plan: LossPlan, spec: LossSpec): void {
+    const q = this.gpu.device.queue;
+    q.writeBuffer(plan.contentTarget, 0, new Float32Array(spec.contentTarget.data));
+    spec.styleTargets.forEach((t, i) =>
+      q.writeBuffer(plan.styleTargets[i], 0, new Float32Array(t.data))
+    );
+  }
+
+  /** Splits the scalars buffer's values into the total and the terms. */
+  static terms(s: Float32Array, styleCount: number): { loss: number; terms: LossTerms } {
+    let style = 0;
+    for (let i = 0; i < styleCount; i++) style += s[1 + i];
+    return {
+      loss: s[styleCount + 2],
+      terms: { content: s[0], style, tv: s[styleCount + 1] },
+    };
+  }
+
+  async lossAndGradient(x: Tensor, spec: LossSpec): Promise<LossAndGradient> {
+    checkTensor(x, "lossAndGradient x");
+    const [, c, h, w] = x.shape;
+    if (c !== 3) throw new UserError(`x must have 3 channels, got ${c}`);
+    const plan = await this.lossPlan(h, w, spec);
+    this.writeTargets(plan, spec);
+    this.gpu.device.queue.writeBuffer(plan.x, 0, new Float32Array(x.data));
+    this.run(plan.prog);
+    const [scalars, g] = await this.read([
+      { buffer: plan.scalars, offset: 0, floats: plan.styleCount + 3 },
+      { buffer: plan.grad, offset: 0, floats: 3 * h * w },
+    ]);
+    return {
+      ...Engine.terms(scalars, plan.styleCount),
+      gradient: { shape: [1, 3, h, w], data: g },
+    };
+  }
+
+  dispose(): void {
+    for (const p of this.#plans.values()) p.scope.dispose();
+    this.#plans.clear();
+    this.#weightsScope.dispose();
+    this.ctx.pool.destroy();
+    this.ctx.destroy();
+    this.gpu.device.destroy();
+  }
+}
+
+/** Acquires the GPU, loads and uploads the weights, and returns a {@link Stylizer}. */
+export function createStylizer(options?: StylizerOptions): Promise<Stylizer> {
+  return Engine.create(options);
+}
