@@ -167,8 +167,13 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
       o.onRecord?.(r);
     }
   };
-  const snapshot = async (steps: number) => {
-    const [data] = await engine.read([{ buffer: plan.x, offset: 0, floats: n }]);
+  const imageRing = new ReadbackRing(device, 1, n * 4);
+  const snapshot = async () => {
+    const enc = device.createCommandEncoder();
+    const slot = imageRing.record(enc, plan.x);
+    device.queue.submit([enc.finish()]);
+    imageRing.map(slot);
+    const data = new Float32Array(await imageRing.take(slot));
     return { shape: [1, 3, h, w], data } as Tensor;
   };
   try {
@@ -193,14 +198,15 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
       await drain(ring.capacity - 1);
       if (o.onSnapshot && o.snapshotEvery && steps % o.snapshotEvery === 0 && steps < cfg.iters) {
         await drain(0);
-        await o.onSnapshot(steps, await snapshot(steps));
+        await o.onSnapshot(steps, await snapshot());
       }
     }
     await drain(0);
-    const x = await snapshot(steps);
+    const x = await snapshot();
     return { x, steps, records };
   } finally {
     await ring.destroy();
+    await imageRing.destroy();
     scope.dispose();
   }
 }
