@@ -82,6 +82,8 @@ export async function writeImage(path: string, img: RgbImage): Promise<void> {
   }
   try {
     await Deno.writeFile(tmp, bytes);
+    // makeTempFile creates 0600; give the result the usual permissions of a new file.
+    if (Deno.build.os !== "windows") await Deno.chmod(tmp, 0o644);
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
