@@ -4,8 +4,8 @@
  * plan is disposed.
  * @module
  */
-import { BufferPool } from "../gpu/pool.ts";
-import { PipelineCache } from "../gpu/pipelines.ts";
+import type { BufferPool } from "../gpu/pool.ts";
+import type { PipelineCache } from "../gpu/pipelines.ts";
 
 /** Usage of activation, gradient and weight buffers. */
 export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;

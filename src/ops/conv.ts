@@ -6,7 +6,7 @@
  */
 import source from "../shaders/conv.wgsl" with { type: "text" };
 import type { Program } from "../gpu/scheduler.ts";
-import { type OpContext, type Scope, type View } from "./context.ts";
+import type { OpContext, Scope, View } from "./context.ts";
 
 /** Output length of a convolution or pooling along one axis (floor mode). */
 export function convOut(n: number, k: number, stride: number, pad: number): number {
