@@ -38,6 +38,7 @@ export const PERMISSIONS = [
   "--allow-env",
   "--allow-net",
   "--allow-sys",
+  "--allow-ffi",
 ];
 
 /**

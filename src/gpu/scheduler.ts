@@ -330,3 +330,75 @@ export class ReadbackRing {
     }
   }
 }
+
+/**
+ * GPU time of whole spans of work (e.g. one iteration each) with two
+ * timestamp queries per span, written by empty compute passes around the
+ * span's commands. Needs `timestamp-query`.
+ */
+export class SpanTimer {
+  #query: GPUQuerySet;
+  #resolveBuf: GPUBuffer;
+  #readBuf: GPUBuffer;
+  #n = 0;
+  #capacity: number;
+
+  /** @param capacity the most spans measured between two {@link SpanTimer.read}s. */
+  constructor(device: GPUDevice, capacity: number) {
+    this.#capacity = capacity;
+    this.#query = device.createQuerySet({ type: "timestamp", count: 2 * capacity });
+    this.#resolveBuf = device.createBuffer({
+      size: 16 * capacity,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    this.#readBuf = device.createBuffer({
+      size: 16 * capacity,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  /** Records the start of span number {@link SpanTimer.count}. */
+  begin(enc: GPUCommandEncoder): void {
+    if (this.#n >= this.#capacity) throw new RangeError("span timer capacity exceeded");
+    enc.beginComputePass({
+      timestampWrites: { querySet: this.#query, beginningOfPassWriteIndex: 2 * this.#n },
+    }).end();
+  }
+
+  /** Records the end of the current span. */
+  end(enc: GPUCommandEncoder): void {
+    enc.beginComputePass({
+      timestampWrites: { querySet: this.#query, endOfPassWriteIndex: 2 * this.#n + 1 },
+    }).end();
+    this.#n++;
+  }
+
+  /** Spans recorded so far. */
+  get count(): number {
+    return this.#n;
+  }
+
+  /** Resolves all spans into the read buffer (record after the last span's submission). */
+  resolve(enc: GPUCommandEncoder): void {
+    enc.resolveQuerySet(this.#query, 0, 2 * this.#n, this.#resolveBuf, 0);
+    enc.copyBufferToBuffer(this.#resolveBuf, 0, this.#readBuf, 0, 16 * this.#n);
+  }
+
+  /** Reads the span durations in ms (after the resolve was submitted) and resets. */
+  async read(): Promise<number[]> {
+    const n = this.#n;
+    this.#n = 0;
+    if (n === 0) return [];
+    await this.#readBuf.mapAsync(GPUMapMode.READ, 0, 16 * n);
+    const t = new BigUint64Array(this.#readBuf.getMappedRange(0, 16 * n).slice(0));
+    this.#readBuf.unmap();
+    return Array.from({ length: n }, (_, i) => Number(t[2 * i + 1] - t[2 * i]) / 1e6);
+  }
+
+  /** Frees the query set and buffers. */
+  destroy(): void {
+    this.#query.destroy();
+    this.#resolveBuf.destroy();
+    this.#readBuf.destroy();
+  }
+}

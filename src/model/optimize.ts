@@ -7,12 +7,12 @@
  * @module
  */
 import { UserError } from "../errors.ts";
-import { Program, ReadbackRing } from "../gpu/scheduler.ts";
+import { type Profiler, Program, ReadbackRing } from "../gpu/scheduler.ts";
 import { MEAN_BGR } from "../image/tensor.ts";
 import { adamParams, adamStep } from "../ops/adam.ts";
 import { Scope } from "../ops/context.ts";
 import type { TapName } from "./squeezenet.ts";
-import { Engine, type LossSpec, type LossTerms, type Tensor } from "./stylizer.ts";
+import { Engine, type LossPlan, type LossSpec, type LossTerms, type Tensor } from "./stylizer.ts";
 
 /** Hyper-parameters of a run. */
 export interface StyleConfig {
@@ -57,14 +57,7 @@ export interface IterationRecord {
 }
 
 /** Options of {@link optimize}. */
-export interface OptimizeOptions {
-  /** Preprocessed content image [1,3,H,W]. */
-  content: Tensor;
-  /** Target Grams per style layer (already blended). */
-  styleTargets: Tensor[];
-  /** Starting image [1,3,H,W]; default the content. */
-  init?: Tensor;
-  config: StyleConfig;
+export interface OptimizeOptions extends OptimizerOptions {
   /** Called with each read-back record (in order). */
   onRecord?: (r: IterationRecord) => void;
   /** Iterations (1-based counts) after which `onSnapshot` receives the image. */
@@ -121,41 +114,141 @@ export async function styleTargets(
   return out;
 }
 
+/** Options of {@link Optimizer.create}. */
+export interface OptimizerOptions {
+  /** Preprocessed content image [1,3,H,W]. */
+  content: Tensor;
+  /** Target Grams per style layer (already blended). */
+  styleTargets: Tensor[];
+  /** Starting image [1,3,H,W]; default the content. */
+  init?: Tensor;
+  config: StyleConfig;
+}
+
+/**
+ * The loop's GPU state: the loss-and-gradient plan, Adam's moments and the
+ * recorded step, all allocated once. {@link Optimizer.encode} records one
+ * whole iteration (forward, losses, backward, Adam + clamp) into an encoder.
+ */
+export class Optimizer {
+  /** The engine. */
+  readonly engine: Engine;
+  /** The loss plan (x, gradient, scalars). */
+  readonly plan: LossPlan;
+  /** The Adam step program. */
+  readonly step: Program;
+  /** Hyper-parameters. */
+  readonly config: StyleConfig;
+  #scope: Scope;
+  #uniform: GPUBuffer;
+  #m: GPUBuffer;
+  #v: GPUBuffer;
+  #h: number;
+  #w: number;
+  #lo = MEAN_BGR.map((mu) => -mu);
+  #hi = MEAN_BGR.map((mu) => 255 - mu);
+
+  private constructor(
+    engine: Engine,
+    plan: LossPlan,
+    step: Program,
+    config: StyleConfig,
+    state: { scope: Scope; uniform: GPUBuffer; m: GPUBuffer; v: GPUBuffer; h: number; w: number },
+  ) {
+    this.engine = engine;
+    this.plan = plan;
+    this.step = step;
+    this.config = config;
+    this.#scope = state.scope;
+    this.#uniform = state.uniform;
+    this.#m = state.m;
+    this.#v = state.v;
+    this.#h = state.h;
+    this.#w = state.w;
+  }
+
+  /** Computes the content target, builds the plans, and uploads the starting image. */
+  static async create(engine: Engine, o: OptimizerOptions): Promise<Optimizer> {
+    const cfg = o.config;
+    const [, , h, w] = o.content.shape;
+    const device = engine.gpu.device;
+    const feats = await engine.features(o.content, [cfg.contentLayer]);
+    const spec: LossSpec = {
+      contentLayer: cfg.contentLayer,
+      contentWeight: cfg.contentWeight,
+      contentTarget: feats[cfg.contentLayer]!,
+      styleLayers: cfg.styleLayers,
+      styleWeights: cfg.styleWeights,
+      styleTargets: o.styleTargets,
+      tvWeight: cfg.tvWeight,
+    };
+    const plan = await engine.lossPlan(h, w, spec);
+    engine.writeTargets(plan, spec);
+    const n = 3 * h * w;
+    const scope = new Scope(engine.ctx.pool);
+    const step = new Program(device);
+    const m = scope.floats(n, "adam.m");
+    const v = scope.floats(n, "adam.v");
+    const uniform = await adamStep(engine.ctx, scope, step, {
+      label: "adam",
+      n,
+      grad: plan.grad,
+      x: plan.x,
+      m,
+      v,
+    });
+    const opt = new Optimizer(engine, plan, step, cfg, { scope, uniform, m, v, h, w });
+    opt.reset(o.init ?? o.content);
+    return opt;
+  }
+
+  /** Number of pixels × channels of the image. */
+  get size(): number {
+    return 3 * this.#h * this.#w;
+  }
+
+  /** Restarts from image `x`: uploads it and zeroes Adam's moments. */
+  reset(x: Tensor): void {
+    const device = this.engine.gpu.device;
+    device.queue.writeBuffer(this.plan.x, 0, new Float32Array(x.data));
+    const enc = device.createCommandEncoder();
+    enc.clearBuffer(this.#m);
+    enc.clearBuffer(this.#v);
+    device.queue.submit([enc.finish()]);
+  }
+
+  /**
+   * Writes the step parameters of iteration `i` (0-based) to the queue and
+   * records the iteration into `enc`; submit `enc` before encoding the next.
+   */
+  encode(enc: GPUCommandEncoder, i: number, profiler?: Profiler): void {
+    const cfg = this.config;
+    const lr = i >= cfg.decayAt ? cfg.lr / 10 : cfg.lr;
+    this.engine.gpu.device.queue.writeBuffer(
+      this.#uniform,
+      0,
+      adamParams(this.size, this.#h * this.#w, i + 1, lr, ADAM, this.#lo, this.#hi),
+    );
+    this.plan.prog.encode(enc, profiler);
+    this.step.encode(enc, profiler);
+  }
+
+  /** Frees the optimiser's own buffers (the plan stays cached in the engine). */
+  dispose(): void {
+    this.#scope.dispose();
+  }
+}
+
 /** Runs the optimisation loop on the GPU. */
 export async function optimize(engine: Engine, o: OptimizeOptions): Promise<OptimizeResult> {
-  const { config: cfg } = o;
+  const cfg = o.config;
   const [, , h, w] = o.content.shape;
   const device = engine.gpu.device;
-  const contentTarget = (await engine.features(o.content, [cfg.contentLayer]))[cfg.contentLayer]!;
-  const spec: LossSpec = {
-    contentLayer: cfg.contentLayer,
-    contentWeight: cfg.contentWeight,
-    contentTarget,
-    styleLayers: cfg.styleLayers,
-    styleWeights: cfg.styleWeights,
-    styleTargets: o.styleTargets,
-    tvWeight: cfg.tvWeight,
-  };
-  const plan = await engine.lossPlan(h, w, spec);
-  engine.writeTargets(plan, spec);
-  const n = 3 * h * w;
-  // Optimiser state: allocated once, before the loop.
-  const scope = new Scope(engine.ctx.pool);
-  const prog = new Program(device);
-  const m = scope.floats(n, "adam.m");
-  const v = scope.floats(n, "adam.v");
-  const uniform = await adamStep(engine.ctx, scope, prog, {
-    label: "adam",
-    n,
-    grad: plan.grad,
-    x: plan.x,
-    m,
-    v,
-  });
-  const floats = plan.styleCount + 3;
-  const ring = new ReadbackRing(device, 4, floats * 4);
-  const lo = MEAN_BGR.map((mu) => -mu);
-  const hi = MEAN_BGR.map((mu) => 255 - mu);
+  const opt = await Optimizer.create(engine, o);
+  const { plan } = opt;
+  const n = opt.size;
+  const ring = new ReadbackRing(device, 4, (plan.styleCount + 3) * 4);
+  const imageRing = new ReadbackRing(device, 1, n * 4);
   const records: IterationRecord[] = [];
   const pending: { i: number; slot: number }[] = [];
   const t0 = performance.now();
@@ -167,7 +260,6 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
       o.onRecord?.(r);
     }
   };
-  const imageRing = new ReadbackRing(device, 1, n * 4);
   const snapshot = async () => {
     const enc = device.createCommandEncoder();
     const slot = imageRing.record(enc, plan.x);
@@ -177,19 +269,11 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
     return { shape: [1, 3, h, w], data } as Tensor;
   };
   try {
-    device.queue.writeBuffer(plan.x, 0, new Float32Array((o.init ?? o.content).data));
-    const enc0 = device.createCommandEncoder();
-    enc0.clearBuffer(m);
-    enc0.clearBuffer(v);
-    device.queue.submit([enc0.finish()]);
     let steps = 0;
     for (let i = 0; i < cfg.iters; i++) {
       if (o.signal?.aborted) break;
-      const lr = i >= cfg.decayAt ? cfg.lr / 10 : cfg.lr;
-      device.queue.writeBuffer(uniform, 0, adamParams(n, h * w, i + 1, lr, ADAM, lo, hi));
       const enc = device.createCommandEncoder();
-      plan.prog.encode(enc);
-      prog.encode(enc);
+      opt.encode(enc, i);
       const slot = ring.record(enc, plan.scalars);
       device.queue.submit([enc.finish()]);
       ring.map(slot);
@@ -207,6 +291,6 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
   } finally {
     await ring.destroy();
     await imageRing.destroy();
-    scope.dispose();
+    opt.dispose();
   }
 }
