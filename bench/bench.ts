@@ -1,0 +1,219 @@
+/**
+ * `deno task bench`: ms per style-transfer iteration (forward to fire5,
+ * losses, backward, Adam) of the reference configuration at given sizes, with
+ * per-kernel GPU times, pool counters, time to the first iteration, and
+ * optionally a TensorFlow.js-WebGPU peer on the same adapter.
+ *
+ *   deno task bench [--sizes 192x256,512x683] [--iters 10] [--warmup 3]
+ *                   [--json] [--kernels N] [--peer tfjs] [--weights PATH]
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { Profiler, SpanTimer } from "../src/gpu/scheduler.ts";
+import { readImage, resize, toTensor } from "../src/image/mod.ts";
+import { DEFAULT_CONFIG, Optimizer, styleTargets } from "../src/model/optimize.ts";
+import { Engine, type Tensor } from "../src/model/stylizer.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    sizes: { type: "string", default: "192x256,512x683" },
+    iters: { type: "string", default: "10" },
+    warmup: { type: "string", default: "3" },
+    json: { type: "boolean", default: false },
+    kernels: { type: "string", default: "12" },
+    peer: { type: "string" },
+    weights: { type: "string" },
+  },
+});
+
+/** One size's results (the `--json` object). */
+export interface BenchResult {
+  size: [number, number];
+  ms_per_iter: number;
+  ms_min: number;
+  ms_max: number;
+  /** Wall-clock ms per iteration of the pipelined loop (what the CLI gets). */
+  wall_ms_per_iter: number;
+  /** "gpu-timestamps" or "wall-per-iteration". */
+  timing: string;
+  gflops: number;
+  gflop_per_iter: number;
+  kernels: { name: string; ms: number; gflop: number }[];
+  peak_bytes: number;
+  buffers: number;
+  allocations_after_first_iteration: number;
+  first_iteration_ms: number;
+  adapter: string;
+  peer?: { name: string; backend: string; ms_per_iter: number; ratio: number };
+}
+
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function image(name: string, h: number, w: number): Promise<Tensor> {
+  const img = await readImage(new URL(`../examples/${name}`, import.meta.url).pathname);
+  return toTensor(resize(img, w, h));
+}
+
+const t0 = performance.now();
+const engine = await Engine.create({ weights: values.weights });
+const device = engine.gpu.device;
+const engineMs = performance.now() - t0;
+const iters = Math.max(10, Number(values.iters));
+const warmup = Math.max(1, Number(values.warmup));
+const results: BenchResult[] = [];
+
+for (const spec of values.sizes.split(",")) {
+  const [h, w] = spec.split("x").map(Number);
+  const content = await image("chelsea.png", h, w);
+  const style = await image("hubble_deep_field.jpg", h, w);
+  const tFirst = performance.now();
+  const targets = await styleTargets(engine, [style], DEFAULT_CONFIG.styleLayers);
+  const config = { ...DEFAULT_CONFIG, iters: 1 << 30, decayAt: 1 << 30 };
+  const opt = await Optimizer.create(engine, { content, styleTargets: targets, config });
+  let enc = device.createCommandEncoder();
+  opt.encode(enc, 0);
+  device.queue.submit([enc.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  const firstMs = performance.now() - tFirst + (results.length === 0 ? engineMs : 0);
+  const allocs = engine.poolStats.allocations;
+  let i = 1;
+  for (; i <= warmup; i++) {
+    enc = device.createCommandEncoder();
+    opt.encode(enc, i);
+    device.queue.submit([enc.finish()]);
+  }
+  await device.queue.onSubmittedWorkDone();
+  // Pipelined wall time, as the CLI runs.
+  const tw = performance.now();
+  for (let k = 0; k < iters; k++, i++) {
+    enc = device.createCommandEncoder();
+    opt.encode(enc, i);
+    device.queue.submit([enc.finish()]);
+  }
+  await device.queue.onSubmittedWorkDone();
+  const wallMs = (performance.now() - tw) / iters;
+  // Per-iteration times: GPU timestamps around each iteration, else a wait after each.
+  let times: number[] = [];
+  let timing: string;
+  if (engine.gpu.hasTimestamps) {
+    timing = "gpu-timestamps";
+    const spans = new SpanTimer(device, iters);
+    for (let k = 0; k < iters; k++, i++) {
+      enc = device.createCommandEncoder();
+      spans.begin(enc);
+      opt.encode(enc, i);
+      spans.end(enc);
+      if (k === iters - 1) spans.resolve(enc);
+      device.queue.submit([enc.finish()]);
+    }
+    times = await spans.read();
+    spans.destroy();
+  } else {
+    timing = "wall-per-iteration";
+    for (let k = 0; k < iters; k++, i++) {
+      const t = performance.now();
+      enc = device.createCommandEncoder();
+      opt.encode(enc, i);
+      device.queue.submit([enc.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      times.push(performance.now() - t);
+    }
+  }
+  // Per-kernel profile: each launch in its own timestamped pass (a separate mode).
+  const byKernel = new Map<string, { ms: number[]; flops: number }>();
+  if (engine.gpu.hasTimestamps) {
+    const n = opt.plan.prog.dispatchCount + opt.step.dispatchCount;
+    const prof = new Profiler(device, n);
+    for (let r = 0; r < 3; r++, i++) {
+      enc = device.createCommandEncoder();
+      opt.encode(enc, i, prof);
+      prof.resolve(enc);
+      device.queue.submit([enc.finish()]);
+      for (const k of await prof.read()) {
+        const e = byKernel.get(k.label) ?? { ms: [], flops: k.flops };
+        e.ms.push(k.ms);
+        byKernel.set(k.label, e);
+      }
+    }
+    prof.destroy();
+  }
+  const kernels = [...byKernel].map(([name, e]) => ({
+    name,
+    ms: median(e.ms),
+    gflop: e.flops / 1e9,
+  })).sort((a, b) => b.ms - a.ms);
+  const flops = [...byKernel.values()].reduce((a, e) => a + e.flops, 0);
+  const msPerIter = median(times);
+  const stats = engine.poolStats;
+  const result: BenchResult = {
+    size: [h, w],
+    ms_per_iter: msPerIter,
+    ms_min: Math.min(...times),
+    ms_max: Math.max(...times),
+    wall_ms_per_iter: wallMs,
+    timing,
+    gflops: flops / msPerIter / 1e6,
+    gflop_per_iter: flops / 1e9,
+    kernels,
+    peak_bytes: stats.peakBytes,
+    buffers: stats.allocations,
+    allocations_after_first_iteration: stats.allocations - allocs,
+    first_iteration_ms: firstMs,
+    adapter: engine.gpu.adapterName,
+  };
+  if (values.peer === "tfjs") {
+    const { runTfjsPeer } = await import("./peer_tfjs.ts");
+    const { loadWeights, resolveWeights } = await import("../src/model/weights.ts");
+    const weights = await loadWeights(await resolveWeights({ path: values.weights }));
+    const p = await runTfjsPeer({ weights, content, style, iters: Math.min(iters, 5), warmup: 1 });
+    result.peer = {
+      name: p.name,
+      backend: p.backend,
+      ms_per_iter: p.msPerIter,
+      ratio: p.msPerIter / wallMs,
+    };
+  } else if (values.peer) {
+    throw new Error(`unknown peer "${values.peer}" (known: tfjs)`);
+  }
+  opt.dispose();
+  results.push(result);
+  if (values.json) console.log(JSON.stringify(result));
+  else printTable(result, Number(values.kernels));
+}
+engine.dispose();
+
+function printTable(r: BenchResult, top: number): void {
+  const f = (n: number) => n.toFixed(1);
+  console.log(`\n${r.adapter} — ${r.size[0]}×${r.size[1]}, reference config, one iteration`);
+  console.log(
+    `  ms/iter ${f(r.ms_per_iter)} (median of ${iters}, min ${f(r.ms_min)}, max ${f(r.ms_max)}, ` +
+      `${r.timing}); pipelined wall ${f(r.wall_ms_per_iter)} ms/iter`,
+  );
+  console.log(
+    `  ${r.gflop_per_iter.toFixed(2)} GFLOP/iter → ${r.gflops.toFixed(1)} GFLOP/s; ` +
+      `first iteration ${f(r.first_iteration_ms)} ms (weights, pipelines, plans)`,
+  );
+  console.log(
+    `  pool: ${r.buffers} buffers, peak ${(r.peak_bytes / 1048576).toFixed(1)} MiB, ` +
+      `${r.allocations_after_first_iteration} allocations after the first iteration`,
+  );
+  if (r.peer) {
+    console.log(
+      `  peer ${r.peer.name} (${r.peer.backend}): ${f(r.peer.ms_per_iter)} ms/iter → ` +
+        `stylize is ${r.peer.ratio.toFixed(1)}× faster`,
+    );
+  }
+  if (r.kernels.length) {
+    console.log(`  ${"kernel".padEnd(32)} ${"ms".padStart(7)} ${"GFLOP".padStart(7)} GFLOP/s`);
+    for (const k of r.kernels.slice(0, top)) {
+      console.log(
+        `  ${k.name.padEnd(32)} ${k.ms.toFixed(2).padStart(7)} ${k.gflop.toFixed(3).padStart(7)} ` +
+          `${(k.gflop / k.ms * 1e3).toFixed(2).padStart(7)}`,
+      );
+    }
+  }
+}
