@@ -79,12 +79,16 @@ export interface CompileOptions {
   weights?: string;
 }
 
+/** Where the verified weights are copied to be embedded (git-ignored; see src/model/weights.ts). */
+export const EMBEDDED_WEIGHTS = "dist/embed/sqz_notop.mat";
+
 /** The arguments of `deno` (starting with `compile`) for the given options. */
 export function compileArgs(opts: CompileOptions): string[] {
   const args = ["compile", ...PERMISSIONS, "--output", opts.output];
   if (opts.target) args.push("--target", opts.target);
   for (const file of EXAMPLE_FILES) args.push("--include", file);
-  if (opts.weights) args.push("--include", opts.weights);
+  // The verified weights are copied to EMBEDDED_WEIGHTS, where the runtime looks for them.
+  if (opts.weights) args.push("--include", EMBEDDED_WEIGHTS);
   args.push(opts.entry);
   return args;
 }
@@ -169,6 +173,10 @@ async function main(argv: string[]): Promise<number> {
 
   const outPath = resolve(ROOT, values.output);
   await Deno.mkdir(dirname(outPath), { recursive: true });
+  if (usable) {
+    await Deno.mkdir(resolve(ROOT, dirname(EMBEDDED_WEIGHTS)), { recursive: true });
+    await Deno.copyFile(usable, resolve(ROOT, EMBEDDED_WEIGHTS));
+  }
   const denort = Deno.env.get("DENORT_BIN");
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args,

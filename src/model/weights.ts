@@ -6,6 +6,7 @@
  */
 
 import { join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { UserError } from "../errors.ts";
 import { type MatValue, parseMat } from "./mat.ts";
 
@@ -38,6 +39,9 @@ export const WEIGHTS_SIZE = 2894704;
 
 /** File name of the weights in the cache directory. */
 export const WEIGHTS_FILE_NAME = "sqz_notop.mat";
+
+/** Where `deno task compile` puts the verified weights it embeds (git-ignored). */
+export const EMBEDDED_WEIGHTS_URL = new URL("../../dist/embed/sqz_notop.mat", import.meta.url);
 
 /** SqueezeNet 1.1 fire modules: name, input channels, squeeze channels, expand channels. */
 export const FIRE_MODULES: readonly (readonly [string, number, number, number])[] = [
@@ -337,6 +341,9 @@ export async function resolveWeights(options: ResolveWeightsOptions = {}): Promi
   }
   const cached = join(dir, WEIGHTS_FILE_NAME);
   if (await cachedFileIsGenuine(cached, progress)) return cached;
+  // A copy embedded by `deno task compile` (inside a compiled binary, or left in dist/).
+  const embedded = fromFileUrl(EMBEDDED_WEIGHTS_URL);
+  if (await cachedFileIsGenuine(embedded, () => {})) return embedded;
 
   const url = env("STYLIZE_WEIGHTS_URL") || WEIGHTS_URL;
   await download(url, dir, cached, progress);
