@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { Profiler, SpanTimer } from "../src/gpu/scheduler.ts";
 import { readImage, resize, toTensor } from "../src/image/mod.ts";
 import { DEFAULT_CONFIG, Optimizer, styleTargets } from "../src/model/optimize.ts";
+import { tapLayerIndex } from "../src/model/squeezenet.ts";
 import { Engine, type Tensor } from "../src/model/stylizer.ts";
 
 const { values } = parseArgs({
@@ -46,6 +47,10 @@ export interface BenchResult {
   first_iteration_ms: number;
   adapter: string;
   peer?: { name: string; backend: string; ms_per_iter: number; ratio: number };
+  /** Median ms of the forward pass to fire5 alone and of loss + gradient (no Adam). */
+  parts: Record<string, number>;
+  /** Share of the profiled kernel time by kind (gram, conv, other). */
+  shares: Record<string, number>;
 }
 
 const median = (a: number[]) => {
@@ -123,6 +128,30 @@ for (const spec of values.sizes.split(",")) {
       times.push(performance.now() - t);
     }
   }
+  // Parts of an iteration: the forward pass to fire5 alone, and loss + gradient (no Adam).
+  const parts: Record<string, number> = {};
+  if (engine.gpu.hasTimestamps) {
+    const fwdPlan = await engine.forwardPlan(h, w, tapLayerIndex("fire5"));
+    const runs = Math.max(5, Math.min(iters, 10));
+    for (
+      const [name, prog] of [["forward_fire5", fwdPlan.prog], [
+        "loss_and_gradient",
+        opt.plan.prog,
+      ]] as const
+    ) {
+      const spans = new SpanTimer(device, runs + 2);
+      for (let k = 0; k < runs + 2; k++) {
+        enc = device.createCommandEncoder();
+        spans.begin(enc);
+        prog.encode(enc);
+        spans.end(enc);
+        if (k === runs + 1) spans.resolve(enc);
+        device.queue.submit([enc.finish()]);
+      }
+      parts[name] = median((await spans.read()).slice(2));
+      spans.destroy();
+    }
+  }
   // Per-kernel profile: each launch in its own timestamped pass (a separate mode).
   const byKernel = new Map<string, { ms: number[]; flops: number }>();
   if (engine.gpu.hasTimestamps) {
@@ -148,6 +177,11 @@ for (const spec of values.sizes.split(",")) {
   })).sort((a, b) => b.ms - a.ms);
   const flops = [...byKernel.values()].reduce((a, e) => a + e.flops, 0);
   const msPerIter = median(times);
+  const kind = (name: string) =>
+    name.includes("gram") ? "gram" : /conv|fire/.test(name) ? "conv" : "other";
+  const kernelMs = kernels.reduce((a, k) => a + k.ms, 0);
+  const shares: Record<string, number> = {};
+  for (const k of kernels) shares[kind(k.name)] = (shares[kind(k.name)] ?? 0) + k.ms / kernelMs;
   const stats = engine.poolStats;
   const result: BenchResult = {
     size: [h, w],
@@ -164,6 +198,8 @@ for (const spec of values.sizes.split(",")) {
     allocations_after_first_iteration: stats.allocations - allocs,
     first_iteration_ms: firstMs,
     adapter: engine.gpu.adapterName,
+    parts,
+    shares,
   };
   if (values.peer === "tfjs") {
     const { runTfjsPeer } = await import("./peer_tfjs.ts");
@@ -201,6 +237,15 @@ function printTable(r: BenchResult, top: number): void {
     `  pool: ${r.buffers} buffers, peak ${(r.peak_bytes / 1048576).toFixed(1)} MiB, ` +
       `${r.allocations_after_first_iteration} allocations after the first iteration`,
   );
+  if (r.parts.forward_fire5) {
+    const pct = (k: string) => `${((r.shares[k] ?? 0) * 100).toFixed(0)}%`;
+    console.log(
+      `  forward to fire5 ${f(r.parts.forward_fire5)} ms; loss+gradient ${
+        f(r.parts.loss_and_gradient)
+      } ms; ` +
+        `kernel time: Grams ${pct("gram")}, convolutions ${pct("conv")}, other ${pct("other")}`,
+    );
+  }
   if (r.peer) {
     console.log(
       `  peer ${r.peer.name} (${r.peer.backend}): ${f(r.peer.ms_per_iter)} ms/iter → ` +

@@ -235,19 +235,23 @@ export class Engine implements Stylizer {
     });
   }
 
+  /** The plan of a forward pass of an h×w image up to layer index `upto`. */
+  forwardPlan(h: number, w: number, upto: number): Promise<Plan & { fwd: Forward }> {
+    return this.plan(`features:${h}x${w}:${upto}`, async (scope) => {
+      const prog = new Program(this.gpu.device);
+      const input = scope.floats(3 * h * w, "input");
+      const fwd = await recordForward(this.ctx, scope, prog, this.net, input, h, w, upto);
+      return { prog, scope, fwd };
+    });
+  }
+
   async features(input: Tensor, taps?: TapName[]): Promise<Partial<Record<TapName, Tensor>>> {
     checkTensor(input, "features input");
     const [, c, h, w] = input.shape;
     if (c !== 3) throw new UserError(`features input must have 3 channels, got ${c}`);
     const dims = layerDims(h, w);
     const wanted = taps ?? TAP_NAMES.filter((t) => tapLayerIndex(t) < dims.length);
-    const upto = this.deepest(h, w, wanted);
-    const plan = await this.plan(`features:${h}x${w}:${upto}`, async (scope) => {
-      const prog = new Program(this.gpu.device);
-      const input = scope.floats(3 * h * w, "input");
-      const fwd = await recordForward(this.ctx, scope, prog, this.net, input, h, w, upto);
-      return { prog, scope, fwd };
-    });
+    const plan = await this.forwardPlan(h, w, this.deepest(h, w, wanted));
     this.gpu.device.queue.writeBuffer(plan.fwd.input, 0, new Float32Array(input.data));
     this.run(plan.prog);
     const outs = wanted.map((t) => plan.fwd.outputs[tapLayerIndex(t)]);

@@ -151,6 +151,7 @@ export async function conv2dBackwardStrided(
   },
 ): Promise<void> {
   const s = o.shape;
+  if (s.cin > 4) throw new RangeError(`${o.label}: strided backward supports ≤ 4 input channels`);
   const oh = convOut(s.h, s.kh, s.stride, s.pad);
   const ow = convOut(s.w, s.kw, s.stride, s.pad);
   const pipeline = await ctx.pipelines.get({
@@ -183,7 +184,7 @@ export async function conv2dBackwardStrided(
     o.label,
     pipeline,
     [u, o.dy.buffer, o.weights, null, o.dx.buffer, o.y.buffer, null],
-    [Math.ceil(s.cin * s.h * s.w / 64)],
+    [Math.ceil(s.h * s.w / 64)],
     2 * s.cout * oh * ow * s.cin * s.kh * s.kw,
   );
 }

@@ -133,23 +133,22 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
-// Input gradient of a strided convolution without padding-specific layout:
-// dx[ci, iy, ix] = sum over (co, kh, kw) with iy = oy*STRIDE + kh - PAD of
-// w[kh][kw][ci][co] * dy[co, oy, ox] * (y[co, oy, ox] > 0).
+// Input gradient of a strided convolution with at most 4 input channels
+// (conv1): dx[ci, iy, ix] = sum over (co, kh, kw) with iy = oy*STRIDE + kh - PAD
+// of w[kh][kw][ci][co] * dy[co, oy, ox] * (y[co, oy, ox] > 0). One invocation
+// per input pixel computes every input channel, so each dy value is loaded once.
 // Here `x` holds dy, `mask_in` holds y, `out` receives dx (h, w = input size).
 @compute @workgroup_size(64, 1, 1)
 fn backward_input_strided(@builtin(global_invocation_id) gid: vec3<u32>) {
   let hw = p.h * p.w;
-  let idx = gid.x;
-  if (idx >= p.cin * hw) {
+  let pix = gid.x;
+  if (pix >= hw) {
     return;
   }
-  let ci = idx / hw;
-  let pix = idx % hw;
   let iy = i32(pix / p.w) + i32(PAD);
   let ix = i32(pix % p.w) + i32(PAD);
   let npix = p.oh * p.ow;
-  var acc = 0.0;
+  var acc = vec4<f32>(0.0);
   for (var kh = 0u; kh < KH; kh++) {
     let ty = iy - i32(kh);
     if (ty < 0 || ty % i32(STRIDE) != 0 || ty / i32(STRIDE) >= i32(p.oh)) {
@@ -162,15 +161,23 @@ fn backward_input_strided(@builtin(global_invocation_id) gid: vec3<u32>) {
         continue;
       }
       let o = oyy * p.ow + u32(tx) / STRIDE;
-      let wrow = ((kh * KW + kw) * p.cin + ci) * p.cout;
+      let tap = (kh * KW + kw) * p.cin;
       for (var co = 0u; co < p.cout; co++) {
-        acc = fma(wk[wrow + co], load_x(co * npix + o), acc);
+        let g = load_x(co * npix + o);
+        var wv = vec4<f32>(0.0);
+        for (var ci = 0u; ci < p.cin; ci++) {
+          wv[ci] = wk[(tap + ci) * p.cout + co];
+        }
+        acc = fma(wv, vec4<f32>(g), acc);
       }
     }
   }
-  var v = acc;
-  if (ACCUMULATE) {
-    v += out[p.out_off + idx];
+  for (var ci = 0u; ci < p.cin; ci++) {
+    let idx = ci * hw + pix;
+    var v = acc[ci];
+    if (ACCUMULATE) {
+      v += out[p.out_off + idx];
+    }
+    out[p.out_off + idx] = v;
   }
-  out[p.out_off + idx] = v;
 }
