@@ -1,3 +1,5 @@
+import { expandTemplate, type TemplateParams } from "./template.ts";
+
 /**
  * A pipeline cache: (WGSL source, entry point, override constants) → compute
  * pipeline, compiled once. Compilation errors are reported with the WGSL line.
@@ -14,10 +16,12 @@ export interface PipelineStats {
 
 /** What identifies one compute pipeline. */
 export interface PipelineKey {
-  /** A short name for labels and error messages, e.g. "conv.wgsl". */
+  /** A short name for labels and error messages, e.g. "conv3x3.wgsl". */
   name: string;
-  /** The WGSL source. */
+  /** The WGSL source (a template when `template` is given). */
   source: string;
+  /** Template parameters (tile shapes) to expand `source` with; see template.ts. */
+  template?: TemplateParams;
   /** The entry point. */
   entry: string;
   /** Pipeline-overridable constants (`override` declarations in the WGSL). */
@@ -43,6 +47,11 @@ export class PipelineCache {
 
   /** Returns the pipeline for `key`, compiling it on first request. */
   get(key: PipelineKey): Promise<GPUComputePipeline> {
+    if (key.template) {
+      const name = `${key.name}[${Object.entries(key.template).map(([k, v]) => `${k}=${v}`)}]`;
+      const source = this.#expand(key.source, key.template);
+      return this.get({ name, source, entry: key.entry, constants: key.constants });
+    }
     const consts = Object.entries(key.constants ?? {}).sort(([a], [b]) => a < b ? -1 : 1);
     const id = `${key.name}\u0000${key.entry}\u0000${JSON.stringify(consts)}\u0000${key.source}`;
     const hit = this.#pipelines.get(id);
@@ -55,6 +64,15 @@ export class PipelineCache {
     this.#pipelines.set(id, p);
     p.catch(() => this.#pipelines.delete(id));
     return p;
+  }
+
+  #expanded = new Map<string, string>();
+
+  #expand(source: string, params: TemplateParams): string {
+    const id = `${JSON.stringify(params)}\u0000${source}`;
+    let out = this.#expanded.get(id);
+    if (out === undefined) this.#expanded.set(id, out = expandTemplate(source, params));
+    return out;
   }
 
   async #compile(key: PipelineKey): Promise<GPUComputePipeline> {

@@ -6,9 +6,10 @@
  * @module
  */
 import type { Program } from "../gpu/scheduler.ts";
-import { conv2d, conv2dBackwardStrided, convOut } from "../ops/conv.ts";
+import { conv2d, conv2dBackwardStrided, convOut, packStridedKernel } from "../ops/conv.ts";
 import { type OpContext, type Scope, view } from "../ops/context.ts";
 import { maxPool, maxPoolBackward, poolOut } from "../ops/pool.ts";
+import { reluBackward } from "../ops/relu.ts";
 import type { ConvWeights } from "./weights.ts";
 
 /** The activations a loss can use, in network order. */
@@ -100,8 +101,10 @@ interface ConvParams {
   /** [KH][KW][Cin][Cout] */
   w: GPUBuffer;
   b: GPUBuffer;
-  /** Stride-1 layers: flipped, transposed kernel [KH][KW][Cout][Cin] for the input gradient. */
+  /** Flipped, transposed kernel [KH][KW][Cout][Cin]: the input gradient of stride-1 layers. */
   back: GPUBuffer;
+  /** Layers with ≤ 4 inputs (conv1): the kernel packed for the strided input gradient. */
+  packed: GPUBuffer | null;
   shape: [number, number, number, number];
 }
 
@@ -136,6 +139,9 @@ export class NetWeights {
         w: ctx.upload(scope, new Float32Array(k.kernel), `${name}.w`),
         b: ctx.upload(scope, new Float32Array(k.bias), `${name}.b`),
         back: ctx.upload(scope, backwardKernel(k), `${name}.wback`),
+        packed: k.cin <= 4 && k.kh === 3 && k.kw === 3
+          ? ctx.upload(scope, packStridedKernel(k.kernel, k.cin, k.cout), `${name}.wpacked`)
+          : null,
         shape: [k.kh, k.kw, k.cin, k.cout],
       });
     }
@@ -277,6 +283,15 @@ export async function recordBackward(
     const d = i > 0 ? fwd.outputs[i - 1].dims : fwd.dims;
     const dx = i > 0 ? grads[i - 1] : imageGrad;
     const out = fwd.outputs[i];
+    if (l.kind !== "pool") {
+      // Through the layer's ReLU(s), once every contribution to grads[i] is in.
+      await reluBackward(ctx, scope, prog, {
+        label: `${l.name}.relu.back`,
+        n: out.dims.c * out.dims.h * out.dims.w,
+        grad: view(grads[i]),
+        y: view(out.buffer),
+      });
+    }
     if (l.kind === "conv") {
       await conv2dBackwardStrided(ctx, scope, prog, {
         label: `${l.name}.back`,
@@ -291,8 +306,7 @@ export async function recordBackward(
           pad: 0,
         },
         dy: view(grads[i]),
-        y: view(out.buffer),
-        weights: net.get(l.name).w,
+        packed: net.get(l.name).packed!,
         dx: view(dx),
       });
     } else if (l.kind === "pool") {
@@ -315,7 +329,6 @@ export async function recordBackward(
         label: `${l.name}.expand3x3.back`,
         shape: { ...at, cin: l.expand, cout: l.squeeze, kh: 3, kw: 3, pad: 1 },
         x: view(grads[i], l.expand * hw),
-        maskIn: view(out.buffer, l.expand * hw),
         weights: e3.back,
         out: view(gs),
       });
@@ -323,7 +336,6 @@ export async function recordBackward(
         label: `${l.name}.expand1x1.back`,
         shape: { ...at, cin: l.expand, cout: l.squeeze, kh: 1, kw: 1, pad: 0 },
         x: view(grads[i], 0),
-        maskIn: view(out.buffer, 0),
         weights: e1.back,
         out: view(gs),
         accumulate: true,

@@ -11,7 +11,7 @@ import { BufferPool, type PoolStats } from "../gpu/pool.ts";
 import { PipelineCache, type PipelineStats } from "../gpu/pipelines.ts";
 import { Program } from "../gpu/scheduler.ts";
 import { OpContext, Scope, view } from "../ops/context.ts";
-import { gram, GRAM_LOSS_PARTS, gramBackward, gramScratchFloats } from "../ops/gram.ts";
+import { gram, GRAM_LOSS_PARTS, gramBackward, gramGeometry } from "../ops/gram.ts";
 import { contentLoss, finalizeLosses, LOSS_PARTS, tvLoss } from "../ops/loss.ts";
 import {
   type Forward,
@@ -103,6 +103,8 @@ export interface LossPlan extends Plan {
   contentTarget: GPUBuffer;
   styleTargets: GPUBuffer[];
   styleCount: number;
+  /** d loss / d output of each layer. */
+  grads: GPUBuffer[];
 }
 
 function checkTensor(t: Tensor, what: string, rank = 4): void {
@@ -274,7 +276,7 @@ export class Engine implements Stylizer {
       const prog = new Program(this.gpu.device);
       const f = scope.floats(c * npix, "gram.f");
       const g = scope.floats(c * c, "gram.g");
-      const scratch = scope.floats(gramScratchFloats(c, npix), "gram.scratch");
+      const scratch = scope.floats(gramGeometry(this.ctx, c, npix).scratch, "gram.scratch");
       await gram(this.ctx, scope, prog, {
         label: "gram",
         c,
@@ -398,7 +400,7 @@ export class Engine implements Stylizer {
           c: d.c,
           npix,
           f: view(out.buffer),
-          scratch: scope.floats(gramScratchFloats(d.c, npix), `${label}.scratch`),
+          scratch: scope.floats(gramGeometry(ctx, d.c, npix).scratch, `${label}.scratch`),
           gram: view(scope.floats(d.c * d.c, `${label}.g`)),
           loss: {
             target: styleTargets[s],
@@ -418,7 +420,7 @@ export class Engine implements Stylizer {
         });
       }
     };
-    await recordBackward(ctx, scope, prog, this.net, fwd, grad, inject);
+    const grads = await recordBackward(ctx, scope, prog, this.net, fwd, grad, inject);
     if (spec.tvWeight > 0) {
       await tvLoss(ctx, scope, prog, {
         label: "tv",
@@ -437,7 +439,18 @@ export class Engine implements Stylizer {
       segments,
       out: view(scalars),
     });
-    return { prog, scope, fwd, x, grad, scalars, contentTarget, styleTargets, styleCount: L };
+    return {
+      prog,
+      scope,
+      fwd,
+      x,
+      grad,
+      grads,
+      scalars,
+      contentTarget,
+      styleTargets,
+      styleCount: L,
+    };
   }
 
   /** Uploads the spec's targets into a plan's target buffers. */

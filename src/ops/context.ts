@@ -51,6 +51,30 @@ export class Scope {
   }
 }
 
+/**
+ * Tile shapes of the templated kernels (template parameters; see
+ * src/gpu/template.ts). The defaults were the fastest measured on lavapipe
+ * (bench/NOTES.md); other adapters may prefer others.
+ */
+export interface TileTable {
+  /** pointwise.wgsl: TMV vec4 channel groups × TN pixels per invocation, WG invocations. */
+  pointwise: { TMV: number; TN: number; WG: number };
+  /** conv3x3.wgsl: TMV vec4 channel groups × a TN-pixel row segment, WG invocations. */
+  conv3x3: { TMV: number; TN: number; WG: number };
+  /** conv_s2_backward.wgsl: 2 × 2Q block of dx per invocation, WG invocations. */
+  stridedBackward: { Q: number; WG: number };
+  /** gram.wgsl: T×T tile per invocation, WG invocations, pixel chunks of CHUNK. */
+  gram: { T: number; WG: number; CHUNK: number };
+}
+
+/** The default tile table. */
+export const DEFAULT_TILES: TileTable = {
+  pointwise: { TMV: 2, TN: 8, WG: 64 },
+  conv3x3: { TMV: 2, TN: 8, WG: 32 },
+  stridedBackward: { Q: 16, WG: 64 },
+  gram: { T: 8, WG: 32, CHUNK: 256 },
+};
+
 /** The device-wide parts the op wrappers share. */
 export class OpContext {
   /** The device. */
@@ -61,10 +85,18 @@ export class OpContext {
   readonly pool: BufferPool;
   /** A small zero buffer bound where a kernel's optional input is unused. */
   readonly dummy: GPUBuffer;
+  /** Tile shapes of the templated kernels. */
+  readonly tiles: TileTable;
 
   /** Builds the context for `device`. */
-  constructor(device: GPUDevice, pool: BufferPool, pipelines: PipelineCache) {
+  constructor(
+    device: GPUDevice,
+    pool: BufferPool,
+    pipelines: PipelineCache,
+    tiles: TileTable = DEFAULT_TILES,
+  ) {
     this.device = device;
+    this.tiles = tiles;
     this.pool = pool;
     this.pipelines = pipelines;
     this.dummy = device.createBuffer({ size: 256, usage: STORAGE, label: "dummy" });

@@ -1,37 +1,21 @@
 /**
- * Convolution wrapper over src/shaders/conv.wgsl: forward with fused bias and
- * ReLU, the same kernel for stride-1 input gradients and Gram backward, and
- * the strided input gradient (conv1).
+ * Convolution wrappers: 1×1 convolutions (src/shaders/pointwise.wgsl) and
+ * 3×3 ones (src/shaders/conv3x3.wgsl) with bias and ReLU fused, the same
+ * kernels for stride-1 input gradients (flipped, transposed kernel; the ReLU mask
+ * applied beforehand by relu.ts) and the Gram backward, and the input gradient of a
+ * strided 3×3 convolution (src/shaders/conv_s2_backward.wgsl, for conv1).
+ * Tile shapes are template parameters taken from the context's tile table.
  * @module
  */
-import source from "../shaders/conv.wgsl" with { type: "text" };
+import pointwiseSource from "../shaders/pointwise.wgsl" with { type: "text" };
+import conv3x3Source from "../shaders/conv3x3.wgsl" with { type: "text" };
+import strided from "../shaders/conv_s2_backward.wgsl" with { type: "text" };
 import type { Program } from "../gpu/scheduler.ts";
 import type { OpContext, Scope, View } from "./context.ts";
 
 /** Output length of a convolution or pooling along one axis (floor mode). */
 export function convOut(n: number, k: number, stride: number, pad: number): number {
   return Math.floor((n + 2 * pad - k) / stride) + 1;
-}
-
-/** Register and workgroup tile of the implicit-GEMM kernel. */
-export interface Tile {
-  /** Output channels per invocation (1..8). */
-  TM: number;
-  /** Output pixels per invocation (1..8). */
-  TN: number;
-  /** Invocations along pixels. */
-  WGX: number;
-  /** Invocations along channels. */
-  WGY: number;
-}
-
-/** The default tile for an M (channels) × N (pixels) output, tuned on lavapipe. */
-export function chooseTile(m: number, _n: number): Tile {
-  const TM = 4;
-  const TN = 4;
-  let WGY = 1;
-  while (WGY < 16 && WGY * TM < m) WGY *= 2;
-  return { TM, TN, WGX: 64 / WGY >= 1 ? Math.max(1, 64 / WGY) : 1, WGY };
 }
 
 /** A convolution's geometry. */
@@ -59,34 +43,35 @@ export interface Conv2dOptions {
   relu?: boolean;
   /** Add into `out` instead of overwriting it. */
   accumulate?: boolean;
-  /** Read the input as x·(maskIn > 0) (ReLU backward fused into the load). */
-  maskIn?: View;
   /** Multiply the result by (maskOut > 0). */
   maskOut?: View;
-  tile?: Tile;
 }
 
-function params(
-  s: ConvShape,
-  oh: number,
-  ow: number,
-  o: Conv2dOptions,
-): Uint32Array<ArrayBuffer> {
-  return new Uint32Array([
-    s.cin,
-    s.cout,
-    s.h,
-    s.w,
-    oh,
-    ow,
-    o.x.offset,
-    o.out.offset,
-    o.maskIn?.offset ?? 0,
-    o.maskOut?.offset ?? 0,
-  ]);
+function flags(o: Conv2dOptions): Record<string, number> {
+  return {
+    HAS_BIAS: o.bias ? 1 : 0,
+    RELU: o.relu ? 1 : 0,
+    ACCUMULATE: o.accumulate ? 1 : 0,
+    MASK_OUT: o.maskOut ? 1 : 0,
+  };
 }
 
-/** Appends a convolution (implicit GEMM) to `prog`. */
+function bindings(ctx: OpContext, u: GPUBuffer, o: Conv2dOptions) {
+  return [
+    u,
+    o.x.buffer,
+    o.weights,
+    o.bias ?? ctx.dummy,
+    o.out.buffer,
+    o.maskOut?.buffer ?? ctx.dummy,
+  ];
+}
+
+/**
+ * Appends a convolution to `prog`: 1×1 (stride 1, no padding) or 3×3 (any
+ * stride and padding). Throws a RangeError for other shapes or when cout is
+ * not a multiple of the tile's channel count.
+ */
 export async function conv2d(
   ctx: OpContext,
   scope: Scope,
@@ -96,95 +81,112 @@ export async function conv2d(
   const s = o.shape;
   const oh = convOut(s.h, s.kh, s.stride, s.pad);
   const ow = convOut(s.w, s.kw, s.stride, s.pad);
-  const tile = o.tile ?? chooseTile(s.cout, oh * ow);
+  const flops = 2 * s.cout * oh * ow * s.cin * s.kh * s.kw;
+  const [xo, oo, mo] = [o.x.offset, o.out.offset, o.maskOut?.offset ?? 0];
+  if (s.kh === 1 && s.kw === 1 && s.stride === 1 && s.pad === 0) {
+    const t = ctx.tiles.pointwise;
+    if (s.cout % (4 * t.TMV)) {
+      throw new RangeError(`${o.label}: cout ${s.cout} % ${4 * t.TMV} != 0`);
+    }
+    const pipeline = await ctx.pipelines.get({
+      name: "pointwise.wgsl",
+      source: pointwiseSource,
+      template: { ...t },
+      entry: "main",
+      constants: flags(o),
+    });
+    const words = new Uint32Array([s.cin, s.cout / 4, oh * ow, xo, oo, mo, 0, 0]);
+    const u = ctx.uniform(scope, words, `${o.label}.params`);
+    prog.dispatch(o.label, pipeline, bindings(ctx, u, o), [
+      Math.ceil(oh * ow / (t.WG * t.TN)),
+      s.cout / (4 * t.TMV),
+    ], flops);
+    return;
+  }
+  if (s.kh !== 3 || s.kw !== 3) {
+    throw new RangeError(`${o.label}: unsupported ${s.kh}×${s.kw} kernel`);
+  }
+  const t = ctx.tiles.conv3x3;
+  if (s.cout % (4 * t.TMV)) throw new RangeError(`${o.label}: cout ${s.cout} % ${4 * t.TMV} != 0`);
   const pipeline = await ctx.pipelines.get({
-    name: "conv.wgsl",
-    source,
-    entry: "forward",
-    constants: {
-      KH: s.kh,
-      KW: s.kw,
-      STRIDE: s.stride,
-      PAD: s.pad,
-      ...tile,
-      HAS_BIAS: o.bias ? 1 : 0,
-      RELU: o.relu ? 1 : 0,
-      ACCUMULATE: o.accumulate ? 1 : 0,
-      MASK_IN: o.maskIn ? 1 : 0,
-      MASK_OUT: o.maskOut ? 1 : 0,
-    },
+    name: "conv3x3.wgsl",
+    source: conv3x3Source,
+    template: { ...t, S: s.stride, PAD: s.pad },
+    entry: "main",
+    constants: flags(o),
   });
-  const u = ctx.uniform(scope, params(s, oh, ow, o), `${o.label}.params`);
-  prog.dispatch(
-    o.label,
-    pipeline,
-    [
-      u,
-      o.x.buffer,
-      o.weights,
-      o.bias ?? ctx.dummy,
-      o.out.buffer,
-      o.maskIn?.buffer ?? ctx.dummy,
-      o.maskOut?.buffer ?? ctx.dummy,
-    ],
-    [Math.ceil(oh * ow / (tile.TN * tile.WGX)), Math.ceil(s.cout / (tile.TM * tile.WGY))],
-    2 * s.cout * oh * ow * s.cin * s.kh * s.kw,
-  );
+  const nseg = Math.ceil(ow / t.TN);
+  const words = new Uint32Array([s.cin, s.cout / 4, s.h, s.w, oh, ow, nseg, xo, oo, mo, 0, 0]);
+  const u = ctx.uniform(scope, words, `${o.label}.params`);
+  prog.dispatch(o.label, pipeline, bindings(ctx, u, o), [
+    Math.ceil(oh * nseg / t.WG),
+    s.cout / (4 * t.TMV),
+  ], flops);
 }
 
 /**
- * Appends the input gradient of a strided convolution: `dy` (gradient of the
- * post-ReLU output, masked by `y > 0`) → `dx`. `shape` is the forward shape.
+ * Repacks a [3][3][Cin≤4][Cout] kernel for {@link conv2dBackwardStrided}:
+ * wb[co][ky·3+kx] = vec4(W[ky][kx][0..Cin−1][co], 0…).
+ */
+export function packStridedKernel(
+  kernel: Float32Array,
+  cin: number,
+  cout: number,
+): Float32Array<ArrayBuffer> {
+  if (cin > 4) throw new RangeError(`strided backward supports ≤ 4 input channels, got ${cin}`);
+  const out = new Float32Array(cout * 9 * 4);
+  for (let co = 0; co < cout; co++) {
+    for (let k = 0; k < 9; k++) {
+      for (let ci = 0; ci < cin; ci++) {
+        out[(co * 9 + k) * 4 + ci] = kernel[(k * cin + ci) * cout + co];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Appends the input gradient of a 3×3 stride-2 unpadded convolution with ≤ 4
+ * input channels: `dy` (gradient of the convolution's output) → `dx`
+ * (overwritten). `packed` comes from {@link packStridedKernel}.
  */
 export async function conv2dBackwardStrided(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: {
-    label: string;
-    shape: ConvShape;
-    dy: View;
-    y: View;
-    weights: GPUBuffer;
-    dx: View;
-    accumulate?: boolean;
-  },
+  o: { label: string; shape: ConvShape; dy: View; packed: GPUBuffer; dx: View },
 ): Promise<void> {
   const s = o.shape;
-  if (s.cin > 4) throw new RangeError(`${o.label}: strided backward supports ≤ 4 input channels`);
-  const oh = convOut(s.h, s.kh, s.stride, s.pad);
-  const ow = convOut(s.w, s.kw, s.stride, s.pad);
+  if (s.kh !== 3 || s.kw !== 3 || s.stride !== 2 || s.pad !== 0 || s.cin > 4) {
+    throw new RangeError(`${o.label}: only 3×3 stride-2 unpadded kernels with ≤ 4 inputs`);
+  }
+  const oh = convOut(s.h, 3, 2, 0);
+  const ow = convOut(s.w, 3, 2, 0);
+  const t = ctx.tiles.stridedBackward;
   const pipeline = await ctx.pipelines.get({
-    name: "conv.wgsl",
-    source,
-    entry: "backward_input_strided",
-    constants: {
-      KH: s.kh,
-      KW: s.kw,
-      STRIDE: s.stride,
-      PAD: s.pad,
-      MASK_IN: 1,
-      ACCUMULATE: o.accumulate ? 1 : 0,
-    },
+    name: "conv_s2_backward.wgsl",
+    source: strided,
+    template: { ...t },
+    entry: "main",
   });
+  const nseg = Math.ceil(Math.ceil(s.w / 2) / t.Q);
+  const nrow = Math.ceil(s.h / 2);
   const words = new Uint32Array([
-    s.cin,
     s.cout,
+    s.cin,
     s.h,
     s.w,
     oh,
     ow,
+    nseg,
     o.dy.offset,
     o.dx.offset,
-    o.y.offset,
+    0,
+    0,
     0,
   ]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
-  prog.dispatch(
-    o.label,
-    pipeline,
-    [u, o.dy.buffer, o.weights, null, o.dx.buffer, o.y.buffer, null],
-    [Math.ceil(s.h * s.w / 64)],
-    2 * s.cout * oh * ow * s.cin * s.kh * s.kw,
-  );
+  prog.dispatch(o.label, pipeline, [u, o.dy.buffer, o.packed, o.dx.buffer], [
+    Math.ceil(nrow * nseg / t.WG),
+  ], 2 * s.cout * oh * ow * s.cin * 9);
 }

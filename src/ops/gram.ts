@@ -1,7 +1,8 @@
 /**
- * Gram-matrix wrapper over src/shaders/gram.wgsl: G = F·Fᵀ/(C·H·W) with a
- * split over pixels, optionally the style loss w·Σ(G−A)² and its backward.
- * The backward dF += (4w/N)·(G−A)·F is a 1×1 convolution by dG (conv.ts).
+ * Gram-matrix wrapper over src/shaders/gram.wgsl: G = F·Fᵀ/(C·H·W) computed
+ * on the upper block triangle over pixel chunks, then reduced, optionally
+ * with the style loss w·Σ(G−A)² and dG = (4w/N)·(G−A). The backward
+ * dF += dG·F is a 1×1 convolution by dG (conv.ts).
  * @module
  */
 import source from "../shaders/gram.wgsl" with { type: "text" };
@@ -9,45 +10,32 @@ import type { Program } from "../gpu/scheduler.ts";
 import { conv2d } from "./conv.ts";
 import type { OpContext, Scope, View } from "./context.ts";
 
-const REGS = 4;
-const WG = 8;
-const SIDE = REGS * WG;
-
-/** How the pixels are split: chunk length and number of chunks. */
-export function gramSplit(c: number, npix: number): { chunk: number; splits: number } {
-  const blocks = Math.ceil(c / SIDE);
-  const pairs = blocks * (blocks + 1) / 2;
-  // Enough workgroups to keep every core busy, chunks of at least 128 pixels.
-  const wanted = Math.max(1, Math.min(64, Math.ceil(48 / pairs), Math.ceil(npix / 128)));
-  const chunk = Math.ceil(npix / wanted);
-  return { chunk, splits: Math.ceil(npix / chunk) };
-}
-
-/** Floats of scratch a Gram of `c` channels over `npix` pixels needs. */
-export function gramScratchFloats(c: number, npix: number): number {
-  return gramSplit(c, npix).splits * c * c;
-}
-
 /** Number of per-workgroup partial sums {@link gram} writes with a loss. */
 export const GRAM_LOSS_PARTS = 16;
+
+/** The tiling of a Gram of `c` channels over `npix` pixels. */
+export function gramGeometry(ctx: OpContext, c: number, npix: number) {
+  const { T, CHUNK } = ctx.tiles.gram;
+  if (c % T) throw new RangeError(`Gram of ${c} channels: channels must be a multiple of ${T}`);
+  const nb = c / T;
+  const ntiles = nb * (nb + 1) / 2;
+  const nchunks = Math.ceil(npix / CHUNK);
+  return { nb, ntiles, nchunks, chunk: CHUNK, scratch: nchunks * ntiles * T * T };
+}
 
 /** Options of {@link gram}. */
 export interface GramOptions {
   label: string;
   c: number;
   npix: number;
+  /** Features F [C][P]: the buffer must be bound from its start (vec4 loads). */
   f: View;
-  /** Scratch of at least {@link gramScratchFloats} floats. */
+  /** Scratch of at least `gramGeometry(...).scratch` floats. */
   scratch: GPUBuffer;
   /** Receives G [C][C]. */
   gram: View;
   /** With a loss: target A, weight, dG buffer [C][C], and where the partial sums go. */
-  loss?: {
-    target: GPUBuffer;
-    weight: number;
-    dgram: GPUBuffer;
-    parts: View;
-  };
+  loss?: { target: GPUBuffer; weight: number; dgram: GPUBuffer; parts: View };
 }
 
 /** Appends the Gram matrix (and optionally the style loss and dG) to `prog`. */
@@ -57,31 +45,41 @@ export async function gram(
   prog: Program,
   o: GramOptions,
 ): Promise<void> {
-  const { chunk, splits } = gramSplit(o.c, o.npix);
-  const blocks = Math.ceil(o.c / SIDE);
+  const geo = gramGeometry(ctx, o.c, o.npix);
+  const t = ctx.tiles.gram;
   const n = o.c * o.npix;
-  const buf = new ArrayBuffer(48);
-  const u32 = new Uint32Array(buf);
-  const f32 = new Float32Array(buf);
-  u32.set([o.c, o.npix, chunk, blocks, o.f.offset, o.gram.offset, o.loss?.parts.offset ?? 0, 0]);
-  f32.set([1 / n, o.loss?.weight ?? 0, 4 * (o.loss?.weight ?? 0) / n, 0], 8);
-  const u = ctx.uniform(scope, u32, `${o.label}.params`);
-  const consts = { TILE_REGS: REGS, WG };
+  const buf = new ArrayBuffer(64);
+  new Uint32Array(buf).set([
+    o.c,
+    o.npix,
+    geo.chunk,
+    geo.nb,
+    geo.ntiles,
+    geo.nchunks,
+    o.f.offset,
+    o.gram.offset,
+    o.loss?.parts.offset ?? 0,
+  ]);
+  const w = o.loss?.weight ?? 0;
+  new Float32Array(buf).set([1 / n, w, 4 * w / n, 0], 12);
+  const u = ctx.uniform(scope, new Uint32Array(buf), `${o.label}.params`);
+  const template = { T: t.T, WG: t.WG };
   const partial = await ctx.pipelines.get({
     name: "gram.wgsl",
     source,
+    template,
     entry: "partial",
-    constants: consts,
   });
-  prog.dispatch(`${o.label}.partial`, partial, [u, o.f.buffer, o.scratch], [
-    blocks * (blocks + 1) / 2,
-    splits,
-  ], o.c * (o.c + SIDE) * o.npix);
+  prog.dispatch(`${o.label}.partial`, partial, [u, o.f.buffer, o.f.buffer, o.scratch], [
+    Math.ceil(geo.ntiles / t.WG),
+    geo.nchunks,
+  ], 2 * geo.ntiles * t.T * t.T * o.npix);
   const reduce = await ctx.pipelines.get({
     name: "gram.wgsl",
     source,
+    template,
     entry: "reduce",
-    constants: { ...consts, LOSS: o.loss ? 1 : 0 },
+    constants: { LOSS: o.loss ? 1 : 0 },
   });
   const l = o.loss;
   prog.dispatch(
@@ -89,6 +87,7 @@ export async function gram(
     reduce,
     [
       u,
+      null,
       null,
       o.scratch,
       // Without a loss the kernel skips these, but its layout still has them.
@@ -98,7 +97,7 @@ export async function gram(
       l ? l.parts.buffer : scope.floats(1, `${o.label}.unused`),
     ],
     [l ? GRAM_LOSS_PARTS : Math.min(GRAM_LOSS_PARTS, Math.ceil(o.c * o.c / 256))],
-    splits * o.c * o.c,
+    geo.nchunks * o.c * o.c,
   );
 }
 

@@ -1,110 +1,140 @@
-// Gram matrix G = F·Fᵀ / N of features F [C][P] (N = C·P), split over the
-// pixels for parallelism: `partial` computes, for each pixel chunk s, the
-// upper-triangle blocks of F_s·F_sᵀ (mirrored on write); `reduce` sums the
-// chunks, scales, and, with LOSS, forms the style loss w·Σ(G−A)² (per-workgroup
-// partial sums) and dG = (4w/N)·(G−A), the matrix the backward multiplies F by.
+// Gram matrix G = F·Fᵀ / N of features F [C][P] (N = C·P) in two passes.
+// `partial`: each invocation owns one T×T tile of the upper block triangle and
+// one chunk of pixels; it streams its 2T rows as aligned vec4s with a sliding
+// window (one new vec4 per row per 4 pixels, realigned by the row's address
+// mod 4, so F may start at any element offset and P may be odd).
+// `reduce`: sums the chunks, mirrors the triangle, scales by 1/N and, with
+// LOSS, forms the style loss w·Σ(G−A)² (per-workgroup partial sums) and
+// dG = (4w/N)·(G−A), the matrix the backward multiplies F by.
+// Template parameters: T (tile side; C % T == 0), WG. Runtime: chunk.
 
-override TILE_REGS: u32 = 4u; // rows and columns per invocation (<= 8)
-override WG: u32 = 8u;        // invocations per side of a block
 override LOSS: bool = false;
 
 struct Params {
-  c: u32, npix: u32, chunk: u32, blocks: u32,
-  f_off: u32, g_off: u32, part_off: u32, _pad: u32,
-  inv_n: f32, weight: f32, coef: f32, _pad2: f32,
+  c: u32, np: u32, chunk: u32, nb: u32,
+  ntiles: u32, nchunks: u32, f_off: u32, g_off: u32,
+  part_off: u32, _p0: u32, _p1: u32, _p2: u32,
+  inv_n: f32, weight: f32, coef: f32, _p3: f32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> f: array<f32>;
-@group(0) @binding(2) var<storage, read_write> part: array<f32>;
+@group(0) @binding(0) var<uniform> pr: Params;
+@group(0) @binding(1) var<storage, read> fv: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> fs: array<f32>;
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;
 
-const MAXT: u32 = 8u;
+// The 4 floats starting s (0..3) floats into the aligned pair (a, b).
+fn shift4(a: vec4<f32>, b: vec4<f32>, s: u32) -> vec4<f32> {
+  let t1 = vec4<f32>(a.yzw, b.x);
+  let t2 = vec4<f32>(a.zw, b.xy);
+  let t3 = vec4<f32>(a.w, b.xyz);
+  return select(select(select(a, t1, s == 1u), t2, s == 2u), t3, s == 3u);
+}
 
-@compute @workgroup_size(WG, WG, 1)
-fn partial(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-  // Block pair (bi <= bj) from the linear index wid.x.
-  var k = wid.x;
+@compute @workgroup_size(${WG})
+fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let t = min(gid.x, pr.ntiles - 1u);
+  var k = t;
   var bi = 0u;
-  while (k >= p.blocks - bi) {
-    k -= p.blocks - bi;
+  while (k >= pr.nb - bi) {
+    k -= pr.nb - bi;
     bi++;
   }
   let bj = bi + k;
-  let side = WG * TILE_REGS;
-  let i0 = bi * side + lid.y * TILE_REGS;
-  let j0 = bj * side + lid.x * TILE_REGS;
-  if (i0 >= p.c || j0 >= p.c) {
-    return;
+  let np = pr.np;
+  let p0 = gid.y * pr.chunk;
+  let p1 = min(p0 + pr.chunk, np);
+  let n4 = (p1 - p0) / 4u;
+//#for u in 0..T
+  let ei${u} = pr.f_off + (bi * ${T}u + ${u}u) * np + p0;
+  let ej${u} = pr.f_off + (bj * ${T}u + ${u}u) * np + p0;
+//#end
+//#for u in 0..T
+  let bi${u} = (ei${u} >> 2u) + 1u;
+  let si${u} = ei${u} & 3u;
+  var pvi${u} = fv[bi${u} - 1u];
+  let bj${u} = (ej${u} >> 2u) + 1u;
+  let sj${u} = ej${u} & 3u;
+  var pvj${u} = fv[bj${u} - 1u];
+//#end
+//#for u in 0..T
+//#for v in 0..T
+  var a${u}_${v} = 0.0;
+//#end
+//#end
+  for (var q = 0u; q < n4; q++) {
+//#for u in 0..T
+    let ci${u} = fv[bi${u} + q];
+    let yi${u} = shift4(pvi${u}, ci${u}, si${u});
+    pvi${u} = ci${u};
+    let cj${u} = fv[bj${u} + q];
+    let yj${u} = shift4(pvj${u}, cj${u}, sj${u});
+    pvj${u} = cj${u};
+//#end
+//#for u in 0..T
+//#for v in 0..T
+    a${u}_${v} = fma(yi${u}.w, yj${v}.w, fma(yi${u}.z, yj${v}.z, fma(yi${u}.y, yj${v}.y, fma(yi${u}.x, yj${v}.x, a${u}_${v}))));
+//#end
+//#end
   }
-  var ri: array<u32, MAXT>;
-  var rj: array<u32, MAXT>;
-  for (var t = 0u; t < TILE_REGS; t++) {
-    ri[t] = p.f_off + min(i0 + t, p.c - 1u) * p.npix;
-    rj[t] = p.f_off + min(j0 + t, p.c - 1u) * p.npix;
+  for (var q = p0 + n4 * 4u; q < p1; q++) {
+//#for u in 0..T
+    let zi${u} = fs[ei${u} - p0 + q];
+    let zj${u} = fs[ej${u} - p0 + q];
+//#end
+//#for u in 0..T
+//#for v in 0..T
+    a${u}_${v} = fma(zi${u}, zj${v}, a${u}_${v});
+//#end
+//#end
   }
-  let s = wid.y;
-  let q0 = s * p.chunk;
-  let q1 = min(q0 + p.chunk, p.npix);
-  var acc: array<array<f32, MAXT>, MAXT>;
-  for (var q = q0; q < q1; q++) {
-    var a: array<f32, MAXT>;
-    var b: array<f32, MAXT>;
-    for (var t = 0u; t < TILE_REGS; t++) {
-      a[t] = f[ri[t] + q];
-      b[t] = f[rj[t] + q];
-    }
-    for (var u = 0u; u < TILE_REGS; u++) {
-      for (var v = 0u; v < TILE_REGS; v++) {
-        acc[u][v] = fma(a[u], b[v], acc[u][v]);
-      }
-    }
-  }
-  let base = s * p.c * p.c;
-  for (var u = 0u; u < TILE_REGS; u++) {
-    let i = i0 + u;
-    for (var v = 0u; v < TILE_REGS; v++) {
-      let j = j0 + v;
-      if (i < p.c && j < p.c) {
-        part[base + i * p.c + j] = acc[u][v];
-        if (bi != bj) {
-          part[base + j * p.c + i] = acc[u][v];
-        }
-      }
-    }
+  if (gid.x < pr.ntiles) {
+    let o = (gid.y * pr.ntiles + t) * ${T*T}u;
+//#for u in 0..T
+//#for v in 0..T
+    part[o + ${u*T+v}u] = a${u}_${v};
+//#end
+//#end
   }
 }
 
-@group(0) @binding(3) var<storage, read> target_gram: array<f32>;
-@group(0) @binding(4) var<storage, read_write> gram: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dgram: array<f32>;
-@group(0) @binding(6) var<storage, read_write> loss_part: array<f32>;
+@group(0) @binding(4) var<storage, read> target_gram: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gram: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dgram: array<f32>;
+@group(0) @binding(7) var<storage, read_write> loss_part: array<f32>;
 
 const RW: u32 = 256u;
 var<workgroup> red: array<f32, RW>;
 
-@compute @workgroup_size(RW, 1, 1)
+@compute @workgroup_size(RW)
 fn reduce(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(local_invocation_id) lid: vec3<u32>,
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let cc = p.c * p.c;
-  let splits = (p.npix + p.chunk - 1u) / p.chunk;
+  let c = pr.c;
   var sq = 0.0;
-  for (var e = gid.x; e < cc; e += nwg.x * RW) {
-    var g = 0.0;
-    for (var s = 0u; s < splits; s++) {
-      g += part[s * cc + e];
+  for (var e = gid.x; e < c * c; e += nwg.x * RW) {
+    var i = e / c;
+    var j = e % c;
+    if (i / ${T}u > j / ${T}u) {
+      let tmp = i;
+      i = j;
+      j = tmp;
     }
-    g *= p.inv_n;
-    gram[p.g_off + e] = g;
+    let bi = i / ${T}u;
+    let bj = j / ${T}u;
+    let t = bi * pr.nb - (bi * (bi - 1u)) / 2u + (bj - bi);
+    let o = t * ${T*T}u + (i % ${T}u) * ${T}u + (j % ${T}u);
+    var s = 0.0;
+    for (var k = 0u; k < pr.nchunks; k++) {
+      s += part[k * pr.ntiles * ${T*T}u + o];
+    }
+    let g = s * pr.inv_n;
+    gram[pr.g_off + e] = g;
     if (LOSS) {
       let d = g - target_gram[e];
-      dgram[e] = p.coef * d;
+      dgram[e] = pr.coef * d;
       sq = fma(d, d, sq);
     }
   }
@@ -118,7 +148,7 @@ fn reduce(
       workgroupBarrier();
     }
     if (lid.x == 0u) {
-      loss_part[p.part_off + wid.x] = p.weight * red[0];
+      loss_part[pr.part_off + wid.x] = pr.weight * red[0];
     }
   }
 }

@@ -1,0 +1,84 @@
+/**
+ * Micro-benchmark of the convolution kernels: a 1024² GEMM (a 1×1
+ * convolution [M×K]·[K×N]) and the SqueezeNet shapes of an iteration at
+ * 192×256, each with GFLOP/s from GPU timestamps.
+ * Usage: deno task bench:kernels [--size 1024] [--tiles JSON]
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { acquireGpu } from "../src/gpu/device.ts";
+import { BufferPool } from "../src/gpu/pool.ts";
+import { PipelineCache } from "../src/gpu/pipelines.ts";
+import { Program, SpanTimer } from "../src/gpu/scheduler.ts";
+import { conv2d, convOut, type ConvShape } from "../src/ops/conv.ts";
+import { DEFAULT_TILES, OpContext, Scope, type TileTable, view } from "../src/ops/context.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    size: { type: "string", default: "1024" },
+    tiles: { type: "string" },
+    only: { type: "string" },
+  },
+});
+const gpu = await acquireGpu();
+const pool = new BufferPool(gpu.device);
+const tiles: TileTable = { ...DEFAULT_TILES, ...(values.tiles ? JSON.parse(values.tiles) : {}) };
+const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
+
+/** Median GPU ms of one launch of `shape`. */
+async function time(shape: ConvShape): Promise<number> {
+  const scope = new Scope(pool);
+  const prog = new Program(gpu.device);
+  const oh = convOut(shape.h, shape.kh, shape.stride, shape.pad);
+  const ow = convOut(shape.w, shape.kw, shape.stride, shape.pad);
+  const x = scope.floats(shape.cin * shape.h * shape.w, "x");
+  await conv2d(ctx, scope, prog, {
+    label: "k",
+    shape,
+    x: view(x),
+    weights: scope.floats(shape.kh * shape.kw * shape.cin * shape.cout, "w"),
+    out: view(scope.floats(shape.cout * oh * ow, "y")),
+  });
+  const reps = 7;
+  const spans = new SpanTimer(gpu.device, reps);
+  for (let r = 0; r < reps; r++) {
+    const enc = gpu.device.createCommandEncoder();
+    spans.begin(enc);
+    prog.encode(enc);
+    spans.end(enc);
+    if (r === reps - 1) spans.resolve(enc);
+    gpu.device.queue.submit([enc.finish()]);
+  }
+  const t = (await spans.read()).slice(2).sort((a, b) => a - b);
+  spans.destroy();
+  scope.dispose();
+  return t[Math.floor(t.length / 2)];
+}
+
+const n = Number(values.size);
+const s1 = { stride: 1, pad: 0, kh: 1, kw: 1 };
+const s3 = { stride: 1, pad: 1, kh: 3, kw: 3 };
+const shapes: [string, ConvShape][] = [
+  [`gemm ${n}³`, { ...s1, cin: n, cout: n, h: 1, w: n }],
+  ["conv1 192x256", { cin: 3, cout: 64, h: 192, w: 256, kh: 3, kw: 3, stride: 2, pad: 0 }],
+  ["fire2.squeeze 47x63", { ...s1, cin: 64, cout: 16, h: 47, w: 63 }],
+  ["fire3.expand3x3 47x63", { ...s3, cin: 16, cout: 64, h: 47, w: 63 }],
+  ["fire3.e3.back 47x63", { ...s3, cin: 64, cout: 16, h: 47, w: 63 }],
+  ["fire5.expand3x3 23x31", { ...s3, cin: 32, cout: 128, h: 23, w: 31 }],
+  ["fire5.e3.back 23x31", { ...s3, cin: 128, cout: 32, h: 23, w: 31 }],
+  ["conv1 gram.back 95x127", { ...s1, cin: 64, cout: 64, h: 95, w: 127 }],
+];
+console.log(`${gpu.adapterName}; tiles ${JSON.stringify(tiles)}`);
+for (const [name, s] of shapes) {
+  if (values.only && !name.includes(values.only)) continue;
+  const oh = convOut(s.h, s.kh, s.stride, s.pad);
+  const ow = convOut(s.w, s.kw, s.stride, s.pad);
+  const flops = 2 * s.cout * oh * ow * s.cin * s.kh * s.kw;
+  const ms = await time(s);
+  console.log(
+    `${name.padEnd(24)} ${ms.toFixed(2).padStart(8)} ms ${
+      (flops / ms / 1e6).toFixed(2).padStart(7)
+    } GFLOP/s`,
+  );
+}

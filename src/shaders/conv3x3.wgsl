@@ -1,0 +1,110 @@
+// 3×3 convolution (stride S, padding PAD): out[co][oy][ox] =
+// Σ W[ky][kx][ci][co]·x[ci][oy·S+ky−PAD][ox·S+kx−PAD] (+ bias, ReLU). Serves
+// conv1 (S 2, PAD 0), the expand3x3 layers (S 1, PAD 1) and their input
+// gradients (flipped, transposed kernel).
+// Each invocation owns TMV vec4 groups of output channels × a row segment of
+// TN output pixels; per (ci, ky) it loads the (TN−1)·S+3 input values of that
+// row once and reuses them for the 3 kx taps. Template parameters: TMV, TN,
+// WG, S, PAD. Needs cout % (4·TMV) == 0; x and out at any element offset.
+
+override HAS_BIAS: bool = true;
+override RELU: bool = true;
+override ACCUMULATE: bool = false; // out += result
+override MASK_OUT: bool = false;   // result multiplied by (mask_out > 0)
+
+struct Params {
+  cin: u32, cout4: u32, h: u32, w: u32,
+  oh: u32, ow: u32, nseg: u32, x_off: u32,
+  out_off: u32, mask_out_off: u32, _p0: u32, _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> pr: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // [ky][kx][cin][cout]
+@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> mask_out: array<f32>;
+
+fn load_x(i: u32) -> f32 {
+  return x[pr.x_off + i];
+}
+
+fn store(o: u32, v: f32) {
+  var r = v;
+  if (ACCUMULATE) {
+    r += out[pr.out_off + o];
+  }
+  if (RELU) {
+    r = max(r, 0.0);
+  }
+  if (MASK_OUT) {
+    r = select(0.0, r, mask_out[pr.mask_out_off + o] > 0.0);
+  }
+  out[pr.out_off + o] = r;
+}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let cog = wid.y * ${TMV}u;
+  let seg = wid.x * ${WG}u + li;
+  let live = seg < pr.oh * pr.nseg;
+  let sg = min(seg, pr.oh * pr.nseg - 1u);
+  let oy = sg / pr.nseg;
+  let ox0 = (sg % pr.nseg) * ${TN}u;
+  let hw = pr.h * pr.w;
+  let tapstride = pr.cin * pr.cout4;
+//#for t in 0..(TN-1)*S+3
+  let cx${t} = i32(ox0 * ${S}u + ${t}u) - ${PAD};
+  let cv${t} = cx${t} >= 0 && cx${t} < i32(pr.w);
+  let cc${t} = u32(clamp(cx${t}, 0, i32(pr.w) - 1));
+//#end
+//#for ky in 0..3
+  let ry${ky} = i32(oy * ${S}u + ${ky}u) - ${PAD};
+  let rv${ky} = ry${ky} >= 0 && ry${ky} < i32(pr.h);
+  let rb${ky} = u32(clamp(ry${ky}, 0, i32(pr.h) - 1)) * pr.w;
+//#end
+//#for i in 0..TMV
+//#for j in 0..TN
+  var a${i}_${j} = vec4<f32>(0.0);
+//#end
+//#end
+//#for ky in 0..3
+//#for kx in 0..3
+  for (var ci = 0u; ci < pr.cin; ci++) {
+    let xc = ci * hw;
+    let wc = ci * pr.cout4 + cog;
+//#for j in 0..TN
+    let v${j} = select(0.0, load_x(xc + rb${ky} + cc${j*S+kx}), rv${ky} && cv${j*S+kx});
+//#end
+//#for i in 0..TMV
+    let w${i} = wt[wc + ${ky*3+kx}u * tapstride + ${i}u];
+//#end
+//#for i in 0..TMV
+//#for j in 0..TN
+    a${i}_${j} = fma(w${i}, vec4<f32>(v${j}), a${i}_${j});
+//#end
+//#end
+  }
+//#end
+//#end
+  let npix = pr.oh * pr.ow;
+//#for i in 0..TMV
+  {
+    var b = vec4<f32>(0.0);
+    if (HAS_BIAS) {
+      b = bias[cog + ${i}u];
+    }
+    let ob = (cog + ${i}u) * 4u * npix + oy * pr.ow + ox0;
+//#for j in 0..TN
+    if (live && ox0 + ${j}u < pr.ow) {
+      let v = a${i}_${j} + b;
+      let o = ob + ${j}u;
+      store(o, v.x);
+      store(o + npix, v.y);
+      store(o + 2u * npix, v.z);
+      store(o + 3u * npix, v.w);
+    }
+//#end
+  }
+//#end
+}

@@ -1,0 +1,78 @@
+// Input gradient of a 3×3 stride-2 convolution without padding with at most
+// 4 input channels (conv1): dx[ci][iy][ix] = Σ over (co, ky, kx) with
+// iy = 2·oy+ky, ix = 2·ox+kx of W[ky][kx][ci][co]·dy[co][oy][ox].
+// Each invocation owns a 2 × 2Q block of dx (rows 2n, 2n+1; columns 2·m0 …
+// 2·m0+2Q−1) for all input channels (vec4 accumulators). Per co it loads the
+// 2 × (Q+1) values of dy (rows n−1, n; columns m0−1 … m0+Q−1) and the 9 taps as vec4s from the repacked kernel wb[co][ky·3+kx] =
+// vec4(W[ky][kx][0..3][co]). Template parameters: Q, WG.
+
+struct Params {
+  cout: u32, cin: u32, h: u32, w: u32,
+  oh: u32, ow: u32, nseg: u32, dy_off: u32,
+  dx_off: u32, _p0: u32, _p1: u32, _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> pr: Params;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> wb: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let nrow = (pr.h + 1u) / 2u;
+  let live = gid.x < nrow * pr.nseg;
+  let sg = min(gid.x, nrow * pr.nseg - 1u);
+  let n = sg / pr.nseg;
+  let m0 = (sg % pr.nseg) * ${Q}u;
+  let npix = pr.oh * pr.ow;
+  let r0v = n >= 1u && n - 1u < pr.oh;
+  let r1v = n < pr.oh;
+  let r0 = min(n - select(0u, 1u, n >= 1u), pr.oh - 1u) * pr.ow;
+  let r1 = min(n, pr.oh - 1u) * pr.ow;
+//#for c in 0..Q+1
+  let cx${c} = i32(m0) + ${c} - 1;
+  let cv${c} = cx${c} >= 0 && cx${c} < i32(pr.ow);
+  let cc${c} = u32(clamp(cx${c}, 0, i32(pr.ow) - 1));
+  let o0_${c} = r0 + cc${c};
+  let o1_${c} = r1 + cc${c};
+  let k0_${c} = r0v && cv${c};
+  let k1_${c} = r1v && cv${c};
+//#end
+//#for r in 0..2
+//#for t in 0..2*Q
+  var a${r}_${t} = vec4<f32>(0.0);
+//#end
+//#end
+  for (var co = 0u; co < pr.cout; co++) {
+    let db = pr.dy_off + co * npix;
+    let wo = co * 9u;
+//#for c in 0..Q+1
+    let g0_${c} = select(0.0, dy[db + o0_${c}], k0_${c});
+    let g1_${c} = select(0.0, dy[db + o1_${c}], k1_${c});
+//#end
+//#for k in 0..9
+    let w${k/3}${k%3} = wb[wo + ${k}u];
+//#end
+//#for t in 0..Q
+    a0_${2*t} = fma(w22, vec4<f32>(g0_${t}), fma(w20, vec4<f32>(g0_${t+1}), fma(w02, vec4<f32>(g1_${t}), fma(w00, vec4<f32>(g1_${t+1}), a0_${2*t}))));
+    a0_${2*t+1} = fma(w21, vec4<f32>(g0_${t+1}), fma(w01, vec4<f32>(g1_${t+1}), a0_${2*t+1}));
+    a1_${2*t} = fma(w12, vec4<f32>(g1_${t}), fma(w10, vec4<f32>(g1_${t+1}), a1_${2*t}));
+    a1_${2*t+1} = fma(w11, vec4<f32>(g1_${t+1}), a1_${2*t+1});
+//#end
+  }
+  let hw = pr.h * pr.w;
+//#for r in 0..2
+//#for t in 0..2*Q
+  {
+    let iy = 2u * n + ${r}u;
+    let ix = 2u * m0 + ${t}u;
+    if (live && iy < pr.h && ix < pr.w) {
+      let o = pr.dx_off + iy * pr.w + ix;
+      for (var ci = 0u; ci < pr.cin; ci++) {
+        dx[o + ci * hw] = a${r}_${t}[ci];
+      }
+    }
+  }
+//#end
+//#end
+}
