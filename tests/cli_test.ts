@@ -1,0 +1,696 @@
+/**
+ * End-to-end tests of the command line (src/cli.ts): each test spawns the CLI
+ * the way `deno task stylize` does, in a fresh temporary directory, on small
+ * images made at test time (32 px runs, a few iterations, so the file stays fast
+ * on a CPU adapter). They cover the issue's "Must show" list: every bad input
+ * ends in exit code 2 with exactly one `stylize:` line on stderr and no file
+ * left; SIGINT saves the current image; `--save-every` stages and contact sheet;
+ * the trace JSON schema.
+ *
+ * Run: deno test -A tests/cli_test.ts (needs ../shared/weights/sqz_notop.mat).
+ */
+import assert from "node:assert/strict";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { readImage, writeImage } from "../src/image/mod.ts";
+import type { RgbImage } from "../src/image/types.ts";
+import { sharedDir } from "./helpers.ts";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const CLI = join(REPO, "src", "cli.ts");
+const CONFIG = join(REPO, "deno.json");
+const WEIGHTS = `${sharedDir()}/weights/sqz_notop.mat`;
+const SHARED_JPEG = `${sharedDir()}/images/tubingen.jpg`;
+
+/** The permissions of `deno task stylize` (deno.json), so the test runs what users run. */
+const PERMS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+  "--allow-sys",
+  "--allow-ffi",
+];
+
+/** Flags that keep a real run small: an image of longer side 32 still reaches fire9. */
+const SMALL = ["--size", "32", "--style-size", "32"];
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const HAVE_WEIGHTS = exists(WEIGHTS);
+const IS_ROOT = Deno.uid() === 0;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { STYLIZE_WEIGHTS: WEIGHTS, XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1", ...extra };
+}
+
+function cliCommand(
+  cwd: string,
+  args: string[],
+  env: Record<string, string>,
+  stdio: Pick<Deno.CommandOptions, "stdout" | "stderr">,
+): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--config", CONFIG, ...PERMS, CLI, ...args],
+    cwd,
+    env: cliEnv(env),
+    stdin: "null",
+    ...stdio,
+  });
+}
+
+/** Runs the CLI in `cwd` and waits for it (killed after `timeoutMs`). */
+async function stylize(
+  cwd: string,
+  args: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<Result & { ms: number }> {
+  const t0 = performance.now();
+  const child = cliCommand(cwd, args, opts.env ?? {}, { stdout: "piped", stderr: "piped" })
+    .spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, opts.timeoutMs ?? 60_000);
+  try {
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: dec.decode(out.stdout),
+      stderr: dec.decode(out.stderr),
+      ms: performance.now() - t0,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A fresh temporary directory for `fn`, removed afterwards. */
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "stylize-cli-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.chmod(dir, 0o755).catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function listDir(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+/** A smooth colour gradient (deterministic, not flat, so Gram matrices are non-trivial). */
+function gradient(width: number, height: number, phase = 0): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      data[i] = (x * 255 / (width - 1) + phase) & 255;
+      data[i + 1] = (y * 255 / (height - 1) + 2 * phase) & 255;
+      data[i + 2] = ((x + y) * 4 + 3 * phase) & 255;
+    }
+  }
+  return { width, height, data };
+}
+
+/** Writes content.png (40×30) and style.png (30×40) into `dir`. */
+async function makeInputs(dir: string): Promise<void> {
+  await writeImage(join(dir, "content.png"), gradient(40, 30));
+  await writeImage(join(dir, "style.png"), gradient(30, 40, 77));
+}
+
+const INPUTS = ["content.png", "style.png"];
+
+/** CRC-32 (PNG chunk checksum). */
+function crc32(bytes: Uint8Array): number {
+  let c = ~0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
+function pngChunk(type: string, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(12 + body.length);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, body.length);
+  out.set(new TextEncoder().encode(type), 4);
+  out.set(body, 8);
+  dv.setUint32(8 + body.length, crc32(out.subarray(4, 8 + body.length)));
+  return out;
+}
+
+/** A well-formed PNG header (signature, IHDR, IEND) claiming `width × height` RGB pixels. */
+function pngHeaderOnly(width: number, height: number): Uint8Array {
+  const ihdr = new Uint8Array(13);
+  const dv = new DataView(ihdr.buffer);
+  dv.setUint32(0, width);
+  dv.setUint32(4, height);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const parts = [
+    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk("IHDR", ihdr),
+    pngChunk("IEND", new Uint8Array()),
+  ];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/**
+ * Runs the CLI with `args` (plus --quiet) in `dir` and checks the bad-input
+ * contract: exit code 2, exactly one stderr line starting with "stylize:" that
+ * matches `problem`, no stack trace or Deno error, nothing on stdout, and the
+ * directory holds exactly what it held before (no output, no temp file).
+ */
+async function expectUserError(
+  dir: string,
+  args: string[],
+  problem: RegExp,
+  env: Record<string, string> = {},
+): Promise<string> {
+  const before = listDir(dir);
+  const r = await stylize(dir, [...args, "--quiet"], { env });
+  const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
+  const context = `args ${JSON.stringify(args)}\nexit ${r.code}\nstderr:\n${r.stderr}`;
+  assert.equal(r.code, 2, `expected exit code 2; ${context}`);
+  assert.equal(lines.length, 1, `expected exactly one stderr line; ${context}`);
+  assert.match(lines[0], /^stylize: \S/, context);
+  assert.match(lines[0], problem, context);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, `stack trace on stderr; ${context}`);
+  assert.doesNotMatch(r.stderr, /^error:|Uncaught|internal error/im, context);
+  assert.equal(r.stdout, "", `unexpected stdout; ${context}`);
+  assert.deepEqual(listDir(dir), before, `files appeared or vanished; ${context}`);
+  return lines[0];
+}
+
+function test(
+  name: string,
+  fn: (dir: string) => Promise<void>,
+  opts: { ignore?: boolean; needsWeights?: boolean } = {},
+): void {
+  Deno.test({
+    name,
+    ignore: opts.ignore || (opts.needsWeights !== false && !HAVE_WEIGHTS),
+    fn: () =>
+      inTempDir(async (dir) => {
+        await makeInputs(dir);
+        await fn(dir);
+      }),
+  });
+}
+
+// ---------------------------------------------------------------------------
+// --help
+
+test("--help exits 0 and lists every flag of the synopsis", async (dir) => {
+  const r = await stylize(dir, ["--help"]);
+  assert.equal(r.code, 0, r.stderr);
+  const flags = [
+    "-o",
+    "--size",
+    "--style-size",
+    "--iters",
+    "--lr",
+    "--lr-decay-at",
+    "--content-weight",
+    "--style-weights",
+    "--tv-weight",
+    "--content-layer",
+    "--style-layers",
+    "--init",
+    "--seed",
+    "--save-every",
+    "--trace",
+    "--weights",
+    "--quiet",
+    "--style-blend",
+  ];
+  for (const f of flags) {
+    const re = new RegExp(`(^|[\\s,])${f.replace(/-/g, "\\-")}(?![\\w-])`, "m");
+    assert.match(r.stdout, re, `--help does not list ${f}`);
+  }
+  assert.deepEqual(listDir(dir), INPUTS);
+}, { needsWeights: false });
+
+// ---------------------------------------------------------------------------
+// Normal runs
+
+test("a run writes a decodable PNG whose longer side is --size and leaves no temp files", async (dir) => {
+  const r = await stylize(dir, [
+    "content.png",
+    "style.png",
+    "-o",
+    "out.png",
+    ...SMALL,
+    "--iters",
+    "2",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(listDir(dir), [...INPUTS, "out.png"].sort());
+  const img = await readImage(join(dir, "out.png"));
+  assert.equal(Math.max(img.width, img.height), 32);
+  assert.deepEqual([img.width, img.height], [32, 24]);
+  assert.match(r.stderr, /wrote out\.png/);
+});
+
+test("a run with -o OUT.jpg writes a decodable JPEG of the requested size", async (dir) => {
+  const r = await stylize(dir, [
+    "content.png",
+    "style.png",
+    "-o",
+    "out.jpg",
+    ...SMALL,
+    "--iters",
+    "2",
+    "--quiet",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, "", "--quiet must print nothing");
+  assert.deepEqual(listDir(dir), [...INPUTS, "out.jpg"].sort());
+  const bytes = Deno.readFileSync(join(dir, "out.jpg"));
+  assert.deepEqual([...bytes.subarray(0, 2)], [0xff, 0xd8], "not a JPEG");
+  const img = await readImage(join(dir, "out.jpg"));
+  assert.deepEqual([img.width, img.height], [32, 24]);
+});
+
+// ---------------------------------------------------------------------------
+// Bad input: exit 2, one line, no file
+
+test("missing content file → exit 2, one line naming it", async (dir) => {
+  await expectUserError(
+    dir,
+    ["nope.png", "style.png", "-o", "out.png", ...SMALL],
+    /nope\.png.*(no such file|not found|does not exist)/i,
+  );
+});
+
+test("unreadable content file (chmod 000) → exit 2, one line", async (dir) => {
+  await Deno.chmod(join(dir, "content.png"), 0o000);
+  await expectUserError(
+    dir,
+    ["content.png", "style.png", "-o", "out.png", ...SMALL],
+    /content\.png.*(cannot read|permission)/i,
+  );
+}, { ignore: IS_ROOT }); // root reads mode-000 files
+
+test("a text file named x.png → exit 2, 'not a PNG or JPEG'", async (dir) => {
+  await Deno.writeTextFile(join(dir, "x.png"), "this is not an image\n");
+  await expectUserError(
+    dir,
+    ["x.png", "style.png", "-o", "out.png", ...SMALL],
+    /x\.png.*not a PNG or JPEG/i,
+  );
+});
+
+test("truncated JPEG (first half of a real one) → exit 2, 'truncated'", async (dir) => {
+  let jpeg: Uint8Array;
+  try {
+    jpeg = Deno.readFileSync(SHARED_JPEG);
+  } catch {
+    // No shared images: a JPEG written by the encoder under test does as well.
+    await writeImage(join(dir, "full.jpg"), gradient(64, 48));
+    jpeg = Deno.readFileSync(join(dir, "full.jpg"));
+    Deno.removeSync(join(dir, "full.jpg"));
+  }
+  Deno.writeFileSync(join(dir, "half.jpg"), jpeg.subarray(0, jpeg.length >> 1));
+  await expectUserError(
+    dir,
+    ["half.jpg", "style.png", "-o", "out.png", ...SMALL],
+    /half\.jpg.*truncated/i,
+  );
+});
+
+test("zero-byte file → exit 2, 'empty'", async (dir) => {
+  Deno.writeFileSync(join(dir, "empty.jpg"), new Uint8Array());
+  await expectUserError(
+    dir,
+    ["content.png", "empty.jpg", "-o", "out.png", ...SMALL],
+    /empty\.jpg.*empty/i,
+  );
+});
+
+test("PNG header claiming 60000×60000 → exit 2 at the decoder's pixel limit", async (dir) => {
+  Deno.writeFileSync(join(dir, "huge.png"), pngHeaderOnly(60000, 60000));
+  await expectUserError(
+    dir,
+    ["huge.png", "style.png", "-o", "out.png", ...SMALL],
+    /huge\.png.*60000x60000.*limit/i,
+  );
+});
+
+test("--size 4000 → exit 2 'too large' for this adapter, quickly, at plan time", async (dir) => {
+  const line = await expectUserError(
+    dir,
+    ["content.png", "style.png", "-o", "out.png", "--size", "4000", "--style-size", "32"],
+    /too large/i,
+  );
+  assert.match(line, /limit/);
+});
+
+test("--size 30000 → exit 2 'too large' within 25 s, without building a 30000-px image", async (dir) => {
+  // The adapter's buffer limits make this size impossible; the CLI should find out before it
+  // resizes the content to 30000×22500 (2 GB of RGB, 8 GB as a float tensor).
+  const before = listDir(dir);
+  const r = await stylize(
+    dir,
+    ["content.png", "style.png", "-o", "out.png", "--size", "30000", "--style-size", "32", "-q"],
+    { timeoutMs: 25_000 },
+  );
+  assert.notEqual(r.code, 137, `killed after ${(r.ms / 1000).toFixed(1)} s: too slow to refuse`);
+  assert.equal(r.code, 2, r.stderr);
+  const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], /^stylize: .*too large/i);
+  assert.deepEqual(listDir(dir), before);
+});
+
+test("unknown flag --frobnicate → exit 2, one line naming it", async (dir) => {
+  await expectUserError(
+    dir,
+    ["content.png", "style.png", "--frobnicate", ...SMALL],
+    /frobnicate/,
+  );
+}, { needsWeights: false });
+
+test("non-numeric --iters abc → exit 2, 'not a number'", async (dir) => {
+  await expectUserError(
+    dir,
+    ["content.png", "style.png", ...SMALL, "--iters", "abc"],
+    /--iters.*abc.*not a number/,
+  );
+}, { needsWeights: false });
+
+test("negative --size -5 → exit 2, one line naming --size", async (dir) => {
+  await expectUserError(dir, ["content.png", "style.png", "--size", "-5"], /--size/);
+  await expectUserError(dir, ["content.png", "style.png", "--size=-5"], /--size.*at least/);
+}, { needsWeights: false });
+
+test("negative --lr -1 → exit 2, one line naming --lr", async (dir) => {
+  await expectUserError(dir, ["content.png", "style.png", ...SMALL, "--lr", "-1"], /--lr/);
+  await expectUserError(dir, ["content.png", "style.png", ...SMALL, "--lr=-1"], /--lr.*≥ 0/);
+}, { needsWeights: false });
+
+test("unknown --content-layer fire10 → exit 2, 'unknown layer'", async (dir) => {
+  await expectUserError(
+    dir,
+    ["content.png", "style.png", ...SMALL, "--content-layer", "fire10"],
+    /--content-layer.*unknown layer "fire10"/,
+  );
+}, { needsWeights: false });
+
+test("unknown --style-layers conv1,bogus (with matching --style-weights) → exit 2", async (dir) => {
+  await expectUserError(
+    dir,
+    [
+      "content.png",
+      "style.png",
+      ...SMALL,
+      "--style-layers",
+      "conv1,bogus",
+      "--style-weights",
+      "1,1",
+    ],
+    /--style-layers.*unknown layer "bogus"/,
+  );
+}, { needsWeights: false });
+
+test("output in a nonexistent directory → exit 2, 'not writable'", async (dir) => {
+  await expectUserError(
+    dir,
+    ["content.png", "style.png", "-o", "/nonexistent-dir/out.png", ...SMALL],
+    /\/nonexistent-dir.*not writable/,
+  );
+  assert.equal(exists("/nonexistent-dir"), false);
+});
+
+test("output in a read-only directory → exit 2, 'not writable'", async (dir) => {
+  Deno.mkdirSync(join(dir, "ro"));
+  Deno.chmodSync(join(dir, "ro"), 0o555);
+  try {
+    await expectUserError(
+      dir,
+      ["content.png", "style.png", "-o", "ro/out.png", ...SMALL],
+      /ro\/out\.png.*not writable/,
+    );
+    assert.deepEqual(listDir(join(dir, "ro")), []);
+  } finally {
+    Deno.chmodSync(join(dir, "ro"), 0o755);
+  }
+}, { ignore: IS_ROOT }); // root writes into mode-555 directories
+
+test(
+  "missing weights (--weights /nonexistent.mat) → exit 2, one line naming the file",
+  async (dir) => {
+    await expectUserError(
+      dir,
+      ["content.png", "style.png", "-o", "out.png", ...SMALL, "--weights", "/nonexistent.mat"],
+      /\/nonexistent\.mat/,
+    );
+  },
+  { needsWeights: false },
+);
+
+test("tampered weights (bytes changed in the middle) → exit 2, one line about the weights", async (dir) => {
+  const bytes = Deno.readFileSync(WEIGHTS);
+  const mid = bytes.length >> 1;
+  bytes.fill(0xff, mid, mid + 64);
+  Deno.writeFileSync(join(dir, "tampered.mat"), bytes);
+  await expectUserError(
+    dir,
+    [
+      "content.png",
+      "style.png",
+      "-o",
+      "out.png",
+      ...SMALL,
+      "--iters",
+      "2",
+      "--weights",
+      "tampered.mat",
+    ],
+    /weights|sha256|tampered\.mat/i,
+  );
+});
+
+test("-o equal to the content image → exit 2 and the content is unchanged", async (dir) => {
+  const original = Deno.readFileSync(join(dir, "content.png"));
+  await expectUserError(
+    dir,
+    ["content.png", "style.png", "-o", "content.png", ...SMALL, "--iters", "2"],
+    /content\.png.*input/,
+  );
+  assert.deepEqual(Deno.readFileSync(join(dir, "content.png")), original);
+  // The same file under another spelling is still an input.
+  await expectUserError(
+    dir,
+    ["content.png", "style.png", "-o", "./style.png", ...SMALL, "--iters", "2"],
+    /style\.png.*input/,
+  );
+});
+
+test("-o equal to the --init image → exit 2 and the init image is unchanged", async (dir) => {
+  await writeImage(join(dir, "init.png"), gradient(40, 30, 5));
+  const original = Deno.readFileSync(join(dir, "init.png"));
+  await expectUserError(
+    dir,
+    ["content.png", "style.png", "--init", "init.png", "-o", "init.png", ...SMALL, "--iters", "2"],
+    /init\.png.*input/,
+  );
+  assert.deepEqual(Deno.readFileSync(join(dir, "init.png")), original);
+});
+
+test("no WebGPU adapter → exit 2, one line pointing at mesa-vulkan-drivers", async (dir) => {
+  // Without a Vulkan driver wgpu would fall back to Mesa's GL llvmpipe, so the backend is pinned
+  // to Vulkan (DENO_WEBGPU_BACKEND) and the loader is pointed at a driver list that is missing.
+  await expectUserError(
+    dir,
+    ["content.png", "style.png", "-o", "out.png", ...SMALL, "--iters", "2"],
+    /no WebGPU adapter.*mesa-vulkan-drivers/,
+    {
+      DENO_WEBGPU_BACKEND: "vulkan",
+      VK_ICD_FILENAMES: "/nonexistent.json",
+      VK_DRIVER_FILES: "/nonexistent.json",
+    },
+  );
+});
+
+// ---------------------------------------------------------------------------
+// SIGINT, stages, trace, blends, init
+
+test("SIGINT stops after the current iteration, saves a valid image and exits 0", async (dir) => {
+  const child = cliCommand(
+    dir,
+    ["content.png", "style.png", "-o", "out.png", ...SMALL, "--iters", "500"],
+    {},
+    { stdout: "null", stderr: "piped" },
+  ).spawn();
+  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  let stderr = "";
+  let sent = false;
+  const dec = new TextDecoder();
+  try {
+    for await (const chunk of child.stderr) {
+      stderr += dec.decode(chunk, { stream: true });
+      if (!sent && /^iteration 1\/500/m.test(stderr)) {
+        child.kill("SIGINT");
+        sent = true;
+      }
+    }
+    const status = await child.status;
+    assert.ok(sent, `no progress line before the end:\n${stderr}`);
+    assert.equal(status.code, 0, stderr);
+  } finally {
+    clearTimeout(killer);
+  }
+  assert.match(stderr, /interrupted/);
+  const stopped = /stopped after (\d+) iterations/.exec(stderr);
+  assert.ok(stopped, stderr);
+  assert.ok(Number(stopped[1]) >= 1 && Number(stopped[1]) < 500, stderr);
+  assert.deepEqual(listDir(dir), [...INPUTS, "out.png"].sort());
+  const img = await readImage(join(dir, "out.png"));
+  assert.deepEqual([img.width, img.height], [32, 24]);
+});
+
+test("--save-every 2 --iters 6 writes out-0002, out-0004 and a contact sheet out-stages", async (dir) => {
+  const r = await stylize(dir, [
+    "content.png",
+    "style.png",
+    "-o",
+    "out.png",
+    ...SMALL,
+    "--iters",
+    "6",
+    "--save-every",
+    "2",
+    "--quiet",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(
+    listDir(dir),
+    [...INPUTS, "out.png", "out-0002.png", "out-0004.png", "out-stages.png"].sort(),
+  );
+  for (const f of ["out.png", "out-0002.png", "out-0004.png"]) {
+    const img = await readImage(join(dir, f));
+    assert.deepEqual([img.width, img.height], [32, 24], f);
+  }
+  const sheet = await readImage(join(dir, "out-stages.png"));
+  assert.ok(sheet.width > sheet.height, `contact sheet ${sheet.width}×${sheet.height}`);
+  // content, style, two stages and the final image side by side
+  assert.ok(sheet.width >= 5 * 24, `contact sheet ${sheet.width}×${sheet.height}`);
+});
+
+test("--trace writes JSON with config, adapter, one record per iteration and output", async (dir) => {
+  const iters = 4;
+  const r = await stylize(dir, [
+    "content.png",
+    "style.png",
+    "-o",
+    "out.png",
+    ...SMALL,
+    "--iters",
+    String(iters),
+    "--trace",
+    "t.json",
+    "--quiet",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(listDir(dir), [...INPUTS, "out.png", "t.json"].sort());
+  const trace = JSON.parse(Deno.readTextFileSync(join(dir, "t.json")));
+  assert.equal(typeof trace.config, "object");
+  assert.ok(trace.config !== null && !Array.isArray(trace.config));
+  assert.equal(typeof trace.adapter, "string");
+  assert.ok(trace.adapter.length > 0);
+  assert.equal(trace.output, "out.png");
+  assert.ok(Array.isArray(trace.iterations));
+  assert.equal(trace.iterations.length, iters);
+  let prev = -1;
+  for (const rec of trace.iterations) {
+    for (const k of ["i", "loss", "content", "style", "tv", "ms"]) {
+      assert.equal(typeof rec[k], "number", `iterations[].${k} in ${JSON.stringify(rec)}`);
+      assert.ok(Number.isFinite(rec[k]), `iterations[].${k} in ${JSON.stringify(rec)}`);
+    }
+    assert.ok(rec.i > prev, "i must increase");
+    prev = rec.i;
+  }
+  assert.equal(trace.iterations[0].i, 0);
+  assert.equal(trace.iterations.at(-1).i, iters - 1);
+});
+
+test("two styles with --style-blend 1,3 produce an image", async (dir) => {
+  await writeImage(join(dir, "style2.png"), gradient(36, 36, 150));
+  const r = await stylize(dir, [
+    "content.png",
+    "style.png",
+    "style2.png",
+    "--style-blend",
+    "1,3",
+    "-o",
+    "out.png",
+    ...SMALL,
+    "--iters",
+    "2",
+    "--quiet",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const img = await readImage(join(dir, "out.png"));
+  assert.deepEqual([img.width, img.height], [32, 24]);
+});
+
+test("--style-blend with one weight for two styles → exit 2", async (dir) => {
+  await writeImage(join(dir, "style2.png"), gradient(36, 36, 150));
+  await expectUserError(
+    dir,
+    ["content.png", "style.png", "style2.png", "--style-blend", "1", "-o", "out.png", ...SMALL],
+    /--style-blend/,
+  );
+}, { needsWeights: false });
+
+test("--init random --seed 3 produces an image", async (dir) => {
+  const r = await stylize(dir, [
+    "content.png",
+    "style.png",
+    "--init",
+    "random",
+    "--seed",
+    "3",
+    "-o",
+    "out.png",
+    ...SMALL,
+    "--iters",
+    "2",
+    "--quiet",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const img = await readImage(join(dir, "out.png"));
+  assert.deepEqual([img.width, img.height], [32, 24]);
+});
+
+test("--init missing.png → exit 2, one line naming it", async (dir) => {
+  await expectUserError(
+    dir,
+    ["content.png", "style.png", "--init", "missing.png", "-o", "out.png", ...SMALL],
+    /missing\.png.*no such file/,
+  );
+}, { needsWeights: false });
