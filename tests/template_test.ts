@@ -23,5 +23,9 @@ Deno.test("template: nested //#for blocks unroll with substituted expressions", 
     ["a", "  v0_1 = 1;", "  v0_2 = 2;", "  v1_1 = 11;", "  v1_2 = 12;", "b 2"].join("\n"),
   );
   assert.throws(() => expandTemplate("//#for i in 0..2\nx", {}), /without \/\/#end/);
+  assert.equal(
+    expandTemplate("//#if A-1\nno\n//#end\n//#if A\nyes ${A}\n//#end", { A: 1 }),
+    "yes 1",
+  );
   assert.throws(() => expandTemplate("x\n//#end", {}), /without \/\/#for/);
 });

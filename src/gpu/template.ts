@@ -6,6 +6,7 @@
  *
  * - `//#for i in A..B` … `//#end` repeats the lines between for i = A … B−1
  *   (nestable);
+ * - `//#if EXPR` … `//#end` keeps the lines between when EXPR is not 0;
  * - `${expr}` is replaced by the value of an integer expression over the
  *   parameters and loop variables (`+ - * / %`, parentheses; `/` truncates).
  *
@@ -59,11 +60,14 @@ export function evalExpr(expr: string, vars: TemplateParams): number {
 }
 
 const FOR = /^\s*\/\/#for\s+([A-Za-z_]\w*)\s+in\s+(.+?)\.\.(.+?)\s*$/;
+const IF = /^\s*\/\/#if\s+(.+?)\s*$/;
 const END = /^\s*\/\/#end\s*$/;
 
 function expandLines(lines: string[], vars: TemplateParams, out: string[]): void {
   for (let i = 0; i < lines.length; i++) {
-    const m = lines[i].match(FOR);
+    const cond = lines[i].match(IF);
+    const m = lines[i].match(FOR) ??
+      (cond && [lines[i], "_if", "0", evalExpr(cond[1], vars) ? "1" : "0"]);
     if (!m) {
       if (END.test(lines[i])) throw new Error(`template: //#end without //#for (line ${i + 1})`);
       out.push(lines[i].replace(/\$\{([^}]+)\}/g, (_, e) => String(evalExpr(e, vars))));
@@ -72,10 +76,10 @@ function expandLines(lines: string[], vars: TemplateParams, out: string[]): void
     let depth = 1;
     let j = i + 1;
     for (; j < lines.length && depth > 0; j++) {
-      if (FOR.test(lines[j])) depth++;
+      if (FOR.test(lines[j]) || IF.test(lines[j])) depth++;
       else if (END.test(lines[j])) depth--;
     }
-    if (depth > 0) throw new Error(`template: //#for without //#end (line ${i + 1})`);
+    if (depth > 0) throw new Error(`template: //#for or //#if without //#end (line ${i + 1})`);
     const body = lines.slice(i + 1, j - 1);
     const from = evalExpr(m[2], vars);
     const to = evalExpr(m[3], vars);

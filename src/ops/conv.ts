@@ -18,6 +18,13 @@ export function convOut(n: number, k: number, stride: number, pad: number): numb
   return Math.floor((n + 2 * pad - k) / stride) + 1;
 }
 
+/** The largest u ≤ max with n % u == 0. */
+function unrollFor(n: number, max: number): number {
+  let u = Math.max(1, Math.min(max, n));
+  while (n % u) u--;
+  return u;
+}
+
 /** A convolution's geometry. */
 export interface ConvShape {
   cin: number;
@@ -45,6 +52,11 @@ export interface Conv2dOptions {
   accumulate?: boolean;
   /** Multiply the result by (maskOut > 0). */
   maskOut?: View;
+  /**
+   * 3×3 only: sum in PyTorch's order (default), so values near 0 round like
+   * the oracle's; false allows a faster order (for gradients).
+   */
+  exactOrder?: boolean;
 }
 
 function flags(o: Conv2dOptions): Record<string, number> {
@@ -111,7 +123,14 @@ export async function conv2d(
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
     source: conv3x3Source,
-    template: { ...t, S: s.stride, PAD: s.pad },
+    template: {
+      ...t,
+      S: s.stride,
+      PAD: s.pad,
+      EXACT: o.exactOrder === false ? 0 : 1,
+      // Unroll the input channels by the largest of 1..t.U dividing cin (all 3 for conv1).
+      U: s.cin <= 4 ? s.cin : unrollFor(s.cin, t.U),
+    },
     entry: "main",
     constants: flags(o),
   });

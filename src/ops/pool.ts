@@ -49,9 +49,10 @@ export async function maxPoolBackward(
   o: { label: string; shape: PoolShape; dy: View; argmax: GPUBuffer; dx: View },
 ): Promise<void> {
   const n = o.shape.c * o.shape.h * o.shape.w;
+  const blocks = o.shape.c * Math.ceil(o.shape.h / 2) * Math.ceil(o.shape.w / 2);
   const pipeline = await ctx.pipelines.get({ name: "pool.wgsl", source, entry: "backward" });
   const u = ctx.uniform(scope, words(o.shape, o.dy.offset, o.dx.offset), `${o.label}.params`);
   prog.dispatch(o.label, pipeline, [u, o.dy.buffer, o.dx.buffer, o.argmax], [
-    Math.ceil(n / 64),
-  ], 4 * n);
+    Math.ceil(blocks / 64),
+  ], n);
 }

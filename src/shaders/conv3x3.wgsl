@@ -3,9 +3,12 @@
 // conv1 (S 2, PAD 0), the expand3x3 layers (S 1, PAD 1) and their input
 // gradients (flipped, transposed kernel).
 // Each invocation owns TMV vec4 groups of output channels × a row segment of
-// TN output pixels; per (ci, ky) it loads the (TN−1)·S+3 input values of that
-// row once and reuses them for the 3 kx taps. Template parameters: TMV, TN,
-// WG, S, PAD. Needs cout % (4·TMV) == 0; x and out at any element offset.
+// TN output pixels. Template parameters: TMV, TN, WG, S, PAD, and EXACT:
+// - EXACT 1 sums in PyTorch's order (ky, kx, then input channels, U channels
+//   per loop step; cin % U == 0), so activations near 0 get the oracle's
+//   sign and the ReLU masks and pooling argmaxes downstream agree with it;
+// - EXACT 0 (gradients, where no such decision follows) loads each input row
+//   once per (ci, ky) and reuses it for the 3 kx taps: fewer loads, faster. Needs cout % (4·TMV) == 0; x and out at any element offset.
 
 override HAS_BIAS: bool = true;
 override RELU: bool = true;
@@ -68,9 +71,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var a${i}_${j} = vec4<f32>(0.0);
 //#end
 //#end
+//#if EXACT
 //#for ky in 0..3
 //#for kx in 0..3
-  for (var ci = 0u; ci < pr.cin; ci++) {
+  for (var c0 = 0u; c0 < pr.cin; c0 += ${U}u) {
+//#for u in 0..U
+    {
+    let ci = c0 + ${u}u;
     let xc = ci * hw;
     let wc = ci * pr.cout4 + cog;
 //#for j in 0..TN
@@ -84,8 +91,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     a${i}_${j} = fma(w${i}, vec4<f32>(v${j}), a${i}_${j});
 //#end
 //#end
+    }
+//#end
   }
 //#end
+//#end
+//#end
+//#if 1-EXACT
+  for (var ci = 0u; ci < pr.cin; ci++) {
+    let xc = ci * hw;
+    let wc = ci * pr.cout4 + cog;
+//#for ky in 0..3
+    {
+//#for t in 0..(TN-1)*S+3
+      let v${t} = select(0.0, load_x(xc + rb${ky} + cc${t}), rv${ky} && cv${t});
+//#end
+//#for kx in 0..3
+//#for i in 0..TMV
+      let w${kx}_${i} = wt[wc + ${ky*3+kx}u * tapstride + ${i}u];
+//#end
+//#end
+//#for i in 0..TMV
+//#for j in 0..TN
+      a${i}_${j} = fma(w2_${i}, vec4<f32>(v${j*S+2}), fma(w1_${i}, vec4<f32>(v${j*S+1}), fma(w0_${i}, vec4<f32>(v${j*S}), a${i}_${j})));
+//#end
+//#end
+    }
+//#end
+  }
 //#end
   let npix = pr.oh * pr.ow;
 //#for i in 0..TMV

@@ -45,33 +45,52 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   argmax[idx] = arg;
 }
 
-// dx[c, i] = sum of dy over the windows whose argmax is i. Here `x` holds dy
-// (at x_off) and `out` receives dx (at out_off); h, w are the input size.
+// dx[c, i] = sum of dy over the windows whose argmax is i (K 3, STRIDE 2 only).
+// Here `x` holds dy (at x_off) and `out` receives dx (at out_off); h, w are
+// the input size. Each invocation owns a 2×2 block of dx (rows 2a, 2a+1;
+// columns 2b, 2b+1): only windows (a−1 or a, b−1 or b) can reach it, so each
+// window's argmax and dy are loaded once for the 4 pixels.
 @compute @workgroup_size(64, 1, 1)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let hw = p.h * p.w;
+  let bh = (p.h + 1u) / 2u;
+  let bw = (p.w + 1u) / 2u;
   let idx = gid.x;
-  if (idx >= p.c * hw) {
+  if (idx >= p.c * bh * bw) {
     return;
   }
-  let c = idx / hw;
-  let i = idx % hw;
-  let iy = i / p.w;
-  let ix = i % p.w;
-  // Windows oy with oy*S <= iy < oy*S + K.
-  let oy_lo = select(0u, (iy - K + STRIDE) / STRIDE, iy + STRIDE >= K);
-  let oy_hi = min(iy / STRIDE, p.oh - 1u);
-  let ox_lo = select(0u, (ix - K + STRIDE) / STRIDE, ix + STRIDE >= K);
-  let ox_hi = min(ix / STRIDE, p.ow - 1u);
-  var acc = 0.0;
+  let c = idx / (bh * bw);
+  let a = (idx % (bh * bw)) / bw;
+  let b = idx % bw;
   let n = p.oh * p.ow;
-  for (var oy = oy_lo; oy <= oy_hi; oy++) {
-    for (var ox = ox_lo; ox <= ox_hi; ox++) {
-      let o = c * n + oy * p.ow + ox;
-      if (argmax[o] == i) {
-        acc += x[p.x_off + o];
+  var acc = vec4<f32>(0.0); // pixels (2a,2b), (2a,2b+1), (2a+1,2b), (2a+1,2b+1)
+  let i00 = (2u * a) * p.w + 2u * b;
+  for (var dy = 0u; dy < 2u; dy++) {
+    let oy = a + dy;
+    if (oy < 1u || oy > p.oh) {
+      continue;
+    }
+    for (var dx = 0u; dx < 2u; dx++) {
+      let ox = b + dx;
+      if (ox < 1u || ox > p.ow) {
+        continue;
       }
+      let o = c * n + (oy - 1u) * p.ow + (ox - 1u);
+      let am = argmax[o];
+      let g = x[p.x_off + o];
+      acc += select(vec4<f32>(0.0), vec4<f32>(g), vec4<u32>(am) == vec4<u32>(i00, i00 + 1u, i00 + p.w, i00 + p.w + 1u));
     }
   }
-  out[p.out_off + idx] = acc;
+  let base = p.out_off + c * p.h * p.w + i00;
+  let right = 2u * b + 1u < p.w;
+  let below = 2u * a + 1u < p.h;
+  out[base] = acc.x;
+  if (right) {
+    out[base + 1u] = acc.y;
+  }
+  if (below) {
+    out[base + p.w] = acc.z;
+    if (right) {
+      out[base + p.w + 1u] = acc.w;
+    }
+  }
 }
