@@ -135,11 +135,29 @@ function layer(flag: string, name: string): TapName {
   return name as TapName;
 }
 
+/** Joins `--flag -5` into `--flag=-5`, so a negative number reads as a value, not a flag. */
+function joinNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = args[i].startsWith("--") ? args[i].slice(2) : null;
+    const opt = name ? (OPTIONS as Record<string, { type: string }>)[name] : undefined;
+    if (opt?.type === "string" && /^-\d|^-\.\d/.test(args[i + 1] ?? "")) {
+      out.push(`${args[i]}=${args[++i]}`);
+    } else out.push(args[i]);
+  }
+  return out;
+}
+
 /** Parses the arguments of a stylize run (not `weights`, not `--help`). */
 export function parseRun(args: string[]): RunOptions {
   let parsed;
   try {
-    parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: joinNegativeValues(args),
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     throw new UserError(`${(e as Error).message.split("\n")[0]} (see --help)`);
   }
@@ -273,26 +291,28 @@ function progress(total: number, quiet: boolean) {
   };
 }
 
-async function loadScaled(path: string, size: number): Promise<RgbImage> {
-  const img = await readImage(path);
-  const [w, h] = fitLongerSide(img.width, img.height, size);
-  return resize(img, w, h);
-}
-
 /** Runs style transfer as the CLI does; returns the lines to print on stdout. */
 export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
   const log = (s: string) => o.quiet || console.error(s);
-  await checkOutput(o.output, [o.contents, ...o.styles]);
-  const content = await loadScaled(o.contents, o.size);
-  const styles = await Promise.all(o.styles.map((s) => loadScaled(s, o.styleSize)));
-  let init: Tensor | undefined;
-  if (o.init === "random") init = randomImage(content.height, content.width, o.seed);
-  else if (o.init !== "content") {
-    const img = await readImage(o.init);
-    init = toTensor(resize(img, content.width, content.height));
-  }
+  const initPath = o.init !== "content" && o.init !== "random" ? o.init : null;
+  const inputs = [o.contents, ...o.styles, ...(initPath ? [initPath] : [])];
+  await checkOutput(o.output, inputs);
+  if (o.trace) await checkOutput(o.trace, inputs);
+  // Decode first (cheap errors first), check sizes against the GPU, then resize.
+  const contentImg = await readImage(o.contents);
+  const styleImgs = await Promise.all(o.styles.map((s) => readImage(s)));
+  const initImg = initPath ? await readImage(initPath) : null;
   const engine = await Engine.create({ weights: o.weights, onProgress: log });
   try {
+    const [cw, ch] = fitLongerSide(contentImg.width, contentImg.height, o.size);
+    engine.checkImageSize(ch, cw);
+    const styleDims = styleImgs.map((s) => fitLongerSide(s.width, s.height, o.styleSize));
+    for (const [w, h] of styleDims) engine.checkImageSize(h, w);
+    const content = resize(contentImg, cw, ch);
+    const styles = styleImgs.map((s, i) => resize(s, ...styleDims[i]));
+    let init: Tensor | undefined;
+    if (o.init === "random") init = randomImage(ch, cw, o.seed);
+    else if (initImg) init = toTensor(resize(initImg, cw, ch));
     log(
       `adapter: ${engine.gpu.adapterName}; ${content.width}×${content.height}, ${o.config.iters} iterations`,
     );

@@ -184,6 +184,28 @@ export class Engine implements Stylizer {
     return p;
   }
 
+  /**
+   * Throws a {@link UserError} when an h×w image needs a buffer larger than
+   * this GPU allows (conv1's output is the largest).
+   */
+  checkImageSize(h: number, w: number): void {
+    const dims = layerDims(h, w);
+    if (dims.length === 0) throw new UserError(`a ${h}×${w} image is too small (at least 3×3)`);
+    const bytes = 4 * Math.max(3 * h * w, ...dims.map((d) => d.c * d.h * d.w));
+    const limit = Math.min(
+      this.gpu.limits.maxStorageBufferBindingSize,
+      this.gpu.limits.maxBufferSize,
+    );
+    if (bytes > limit) {
+      throw new UserError(
+        `image too large for this GPU: ${w}×${h} needs a ${(bytes / 2 ** 20).toFixed(0)} MiB ` +
+          `buffer over the adapter's limit of ${
+            (limit / 2 ** 20).toFixed(0)
+          } MiB; use a smaller --size`,
+      );
+    }
+  }
+
   /** Checks that taps exist for an h×w image; returns the deepest layer index needed. */
   deepest(h: number, w: number, taps: TapName[]): number {
     const dims = layerDims(h, w);

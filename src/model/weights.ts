@@ -178,12 +178,12 @@ function columnMajorToHWIO(
 }
 
 /**
- * Reads and parses a weights file.
+ * Reads, verifies (size and sha256) and parses a weights file.
  *
  * @param path a local path to sqz_notop.mat.
  * @returns layer name → weights, in network order.
- * @throws {UserError} if the file cannot be read, is not a MAT-file, or is not
- *   SqueezeNet 1.1 features.
+ * @throws {UserError} if the file cannot be read, fails verification, is not a
+ *   MAT-file, or is not SqueezeNet 1.1 features.
  */
 export async function loadWeights(path: string): Promise<Map<string, ConvWeights>> {
   let bytes: Uint8Array;
@@ -191,6 +191,14 @@ export async function loadWeights(path: string): Promise<Map<string, ConvWeights
     bytes = await Deno.readFile(path);
   } catch (err) {
     throw fileError(path, err, "weights file");
+  }
+  // The network is built for exactly these weights: a changed file is refused.
+  if (bytes.length !== WEIGHTS_SIZE || await sha256Hex(bytes) !== WEIGHTS_SHA256) {
+    throw new UserError(
+      `weights file ${path} fails sha256 verification (expected ${WEIGHTS_SIZE} bytes with ` +
+        `sha256 ${WEIGHTS_SHA256}): it is damaged or not sqz_notop.mat; ` +
+        "run `deno task weights` for a verified copy",
+    );
   }
   return parseSqueezeNet(bytes, path);
 }
