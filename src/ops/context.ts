@@ -59,8 +59,11 @@ export class Scope {
 export interface TileTable {
   /** pointwise.wgsl: TMV vec4 channel groups × TN pixels per invocation, WG invocations. */
   pointwise: { TMV: number; TN: number; WG: number };
-  /** conv3x3.wgsl: TMV vec4 channel groups × a TN-pixel row segment, WG invocations, U-fold channel unroll. */
-  conv3x3: { TMV: number; TN: number; WG: number; U: number };
+  /**
+   * conv3x3.wgsl: TMV vec4 channel groups × a TN-pixel row segment, WG
+   * invocations, U-fold channel unroll, XV 1 for vec4 row loads.
+   */
+  conv3x3: { TMV: number; TN: number; WG: number; U: number; XV: number };
   /** conv_s2_backward.wgsl: 2 × 2Q block of dx per invocation, WG invocations. */
   stridedBackward: { Q: number; WG: number };
   /** gram.wgsl: T×T tile per invocation, WG invocations, pixel chunks of CHUNK. */
@@ -70,7 +73,7 @@ export interface TileTable {
 /** The default tile table. */
 export const DEFAULT_TILES: TileTable = {
   pointwise: { TMV: 2, TN: 8, WG: 64 },
-  conv3x3: { TMV: 2, TN: 8, WG: 32, U: 1 },
+  conv3x3: { TMV: 2, TN: 8, WG: 32, U: 1, XV: 1 },
   stridedBackward: { Q: 16, WG: 64 },
   gram: { T: 8, WG: 32, CHUNK: 256 },
 };

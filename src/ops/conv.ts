@@ -68,7 +68,7 @@ function flags(o: Conv2dOptions): Record<string, number> {
   };
 }
 
-function bindings(ctx: OpContext, u: GPUBuffer, o: Conv2dOptions) {
+function bindings(ctx: OpContext, u: GPUBuffer, o: Conv2dOptions): (GPUBuffer | null)[] {
   return [
     u,
     o.x.buffer,
@@ -120,6 +120,8 @@ export async function conv2d(
   }
   const t = ctx.tiles.conv3x3;
   if (s.cout % (4 * t.TMV)) throw new RangeError(`${o.label}: cout ${s.cout} % ${4 * t.TMV} != 0`);
+  const exact = o.exactOrder === false ? 0 : 1;
+  const xv = exact && s.stride === 1 && t.TN % 4 === 0 ? t.XV : 0;
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
     source: conv3x3Source,
@@ -127,7 +129,8 @@ export async function conv2d(
       ...t,
       S: s.stride,
       PAD: s.pad,
-      EXACT: o.exactOrder === false ? 0 : 1,
+      EXACT: exact,
+      XV: xv,
       // Unroll the input channels by the largest of 1..t.U dividing cin (all 3 for conv1).
       U: s.cin <= 4 ? s.cin : unrollFor(s.cin, t.U),
     },
@@ -137,7 +140,10 @@ export async function conv2d(
   const nseg = Math.ceil(ow / t.TN);
   const words = new Uint32Array([s.cin, s.cout / 4, s.h, s.w, oh, ow, nseg, xo, oo, mo, 0, 0]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
-  prog.dispatch(o.label, pipeline, bindings(ctx, u, o), [
+  // With XV the kernel reads x only through its vec4 view (binding 6).
+  const b = bindings(ctx, u, o);
+  if (xv) b[1] = null;
+  prog.dispatch(o.label, pipeline, [...b, xv ? o.x.buffer : null], [
     Math.ceil(oh * nseg / t.WG),
     s.cout / (4 * t.TMV),
   ], flops);

@@ -8,7 +8,10 @@
 //   per loop step; cin % U == 0), so activations near 0 get the oracle's
 //   sign and the ReLU masks and pooling argmaxes downstream agree with it;
 // - EXACT 0 (gradients, where no such decision follows) loads each input row
-//   once per (ci, ky) and reuses it for the 3 kx taps: fewer loads, faster. Needs cout % (4·TMV) == 0; x and out at any element offset.
+//   once per (ci, ky) and reuses it for the 3 kx taps: fewer loads, faster.
+// XV 1 (exact order, stride 1, TN % 4 == 0) loads each row segment as aligned
+// vec4s realigned in registers instead of TN scalar loads.
+// Needs cout % (4·TMV) == 0; x and out at any element offset.
 
 override HAS_BIAS: bool = true;
 override RELU: bool = true;
@@ -27,6 +30,17 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> mask_out: array<f32>;
+//#if XV
+@group(0) @binding(6) var<storage, read> xv: array<vec4<f32>>;  // x again, as vec4 (XV only)
+//#end
+
+// The 4 floats starting s (0..3) floats into the aligned pair (a, b).
+fn shift4(a: vec4<f32>, b: vec4<f32>, s: u32) -> vec4<f32> {
+  let t1 = vec4<f32>(a.yzw, b.x);
+  let t2 = vec4<f32>(a.zw, b.xy);
+  let t3 = vec4<f32>(a.w, b.xyz);
+  return select(select(select(a, t1, s == 1u), t2, s == 2u), t3, s == 3u);
+}
 
 fn load_x(i: u32) -> f32 {
   return x[pr.x_off + i];
@@ -80,8 +94,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let ci = c0 + ${u}u;
     let xc = ci * hw;
     let wc = ci * pr.cout4 + cog;
+//#if XV
+    let e = i32(pr.x_off + xc + rb${ky} + ox0) + ${kx} - ${PAD};
+    let q = e >> 2u;
+    let s = u32(e & 3);
+//#for g in 0..TN/4+1
+    let X${g} = xv[u32(q + ${g})];
+//#end
+//#for g in 0..TN/4
+    let y${g} = shift4(X${g}, X${g+1}, s);
+//#end
+//#for j in 0..TN
+    let v${j} = select(0.0, y${j/4}[${j%4}], rv${ky} && cv${j+kx});
+//#end
+//#end
+//#if 1-XV
 //#for j in 0..TN
     let v${j} = select(0.0, load_x(xc + rb${ky} + cc${j*S+kx}), rv${ky} && cv${j*S+kx});
+//#end
 //#end
 //#for i in 0..TMV
     let w${i} = wt[wc + ${ky*3+kx}u * tapstride + ${i}u];
