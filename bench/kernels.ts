@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { acquireGpu } from "../src/gpu/device.ts";
 import { BufferPool } from "../src/gpu/pool.ts";
 import { PipelineCache } from "../src/gpu/pipelines.ts";
-import { Program, SpanTimer } from "../src/gpu/scheduler.ts";
+import { Profiler, Program } from "../src/gpu/scheduler.ts";
 import { conv2d, convOut, type ConvShape } from "../src/ops/conv.ts";
 import { DEFAULT_TILES, OpContext, Scope, type TileTable, view } from "../src/ops/context.ts";
 
@@ -42,17 +42,18 @@ async function time(shape: ConvShape, exactOrder: boolean): Promise<number> {
     exactOrder,
   });
   const reps = 7;
-  const spans = new SpanTimer(gpu.device, reps);
+  const prof = new Profiler(gpu.device, 1);
+  const t: number[] = [];
   for (let r = 0; r < reps; r++) {
     const enc = gpu.device.createCommandEncoder();
-    spans.begin(enc);
-    prog.encode(enc);
-    spans.end(enc);
-    if (r === reps - 1) spans.resolve(enc);
+    prog.encode(enc, prof);
+    prof.resolve(enc);
     gpu.device.queue.submit([enc.finish()]);
+    t.push((await prof.read())[0].ms);
   }
-  const t = (await spans.read()).slice(2).sort((a, b) => a - b);
-  spans.destroy();
+  prof.destroy();
+  t.splice(0, 2);
+  t.sort((a, b) => a - b);
   scope.dispose();
   return t[Math.floor(t.length / 2)];
 }

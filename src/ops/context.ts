@@ -57,23 +57,42 @@ export class Scope {
  * (bench/NOTES.md); other adapters may prefer others.
  */
 export interface TileTable {
-  /** pointwise.wgsl: TMV vec4 channel groups × TN pixels per invocation, WG invocations. */
+  /**
+   * pointwise.wgsl: TMV vec4 channel groups × TN pixels per invocation, WG
+   * invocations (TMV is halved for layers whose channels it does not divide).
+   */
   pointwise: { TMV: number; TN: number; WG: number };
   /**
-   * conv3x3.wgsl: TMV vec4 channel groups × a TN-pixel row segment, WG
-   * invocations, U-fold channel unroll, XV 1 for vec4 row loads.
+   * conv3x3.wgsl, stride 1 in PyTorch's order: TMV vec4 channel groups × a
+   * TN-pixel row segment, WG invocations, U-fold channel unroll, XV 1 for vec4
+   * row loads.
    */
-  conv3x3: { TMV: number; TN: number; WG: number; U: number; XV: number };
+  conv3x3: Conv3x3Tile;
+  /** conv3x3.wgsl with stride 2 (conv1). */
+  conv3x3Strided: Conv3x3Tile;
+  /** conv3x3.wgsl in the faster order, for input gradients. */
+  conv3x3Gradient: Conv3x3Tile;
   /** conv_s2_backward.wgsl: 2 × 2Q block of dx per invocation, WG invocations. */
   stridedBackward: { Q: number; WG: number };
   /** gram.wgsl: T×T tile per invocation, WG invocations, pixel chunks of CHUNK. */
   gram: { T: number; WG: number; CHUNK: number };
 }
 
+/** Tile of conv3x3.wgsl (see {@link TileTable}). */
+export interface Conv3x3Tile {
+  TMV: number;
+  TN: number;
+  WG: number;
+  U: number;
+  XV: number;
+}
+
 /** The default tile table. */
 export const DEFAULT_TILES: TileTable = {
-  pointwise: { TMV: 2, TN: 8, WG: 64 },
-  conv3x3: { TMV: 2, TN: 8, WG: 32, U: 1, XV: 1 },
+  pointwise: { TMV: 8, TN: 8, WG: 64 },
+  conv3x3: { TMV: 8, TN: 8, WG: 32, U: 1, XV: 1 },
+  conv3x3Strided: { TMV: 2, TN: 8, WG: 32, U: 1, XV: 0 },
+  conv3x3Gradient: { TMV: 1, TN: 8, WG: 32, U: 1, XV: 0 },
   stridedBackward: { Q: 16, WG: 64 },
   gram: { T: 8, WG: 32, CHUNK: 256 },
 };

@@ -18,6 +18,38 @@ export function convOut(n: number, k: number, stride: number, pad: number): numb
   return Math.floor((n + 2 * pad - k) / stride) + 1;
 }
 
+/**
+ * The tile with its channel groups (TMV) halved until 4·TMV divides cout;
+ * throws a RangeError when cout is not a multiple of 4.
+ */
+function fitChannels<T extends { TMV: number }>(tile: T, cout: number, label: string): T {
+  let tmv = tile.TMV;
+  while (tmv > 1 && cout % (4 * tmv)) tmv /= 2;
+  if (cout % (4 * tmv)) {
+    throw new RangeError(`${label}: output channels ${cout} not a multiple of 4`);
+  }
+  return { ...tile, TMV: tmv };
+}
+
+/** Workgroups a launch should have at least, so every core gets several. */
+const MIN_WORKGROUPS = 16;
+
+/**
+ * The tile with its workgroup size halved (down to 8) while a launch of
+ * `items` invocations per channel group would have fewer than MIN_WORKGROUPS
+ * workgroups: small layers with few channels still spread over all cores.
+ */
+function fitWorkgroup<T extends { TMV: number; WG: number }>(
+  tile: T,
+  items: number,
+  cout: number,
+): T {
+  let wg = tile.WG;
+  const groups = cout / (4 * tile.TMV);
+  while (wg > 8 && Math.ceil(items / wg) * groups < MIN_WORKGROUPS) wg /= 2;
+  return { ...tile, WG: wg };
+}
+
 /** The largest u ≤ max with n % u == 0. */
 function unrollFor(n: number, max: number): number {
   let u = Math.max(1, Math.min(max, n));
@@ -96,10 +128,8 @@ export async function conv2d(
   const flops = 2 * s.cout * oh * ow * s.cin * s.kh * s.kw;
   const [xo, oo, mo] = [o.x.offset, o.out.offset, o.maskOut?.offset ?? 0];
   if (s.kh === 1 && s.kw === 1 && s.stride === 1 && s.pad === 0) {
-    const t = ctx.tiles.pointwise;
-    if (s.cout % (4 * t.TMV)) {
-      throw new RangeError(`${o.label}: cout ${s.cout} % ${4 * t.TMV} != 0`);
-    }
+    const tile = fitChannels(ctx.tiles.pointwise, s.cout, o.label);
+    const t = fitWorkgroup(tile, Math.ceil(oh * ow / tile.TN), s.cout);
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
       source: pointwiseSource,
@@ -118,9 +148,14 @@ export async function conv2d(
   if (s.kh !== 3 || s.kw !== 3) {
     throw new RangeError(`${o.label}: unsupported ${s.kh}×${s.kw} kernel`);
   }
-  const t = ctx.tiles.conv3x3;
-  if (s.cout % (4 * t.TMV)) throw new RangeError(`${o.label}: cout ${s.cout} % ${4 * t.TMV} != 0`);
   const exact = o.exactOrder === false ? 0 : 1;
+  const base = s.stride > 1
+    ? ctx.tiles.conv3x3Strided
+    : exact
+    ? ctx.tiles.conv3x3
+    : ctx.tiles.conv3x3Gradient;
+  const nseg = Math.ceil(ow / base.TN);
+  const t = fitWorkgroup(fitChannels(base, s.cout, o.label), oh * nseg, s.cout);
   const xv = exact && s.stride === 1 && t.TN % 4 === 0 ? t.XV : 0;
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
@@ -137,7 +172,6 @@ export async function conv2d(
     entry: "main",
     constants: flags(o),
   });
-  const nseg = Math.ceil(ow / t.TN);
   const words = new Uint32Array([s.cin, s.cout / 4, s.h, s.w, oh, ow, nseg, xo, oo, mo, 0, 0]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
   // With XV the kernel reads x only through its vec4 view (binding 6).
