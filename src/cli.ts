@@ -4,6 +4,7 @@
  * The only module that reads Deno.args, prints, and exits.
  * @module
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { UserError } from "./errors.ts";
 import {
@@ -87,8 +88,8 @@ const OPTIONS = {
 const EXAMPLE = {
   content: new URL("../examples/chelsea.png", import.meta.url),
   style: new URL("../examples/hubble_deep_field.jpg", import.meta.url),
-  size: 160,
-  iters: 60,
+  size: 256,
+  iters: 100,
 };
 
 /** Everything a run needs, parsed and validated. */
@@ -386,7 +387,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
     }
     const last = result.records.at(-1);
     log(
-      `wrote ${o.output} (${final.width}×${final.height}) in ${secs.toFixed(1)}s, ` +
+      `wrote ${resolve(o.output)} (${final.width}×${final.height}) in ${secs.toFixed(1)}s, ` +
         `${(result.steps / secs).toFixed(2)} it/s, final loss ${last?.loss.toExponential(4)}`,
     );
   } finally {
