@@ -156,7 +156,7 @@ export async function conv2d(
     : ctx.tiles.conv3x3Gradient;
   const nseg = Math.ceil(ow / base.TN);
   const t = fitWorkgroup(fitChannels(base, s.cout, o.label), oh * nseg, s.cout);
-  const xv = exact && s.stride === 1 && t.TN % 4 === 0 ? t.XV : 0;
+  const xv = s.stride === 1 && (!exact || t.TN % 4 === 0) ? t.XV : 0;
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
     source: conv3x3Source,

@@ -9,8 +9,8 @@
 //   sign and the ReLU masks and pooling argmaxes downstream agree with it;
 // - EXACT 0 (gradients, where no such decision follows) loads each input row
 //   once per (ci, ky) and reuses it for the 3 kx taps: fewer loads, faster.
-// XV 1 (exact order, stride 1, TN % 4 == 0) loads each row segment as aligned
-// vec4s realigned in registers instead of TN scalar loads.
+// XV 1 (stride 1; TN % 4 == 0 in the exact order) loads each row segment as
+// aligned vec4s realigned in registers instead of one scalar load per value.
 // Needs cout % (4·TMV) == 0; x and out at any element offset.
 
 override HAS_BIAS: bool = true;
@@ -133,8 +133,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let wc = ci * pr.cout4 + cog;
 //#for ky in 0..3
     {
+//#if XV
+      let e = i32(pr.x_off + xc + rb${ky} + ox0 * ${S}u) - ${PAD};
+      let q = e >> 2u;
+      let s = u32(e & 3);
+//#for g in 0..((TN-1)*S+3+3)/4+1
+      let X${g} = xv[u32(q + ${g})];
+//#end
+//#for g in 0..((TN-1)*S+3+3)/4
+      let y${g} = shift4(X${g}, X${g+1}, s);
+//#end
+//#for t in 0..(TN-1)*S+3
+      let v${t} = select(0.0, y${t/4}[${t%4}], rv${ky} && cv${t});
+//#end
+//#end
+//#if 1-XV
 //#for t in 0..(TN-1)*S+3
       let v${t} = select(0.0, load_x(xc + rb${ky} + cc${t}), rv${ky} && cv${t});
+//#end
 //#end
 //#for kx in 0..3
 //#for i in 0..TMV
