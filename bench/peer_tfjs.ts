@@ -10,6 +10,7 @@
  * prints ms/iter at that size and at 192×256.
  * @module
  */
+import type { ConvWeights } from "../src/model/weights.ts";
 import * as tf from "@tensorflow/tfjs-core";
 // The gradients: tfjs-core's own `dist/register_all_gradients.js` is ESM with
 // extensionless imports that Deno cannot load, but the union package's Node
@@ -33,14 +34,7 @@ export interface PeerResult {
 }
 
 /** One convolution's weights: kernel row-major [kh][kw][cin][cout] (HWIO). */
-interface PeerConv {
-  kh: number;
-  kw: number;
-  cin: number;
-  cout: number;
-  kernel: Float32Array;
-  bias: Float32Array;
-}
+type PeerConv = Omit<ConvWeights, "name">;
 
 /** A preprocessed BGR image, NCHW [1, 3, H, W]. */
 interface PeerImage {

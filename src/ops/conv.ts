@@ -7,8 +7,9 @@
  * Tile shapes are template parameters taken from the context's tile table.
  * @module
  */
-import pointwiseSource from "../shaders/pointwise.wgsl" with { type: "text" };
-import conv3x3Source from "../shaders/conv3x3.wgsl" with { type: "text" };
+import common from "../shaders/conv_common.wgsl" with { type: "text" };
+import pointwise from "../shaders/pointwise.wgsl" with { type: "text" };
+import conv3x3 from "../shaders/conv3x3.wgsl" with { type: "text" };
 import strided from "../shaders/conv_s2_backward.wgsl" with { type: "text" };
 import type { Program } from "../gpu/scheduler.ts";
 import type { OpContext, Scope, View } from "./context.ts";
@@ -132,7 +133,7 @@ export async function conv2d(
     const t = fitWorkgroup(tile, Math.ceil(oh * ow / tile.TN), s.cout);
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
-      source: pointwiseSource,
+      source: `${pointwise}\n${common}`,
       template: { ...t },
       entry: "main",
       constants: flags(o),
@@ -159,7 +160,7 @@ export async function conv2d(
   const xv = s.stride === 1 && (!exact || t.TN % 4 === 0) ? t.XV : 0;
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
-    source: conv3x3Source,
+    source: `${conv3x3}\n${common}`,
     template: {
       ...t,
       S: s.stride,

@@ -12,11 +12,7 @@
 // XV 1 (stride 1; TN % 4 == 0 in the exact order) loads each row segment as
 // aligned vec4s realigned in registers instead of one scalar load per value.
 // Needs cout % (4·TMV) == 0; x and out at any element offset.
-
-override HAS_BIAS: bool = true;
-override RELU: bool = true;
-override ACCUMULATE: bool = false; // out += result
-override MASK_OUT: bool = false;   // result multiplied by (mask_out > 0)
+// Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl.
 
 struct Params {
   cin: u32, cout4: u32, h: u32, w: u32,
@@ -25,11 +21,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> pr: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // [ky][kx][cin][cout]
-@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-@group(0) @binding(5) var<storage, read> mask_out: array<f32>;
 //#if XV
 @group(0) @binding(6) var<storage, read> xv: array<vec4<f32>>;  // x again, as vec4 (XV only)
 //#end
@@ -40,24 +32,6 @@ fn shift4(a: vec4<f32>, b: vec4<f32>, s: u32) -> vec4<f32> {
   let t2 = vec4<f32>(a.zw, b.xy);
   let t3 = vec4<f32>(a.w, b.xyz);
   return select(select(select(a, t1, s == 1u), t2, s == 2u), t3, s == 3u);
-}
-
-fn load_x(i: u32) -> f32 {
-  return x[pr.x_off + i];
-}
-
-fn store(o: u32, v: f32) {
-  var r = v;
-  if (ACCUMULATE) {
-    r += out[pr.out_off + o];
-  }
-  if (RELU) {
-    r = max(r, 0.0);
-  }
-  if (MASK_OUT) {
-    r = select(0.0, r, mask_out[pr.mask_out_off + o] > 0.0);
-  }
-  out[pr.out_off + o] = r;
 }
 
 @compute @workgroup_size(${WG})

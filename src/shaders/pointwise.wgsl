@@ -1,14 +1,11 @@
 // 1×1 convolution as a register-tiled GEMM: out[co][p] = Σ_ci W[ci][co]·x[ci][p]
 // (+ bias, ReLU). Serves the squeeze and expand1x1 layers, their input
 // gradients (with the transposed kernel), and the Gram backward (W = dG).
-// Template parameters (src/gpu/template.ts): TMV vec4 groups of output channels × TN pixels per invocation, pixels
-// strided by WG (pixel j of a lane = base + j·WG + lane); WG invocations.
+// Template parameters (src/gpu/template.ts): TMV vec4 groups of output
+// channels × TN pixels per invocation, pixels strided by WG (pixel j of a
+// lane = base + j·WG + lane); WG invocations.
 // Needs cout % (4·TMV) == 0; x and out may sit at any element offset.
-
-override HAS_BIAS: bool = true;
-override RELU: bool = true;
-override ACCUMULATE: bool = false; // out += result
-override MASK_OUT: bool = false;   // result multiplied by (mask_out > 0)
+// Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl.
 
 struct Params {
   cin: u32, cout4: u32, np: u32, x_off: u32,
@@ -16,29 +13,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> pr: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;    // [cin][cout]
-@group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-@group(0) @binding(5) var<storage, read> mask_out: array<f32>;
-
-fn load_x(i: u32) -> f32 {
-  return x[pr.x_off + i];
-}
-
-fn store(o: u32, v: f32) {
-  var r = v;
-  if (ACCUMULATE) {
-    r += out[pr.out_off + o];
-  }
-  if (RELU) {
-    r = max(r, 0.0);
-  }
-  if (MASK_OUT) {
-    r = select(0.0, r, mask_out[pr.mask_out_off + o] > 0.0);
-  }
-  out[pr.out_off + o] = r;
-}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
