@@ -7,7 +7,7 @@
  */
 import type { Program } from "../gpu/scheduler.ts";
 import { conv2d, conv2dBackwardStrided, convOut, packStridedKernel } from "../ops/conv.ts";
-import { type OpContext, type Scope, view } from "../ops/context.ts";
+import { type OpContext, type Scope, type View, view } from "../ops/context.ts";
 import { maxPool, maxPoolBackward, poolOut } from "../ops/pool.ts";
 import { reluBackward } from "../ops/relu.ts";
 import type { ConvWeights } from "./weights.ts";
@@ -256,12 +256,24 @@ export async function recordForward(
   return fwd;
 }
 
+/** How the losses take part in {@link recordBackward}. */
+export interface BackwardLosses {
+  /** Whether any loss adds a gradient at layer `layer`'s output. */
+  hasLoss(layer: number): boolean;
+  /**
+   * Records the loss gradients that add into `grad` (d loss / d output of
+   * `layer`). With `relu`, the layer's ReLU output, it may fuse the ReLU
+   * backward into its last write; it returns whether it did.
+   */
+  inject(layer: number, grad: GPUBuffer, relu: View | null): Promise<boolean>;
+}
+
 /**
  * Records the backward pass from the deepest recorded layer down to the image.
- * `grads[i]` receives d loss / d output of layer i; `inject(i)` records the
- * loss gradients that add into `grads[i]` (called after the layer above has
- * written it, or after it was cleared for the deepest layer). The image
- * gradient is written (not added) to `imageGrad`.
+ * `grads[i]` receives d loss / d output of layer i; `losses.inject(i, …)`
+ * records the loss gradients that add into `grads[i]` (called after the layer
+ * above has written it, or after it was cleared for the deepest layer). The
+ * image gradient is written (not added) to `imageGrad`.
  */
 export async function recordBackward(
   ctx: OpContext,
@@ -270,20 +282,23 @@ export async function recordBackward(
   net: NetWeights,
   fwd: Forward,
   imageGrad: GPUBuffer,
-  inject: (layer: number, grad: GPUBuffer) => Promise<void>,
+  losses: BackwardLosses,
 ): Promise<GPUBuffer[]> {
   const n = fwd.outputs.length;
   const grads = fwd.outputs.map((o, i) =>
     scope.floats(o.dims.c * o.dims.h * o.dims.w, `${SQUEEZENET[i].name}.grad`)
   );
+  // masked[i]: the ReLU backward of layer i was fused into the last write of grads[i].
+  const masked = grads.map(() => false);
   prog.clear(`${SQUEEZENET[n - 1].name}.grad.clear`, grads[n - 1]);
   for (let i = n - 1; i >= 0; i--) {
     const l = SQUEEZENET[i];
-    await inject(i, grads[i]);
     const d = i > 0 ? fwd.outputs[i - 1].dims : fwd.dims;
     const dx = i > 0 ? grads[i - 1] : imageGrad;
     const out = fwd.outputs[i];
-    if (l.kind !== "pool") {
+    const relu = l.kind !== "pool" && !masked[i] ? view(out.buffer) : null;
+    if (await losses.inject(i, grads[i], relu)) masked[i] = true;
+    if (l.kind !== "pool" && !masked[i]) {
       // Through the layer's ReLU(s), once every contribution to grads[i] is in.
       await reluBackward(ctx, scope, prog, {
         label: `${l.name}.relu.back`,
@@ -342,13 +357,18 @@ export async function recordBackward(
         accumulate: true,
         maskOut: view(sq),
       });
+      // When nothing else adds into the input's gradient, the input layer's
+      // ReLU backward is fused into this write.
+      const below = i > 0 && SQUEEZENET[i - 1].kind !== "pool" && !losses.hasLoss(i - 1);
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.squeeze1x1.back`,
         shape: { ...at, cin: l.squeeze, cout: d.c, kh: 1, kw: 1, pad: 0 },
         x: view(gs),
         weights: s.back,
         out: view(dx),
+        maskOut: below ? view(fwd.outputs[i - 1].buffer) : undefined,
       });
+      if (below) masked[i - 1] = true;
     }
   }
   return grads;

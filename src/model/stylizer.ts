@@ -10,7 +10,7 @@ import { acquireGpu, type Gpu } from "../gpu/device.ts";
 import { BufferPool, type PoolStats } from "../gpu/pool.ts";
 import { PipelineCache, type PipelineStats } from "../gpu/pipelines.ts";
 import { Program } from "../gpu/scheduler.ts";
-import { OpContext, Scope, view } from "../ops/context.ts";
+import { OpContext, Scope, type View, view } from "../ops/context.ts";
 import { gram, GRAM_LOSS_PARTS, gramBackward, gramGeometry } from "../ops/gram.ts";
 import { contentLoss, finalizeLosses, LOSS_PARTS, tvLoss } from "../ops/loss.ts";
 import {
@@ -398,7 +398,11 @@ export class Engine implements Stylizer {
       const c = fwd.outputs[tapLayerIndex(l)].dims.c;
       return scope.floats(c * c, `${l}.gram.target`);
     });
-    const inject = async (i: number, g: GPUBuffer) => {
+    const styleAt = (i: number) =>
+      spec.styleLayers.map((l, k) => k).filter((k) =>
+        tapLayerIndex(spec.styleLayers[k]) === i && spec.styleWeights[k] > 0
+      );
+    const inject = async (i: number, g: GPUBuffer, relu: View | null) => {
       const out = fwd.outputs[i];
       const d = out.dims;
       if (i === cIdx && spec.contentWeight > 0) {
@@ -412,8 +416,8 @@ export class Engine implements Stylizer {
           parts: view(parts, contentPart),
         });
       }
-      for (let s = 0; s < L; s++) {
-        if (tapLayerIndex(spec.styleLayers[s]) !== i || !(spec.styleWeights[s] > 0)) continue;
+      const styles = styleAt(i);
+      for (const s of styles) {
         const label = `${spec.styleLayers[s]}.style`;
         const npix = d.h * d.w;
         const dgram = scope.floats(d.c * d.c, `${label}.dgram`);
@@ -439,10 +443,14 @@ export class Engine implements Stylizer {
           f: view(out.buffer),
           dgram,
           grad: view(g),
+          // The layer's ReLU backward, fused into the last write of its gradient.
+          maskOut: s === styles.at(-1) && relu ? relu : undefined,
         });
       }
+      return styles.length > 0 && relu !== null;
     };
-    const grads = await recordBackward(ctx, scope, prog, this.net, fwd, grad, inject);
+    const hasLoss = (i: number) => (i === cIdx && spec.contentWeight > 0) || styleAt(i).length > 0;
+    const grads = await recordBackward(ctx, scope, prog, this.net, fwd, grad, { inject, hasLoss });
     if (spec.tvWeight > 0) {
       await tvLoss(ctx, scope, prog, {
         label: "tv",

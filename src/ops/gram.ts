@@ -101,12 +101,22 @@ export async function gram(
   );
 }
 
-/** Appends dF += dG·F (dG symmetric [C][C], already scaled by 4w/N) into `grad`. */
+/** Appends dF += dG·F (dG symmetric [C][C], already scaled by 4w/N) into `grad`, optionally masked. */
 export async function gramBackward(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: { label: string; c: number; h: number; w: number; f: View; dgram: GPUBuffer; grad: View },
+  o: {
+    label: string;
+    c: number;
+    h: number;
+    w: number;
+    f: View;
+    dgram: GPUBuffer;
+    grad: View;
+    /** Multiply the accumulated gradient by (maskOut > 0): a fused ReLU backward. */
+    maskOut?: View;
+  },
 ): Promise<void> {
   await conv2d(ctx, scope, prog, {
     label: o.label,
@@ -115,5 +125,6 @@ export async function gramBackward(
     weights: o.dgram,
     out: o.grad,
     accumulate: true,
+    maskOut: o.maskOut,
   });
 }
