@@ -398,9 +398,10 @@ export class Engine implements Stylizer {
       const c = fwd.outputs[tapLayerIndex(l)].dims.c;
       return scope.floats(c * c, `${l}.gram.target`);
     });
+    // Indices of the style terms (with a weight) at layer i.
     const styleAt = (i: number) =>
-      spec.styleLayers.map((l, k) => k).filter((k) =>
-        tapLayerIndex(spec.styleLayers[k]) === i && spec.styleWeights[k] > 0
+      spec.styleLayers.flatMap((l, k) =>
+        tapLayerIndex(l) === i && spec.styleWeights[k] > 0 ? [k] : []
       );
     const inject = async (i: number, g: GPUBuffer, relu: View | null) => {
       const out = fwd.outputs[i];
