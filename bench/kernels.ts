@@ -70,6 +70,8 @@ const shapes: [string, ConvShape][] = [
   ["fire5.expand3x3 23x31", { ...s3, cin: 32, cout: 128, h: 23, w: 31 }],
   ["fire5.e3.back 23x31", { ...s3, cin: 128, cout: 32, h: 23, w: 31 }],
   ["conv1 gram.back 95x127", { ...s1, cin: 64, cout: 64, h: 95, w: 127 }],
+  ["conv1 gram.back 255x341", { ...s1, cin: 64, cout: 64, h: 255, w: 341 }],
+  ["fire5 gram.back 63x85", { ...s1, cin: 256, cout: 256, h: 63, w: 85 }],
 ];
 console.log(`${gpu.adapterName}; tiles ${JSON.stringify(tiles)}`);
 for (const [name, s] of shapes) {
