@@ -224,11 +224,10 @@ export class Engine implements Stylizer {
     return upto;
   }
 
-  /** Submits `prog`'s commands (plus `extra` encoder work) as one command buffer. */
-  run(prog: Program, extra?: (enc: GPUCommandEncoder) => void): void {
+  /** Submits `prog`'s commands as one command buffer. */
+  run(prog: Program): void {
     const enc = this.gpu.device.createCommandEncoder();
     prog.encode(enc);
-    extra?.(enc);
     this.gpu.device.queue.submit([enc.finish()]);
   }
 

@@ -1,8 +1,8 @@
 /**
  * Convolution wrappers: 1×1 convolutions (src/shaders/pointwise.wgsl) and
  * 3×3 ones (src/shaders/conv3x3.wgsl) with bias and ReLU fused, the same
- * kernels for stride-1 input gradients (flipped, transposed kernel; the ReLU mask
- * applied beforehand by relu.ts) and the Gram backward, and the input gradient of a
+ * kernels for stride-1 input gradients (flipped, transposed kernel; the ReLU
+ * mask applied beforehand) and the Gram backward, and the input gradient of a
  * strided 3×3 convolution (src/shaders/conv_s2_backward.wgsl, for conv1).
  * Tile shapes are template parameters taken from the context's tile table.
  * @module
