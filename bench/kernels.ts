@@ -27,7 +27,7 @@ const tiles: TileTable = { ...DEFAULT_TILES, ...(values.tiles ? JSON.parse(value
 const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
 
 /** Median GPU ms of one launch of `shape`. */
-async function time(shape: ConvShape, exactOrder: boolean): Promise<number> {
+async function time(shape: ConvShape, use: "forward" | "gradient"): Promise<number> {
   const scope = new Scope(pool);
   const prog = new Program(gpu.device);
   const oh = convOut(shape.h, shape.kh, shape.stride, shape.pad);
@@ -39,7 +39,7 @@ async function time(shape: ConvShape, exactOrder: boolean): Promise<number> {
     x: view(x),
     weights: scope.floats(shape.kh * shape.kw * shape.cin * shape.cout, "w"),
     out: view(scope.floats(shape.cout * oh * ow, "y")),
-    exactOrder,
+    use,
   });
   const reps = 7;
   const prof = new Profiler(gpu.device, 1);
@@ -79,7 +79,7 @@ for (const [name, s] of shapes) {
   const oh = convOut(s.h, s.kh, s.stride, s.pad);
   const ow = convOut(s.w, s.kw, s.stride, s.pad);
   const flops = 2 * s.cout * oh * ow * s.cin * s.kh * s.kw;
-  const ms = await time(s, !name.includes("back"));
+  const ms = await time(s, name.includes("e3.back") ? "gradient" : "forward");
   console.log(
     `${name.padEnd(24)} ${ms.toFixed(2).padStart(8)} ms ${
       (flops / ms / 1e6).toFixed(2).padStart(7)

@@ -346,7 +346,7 @@ export async function recordBackward(
         x: view(grads[i], l.expand * hw),
         weights: e3.back,
         out: view(gs),
-        exactOrder: false,
+        use: "gradient",
       });
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand1x1.back`,

@@ -63,14 +63,13 @@ export interface TileTable {
    */
   pointwise: { TMV: number; TN: number; WG: number };
   /**
-   * conv3x3.wgsl, stride 1 in PyTorch's order: TMV vec4 channel groups × a
-   * TN-pixel row segment, WG invocations, U-fold channel unroll, XV 1 for vec4
-   * row loads.
+   * conv3x3.wgsl, stride 1: TMV vec4 channel groups × a TN-pixel row segment,
+   * WG invocations, U-fold channel unroll, XV 1 for vec4 row loads.
    */
   conv3x3: Conv3x3Tile;
   /** conv3x3.wgsl with stride 2 (conv1). */
   conv3x3Strided: Conv3x3Tile;
-  /** conv3x3.wgsl in the faster order, for input gradients. */
+  /** conv3x3.wgsl for input gradients (16–64 output channels). */
   conv3x3Gradient: Conv3x3Tile;
   /** conv_s2_backward.wgsl: 2 × 2Q block of dx per invocation, WG invocations. */
   stridedBackward: { Q: number; WG: number };
@@ -92,7 +91,7 @@ export const DEFAULT_TILES: TileTable = {
   pointwise: { TMV: 8, TN: 8, WG: 64 },
   conv3x3: { TMV: 8, TN: 8, WG: 32, U: 1, XV: 1 },
   conv3x3Strided: { TMV: 2, TN: 8, WG: 32, U: 1, XV: 0 },
-  conv3x3Gradient: { TMV: 1, TN: 8, WG: 32, U: 1, XV: 1 },
+  conv3x3Gradient: { TMV: 4, TN: 16, WG: 32, U: 1, XV: 1 },
   stridedBackward: { Q: 16, WG: 64 },
   gram: { T: 8, WG: 32, CHUNK: 256 },
 };

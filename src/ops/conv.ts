@@ -85,11 +85,8 @@ export interface Conv2dOptions {
   accumulate?: boolean;
   /** Multiply the result by (maskOut > 0). */
   maskOut?: View;
-  /**
-   * 3×3 only: sum in PyTorch's order (default), so values near 0 round like
-   * the oracle's; false allows a faster order (for gradients).
-   */
-  exactOrder?: boolean;
+  /** 3×3 only: "gradient" picks the tile tuned for input gradients (few output channels). */
+  use?: "forward" | "gradient";
 }
 
 function flags(o: Conv2dOptions): Record<string, number> {
@@ -149,15 +146,14 @@ export async function conv2d(
   if (s.kh !== 3 || s.kw !== 3) {
     throw new RangeError(`${o.label}: unsupported ${s.kh}×${s.kw} kernel`);
   }
-  const exact = o.exactOrder === false ? 0 : 1;
   const base = s.stride > 1
     ? ctx.tiles.conv3x3Strided
-    : exact
-    ? ctx.tiles.conv3x3
-    : ctx.tiles.conv3x3Gradient;
+    : o.use === "gradient"
+    ? ctx.tiles.conv3x3Gradient
+    : ctx.tiles.conv3x3;
   const nseg = Math.ceil(ow / base.TN);
   const t = fitWorkgroup(fitChannels(base, s.cout, o.label), oh * nseg, s.cout);
-  const xv = s.stride === 1 && (!exact || t.TN % 4 === 0) ? t.XV : 0;
+  const xv = s.stride === 1 && t.TN % 4 === 0 ? t.XV : 0;
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
     source: `${conv3x3}\n${common}`,
@@ -165,7 +161,6 @@ export async function conv2d(
       ...t,
       S: s.stride,
       PAD: s.pad,
-      EXACT: exact,
       XV: xv,
       // Unroll the input channels by the largest of 1..t.U dividing cin (all 3 for conv1).
       U: s.cin <= 4 ? s.cin : unrollFor(s.cin, t.U),

@@ -3,14 +3,12 @@
 // conv1 (S 2, PAD 0), the expand3x3 layers (S 1, PAD 1) and their input
 // gradients (flipped, transposed kernel).
 // Each invocation owns TMV vec4 groups of output channels × a row segment of
-// TN output pixels. Template parameters: TMV, TN, WG, S, PAD, and EXACT:
-// - EXACT 1 sums in PyTorch's order (ky, kx, then input channels, U channels
-//   per loop step; cin % U == 0), so activations near 0 get the oracle's
-//   sign and the ReLU masks and pooling argmaxes downstream agree with it;
-// - EXACT 0 (gradients, where no such decision follows) loads each input row
-//   once per (ci, ky) and reuses it for the 3 kx taps: fewer loads, faster.
-// XV 1 (stride 1; TN % 4 == 0 in the exact order) loads each row segment as
-// aligned vec4s realigned in registers instead of one scalar load per value.
+// TN output pixels, and sums in PyTorch's order (ky, kx, then the input
+// channels, U per loop step; cin % U == 0): activations near 0 then round as
+// in the oracle, so ReLU masks and pooling argmaxes downstream agree with it.
+// XV 1 (stride 1, TN % 4 == 0) loads each row segment as aligned vec4s
+// realigned in registers instead of one scalar load per value. Template
+// parameters: TMV, TN, WG, S, PAD, U, XV.
 // Needs cout % (4·TMV) == 0; x and out at any element offset.
 // Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl.
 
@@ -59,7 +57,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var a${i}_${j} = vec4<f32>(0.0);
 //#end
 //#end
-//#if EXACT
 //#for ky in 0..3
 //#for kx in 0..3
   for (var c0 = 0u; c0 < pr.cin; c0 += ${U}u) {
@@ -99,46 +96,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
   }
 //#end
-//#end
-//#end
-//#if 1-EXACT
-  for (var ci = 0u; ci < pr.cin; ci++) {
-    let xc = ci * hw;
-    let wc = ci * pr.cout4 + cog;
-//#for ky in 0..3
-    {
-//#if XV
-      let e = i32(pr.x_off + xc + rb${ky} + ox0 * ${S}u) - ${PAD};
-      let q = e >> 2u;
-      let s = u32(e & 3);
-//#for g in 0..((TN-1)*S+3+3)/4+1
-      let X${g} = xv[u32(q + ${g})];
-//#end
-//#for g in 0..((TN-1)*S+3+3)/4
-      let y${g} = shift4(X${g}, X${g+1}, s);
-//#end
-//#for t in 0..(TN-1)*S+3
-      let v${t} = select(0.0, y${t/4}[${t%4}], rv${ky} && cv${t});
-//#end
-//#end
-//#if 1-XV
-//#for t in 0..(TN-1)*S+3
-      let v${t} = select(0.0, load_x(xc + rb${ky} + cc${t}), rv${ky} && cv${t});
-//#end
-//#end
-//#for kx in 0..3
-//#for i in 0..TMV
-      let w${kx}_${i} = wt[wc + ${ky*3+kx}u * tapstride + ${i}u];
-//#end
-//#end
-//#for i in 0..TMV
-//#for j in 0..TN
-      a${i}_${j} = fma(w2_${i}, vec4<f32>(v${j*S+2}), fma(w1_${i}, vec4<f32>(v${j*S+1}), fma(w0_${i}, vec4<f32>(v${j*S}), a${i}_${j})));
-//#end
-//#end
-    }
-//#end
-  }
 //#end
   let npix = pr.oh * pr.ow;
 //#for i in 0..TMV
