@@ -12,7 +12,7 @@ import { MEAN_BGR } from "../image/tensor.ts";
 import { adamParams, adamStep } from "../ops/adam.ts";
 import { Scope } from "../ops/context.ts";
 import type { TapName } from "./squeezenet.ts";
-import { Engine, type LossPlan, type LossSpec, type LossTerms, type Tensor } from "./stylizer.ts";
+import { Engine, type LossPlan, type LossSpec, type Tensor } from "./stylizer.ts";
 
 /** Hyper-parameters of a run. */
 export interface StyleConfig {
@@ -80,7 +80,7 @@ export interface OptimizeResult {
 
 /** Loss terms at the start of iteration `i`, from the scalars. */
 function record(i: number, s: Float32Array, styleCount: number, t0: number): IterationRecord {
-  const { loss, terms } = Engine.terms(s, styleCount) as { loss: number; terms: LossTerms };
+  const { loss, terms } = Engine.terms(s, styleCount);
   return { i, loss, ...terms, ms: performance.now() - t0 };
 }
 
