@@ -205,6 +205,14 @@ async function expectUserError(
   return lines[0];
 }
 
+/** Runs a short successful stylize into out.png and checks the 32×24 result. */
+async function expectImage(dir: string, args: string[]): Promise<void> {
+  const r = await stylize(dir, [...args, "-o", "out.png", ...SMALL, "--iters", "2", "--quiet"]);
+  assert.equal(r.code, 0, r.stderr);
+  const img = await readImage(join(dir, "out.png"));
+  assert.deepEqual([img.width, img.height], [32, 24]);
+}
+
 function test(
   name: string,
   fn: (dir: string) => Promise<void>,
@@ -640,22 +648,7 @@ test("--trace writes JSON with config, adapter, one record per iteration and out
 
 test("two styles with --style-blend 1,3 produce an image", async (dir) => {
   await writeImage(join(dir, "style2.png"), gradient(36, 36, 150));
-  const r = await stylize(dir, [
-    "content.png",
-    "style.png",
-    "style2.png",
-    "--style-blend",
-    "1,3",
-    "-o",
-    "out.png",
-    ...SMALL,
-    "--iters",
-    "2",
-    "--quiet",
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  const img = await readImage(join(dir, "out.png"));
-  assert.deepEqual([img.width, img.height], [32, 24]);
+  await expectImage(dir, ["content.png", "style.png", "style2.png", "--style-blend", "1,3"]);
 });
 
 test("--style-blend with one weight for two styles → exit 2", async (dir) => {
@@ -668,23 +661,7 @@ test("--style-blend with one weight for two styles → exit 2", async (dir) => {
 }, { needsWeights: false });
 
 test("--init random --seed 3 produces an image", async (dir) => {
-  const r = await stylize(dir, [
-    "content.png",
-    "style.png",
-    "--init",
-    "random",
-    "--seed",
-    "3",
-    "-o",
-    "out.png",
-    ...SMALL,
-    "--iters",
-    "2",
-    "--quiet",
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  const img = await readImage(join(dir, "out.png"));
-  assert.deepEqual([img.width, img.height], [32, 24]);
+  await expectImage(dir, ["content.png", "style.png", "--init", "random", "--seed", "3"]);
 });
 
 test("--init missing.png → exit 2, one line naming it", async (dir) => {

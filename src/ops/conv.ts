@@ -11,6 +11,7 @@ import common from "../shaders/conv_common.wgsl" with { type: "text" };
 import pointwise from "../shaders/pointwise.wgsl" with { type: "text" };
 import conv3x3 from "../shaders/conv3x3.wgsl" with { type: "text" };
 import strided from "../shaders/conv_s2_backward.wgsl" with { type: "text" };
+import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
 import type { Program } from "../gpu/scheduler.ts";
 import type { OpContext, Scope, View } from "./context.ts";
 
@@ -156,7 +157,7 @@ export async function conv2d(
   const xv = s.stride === 1 && t.TN % 4 === 0 ? t.XV : 0;
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
-    source: `${conv3x3}\n${common}`,
+    source: `${conv3x3}\n${common}\n${shift4}`,
     template: {
       ...t,
       S: s.stride,

@@ -5,10 +5,13 @@
  * dF += dG·F is a 1×1 convolution by dG (conv.ts).
  * @module
  */
-import source from "../shaders/gram.wgsl" with { type: "text" };
+import gramSource from "../shaders/gram.wgsl" with { type: "text" };
+import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
 import type { Program } from "../gpu/scheduler.ts";
 import { conv2d } from "./conv.ts";
 import type { OpContext, Scope, View } from "./context.ts";
+
+const source = `${gramSource}\n${shift4}`;
 
 /** Number of per-workgroup partial sums {@link gram} writes with a loss. */
 export const GRAM_LOSS_PARTS = 16;

@@ -24,14 +24,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read> xv: array<vec4<f32>>;  // x again, as vec4 (XV only)
 //#end
 
-// The 4 floats starting s (0..3) floats into the aligned pair (a, b).
-fn shift4(a: vec4<f32>, b: vec4<f32>, s: u32) -> vec4<f32> {
-  let t1 = vec4<f32>(a.yzw, b.x);
-  let t2 = vec4<f32>(a.zw, b.xy);
-  let t3 = vec4<f32>(a.w, b.xyz);
-  return select(select(select(a, t1, s == 1u), t2, s == 2u), t3, s == 3u);
-}
-
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let cog = wid.y * ${TMV}u;

@@ -22,14 +22,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> fs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;
 
-// The 4 floats starting s (0..3) floats into the aligned pair (a, b).
-fn shift4(a: vec4<f32>, b: vec4<f32>, s: u32) -> vec4<f32> {
-  let t1 = vec4<f32>(a.yzw, b.x);
-  let t2 = vec4<f32>(a.zw, b.xy);
-  let t3 = vec4<f32>(a.w, b.xyz);
-  return select(select(select(a, t1, s == 1u), t2, s == 2u), t3, s == 3u);
-}
-
 @compute @workgroup_size(${WG})
 fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = min(gid.x, pr.ntiles - 1u);
