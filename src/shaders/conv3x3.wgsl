@@ -10,7 +10,8 @@
 // realigned in registers instead of one scalar load per value. Template
 // parameters: TMV, TN, WG, S, PAD, U, XV.
 // Needs cout % (4·TMV) == 0; x and out at any element offset.
-// Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl.
+// Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl; shift4()
+// comes from shift4.wgsl.
 
 struct Params {
   cin: u32, cout4: u32, h: u32, w: u32,

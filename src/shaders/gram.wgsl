@@ -7,6 +7,7 @@
 // LOSS, forms the style loss w·Σ(G−A)² (per-workgroup partial sums) and
 // dG = (4w/N)·(G−A), the matrix the backward multiplies F by.
 // Template parameters: T (tile side; C % T == 0), WG. Runtime: chunk.
+// shift4() comes from shift4.wgsl.
 
 override LOSS: bool = false;
 
