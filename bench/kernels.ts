@@ -27,7 +27,7 @@ const tiles: TileTable = { ...DEFAULT_TILES, ...(values.tiles ? JSON.parse(value
 const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
 
 /** Median GPU ms of one launch of `shape`. */
-async function time(shape: ConvShape, use: "forward" | "gradient"): Promise<number> {
+async function time(shape: ConvShape, use: "forward" | "gradient" | "gram"): Promise<number> {
   const scope = new Scope(pool);
   const prog = new Program(gpu.device);
   const oh = convOut(shape.h, shape.kh, shape.stride, shape.pad);
@@ -79,7 +79,8 @@ for (const [name, s] of shapes) {
   const oh = convOut(s.h, s.kh, s.stride, s.pad);
   const ow = convOut(s.w, s.kw, s.stride, s.pad);
   const flops = 2 * s.cout * oh * ow * s.cin * s.kh * s.kw;
-  const ms = await time(s, name.includes("e3.back") ? "gradient" : "forward");
+  const use = name.includes("e3.back") ? "gradient" : name.includes("gram") ? "gram" : "forward";
+  const ms = await time(s, use);
   console.log(
     `${name.padEnd(24)} ${ms.toFixed(2).padStart(8)} ms ${
       (flops / ms / 1e6).toFixed(2).padStart(7)

@@ -71,6 +71,8 @@ export interface TileTable {
   conv3x3Strided: Conv3x3Tile;
   /** conv3x3.wgsl for input gradients (16–64 output channels). */
   conv3x3Gradient: Conv3x3Tile;
+  /** pointwise.wgsl for the Gram backward (C×C by C×P). */
+  gramBackward: { TMV: number; TN: number; WG: number };
   /** conv_s2_backward.wgsl: 2 × 2Q block of dx per invocation, WG invocations. */
   stridedBackward: { Q: number; WG: number };
   /** gram.wgsl: T×T tile per invocation, WG invocations, pixel chunks of CHUNK. */
@@ -89,6 +91,7 @@ export interface Conv3x3Tile {
 /** The default tile table. */
 export const DEFAULT_TILES: TileTable = {
   pointwise: { TMV: 8, TN: 8, WG: 64 },
+  gramBackward: { TMV: 16, TN: 8, WG: 64 },
   conv3x3: { TMV: 8, TN: 8, WG: 32, U: 1, XV: 1 },
   conv3x3Strided: { TMV: 4, TN: 16, WG: 32, U: 1, XV: 0 },
   conv3x3Gradient: { TMV: 4, TN: 16, WG: 32, U: 1, XV: 1 },

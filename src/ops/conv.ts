@@ -86,8 +86,11 @@ export interface Conv2dOptions {
   accumulate?: boolean;
   /** Multiply the result by (maskOut > 0). */
   maskOut?: View;
-  /** 3×3 only: "gradient" picks the tile tuned for input gradients (few output channels). */
-  use?: "forward" | "gradient";
+  /**
+   * Picks the tile: "gradient" (3×3) is tuned for input gradients with few
+   * output channels, "gram" (1×1) for the Gram backward's square products.
+   */
+  use?: "forward" | "gradient" | "gram";
 }
 
 function flags(o: Conv2dOptions): Record<string, number> {
@@ -127,7 +130,8 @@ export async function conv2d(
   const flops = 2 * s.cout * oh * ow * s.cin * s.kh * s.kw;
   const [xo, oo, mo] = [o.x.offset, o.out.offset, o.maskOut?.offset ?? 0];
   if (s.kh === 1 && s.kw === 1 && s.stride === 1 && s.pad === 0) {
-    const tile = fitChannels(ctx.tiles.pointwise, s.cout, o.label);
+    const base = o.use === "gram" ? ctx.tiles.gramBackward : ctx.tiles.pointwise;
+    const tile = fitChannels(base, s.cout, o.label);
     const t = fitWorkgroup(tile, Math.ceil(oh * ow / tile.TN), s.cout);
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",

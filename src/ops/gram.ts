@@ -129,5 +129,6 @@ export async function gramBackward(
     out: o.grad,
     accumulate: true,
     maskOut: o.maskOut,
+    use: "gram",
   });
 }
