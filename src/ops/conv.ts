@@ -33,25 +33,6 @@ function fitChannels<T extends { TMV: number }>(tile: T, cout: number, label: st
   return { ...tile, TMV: tmv };
 }
 
-/** Workgroups a launch should have at least, so every core gets several. */
-const MIN_WORKGROUPS = 16;
-
-/**
- * The tile with its workgroup size halved (down to 8) while a launch of
- * `items` invocations per channel group would have fewer than MIN_WORKGROUPS
- * workgroups: small layers with few channels still spread over all cores.
- */
-function fitWorkgroup<T extends { TMV: number; WG: number }>(
-  tile: T,
-  items: number,
-  cout: number,
-): T {
-  let wg = tile.WG;
-  const groups = cout / (4 * tile.TMV);
-  while (wg > 8 && Math.ceil(items / wg) * groups < MIN_WORKGROUPS) wg /= 2;
-  return { ...tile, WG: wg };
-}
-
 /** The largest u ≤ max with n % u == 0. */
 function unrollFor(n: number, max: number): number {
   let u = Math.max(1, Math.min(max, n));
@@ -131,8 +112,7 @@ export async function conv2d(
   const [xo, oo, mo] = [o.x.offset, o.out.offset, o.maskOut?.offset ?? 0];
   if (s.kh === 1 && s.kw === 1 && s.stride === 1 && s.pad === 0) {
     const base = o.use === "gram" ? ctx.tiles.gramBackward : ctx.tiles.pointwise;
-    const tile = fitChannels(base, s.cout, o.label);
-    const t = fitWorkgroup(tile, Math.ceil(oh * ow / tile.TN), s.cout);
+    const t = fitChannels(base, s.cout, o.label);
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
       source: `${pointwise}\n${common}`,
@@ -157,7 +137,7 @@ export async function conv2d(
     ? ctx.tiles.conv3x3Gradient
     : ctx.tiles.conv3x3;
   const nseg = Math.ceil(ow / base.TN);
-  const t = fitWorkgroup(fitChannels(base, s.cout, o.label), oh * nseg, s.cout);
+  const t = fitChannels(base, s.cout, o.label);
   const xv = s.stride === 1 && t.TN % 4 === 0 ? t.XV : 0;
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
@@ -167,8 +147,8 @@ export async function conv2d(
       S: s.stride,
       PAD: s.pad,
       XV: xv,
-      // Unroll the input channels by the largest of 1..t.U dividing cin (all 3 for conv1).
-      U: s.cin <= 4 ? s.cin : unrollFor(s.cin, t.U),
+      // Unroll the input channels by the largest of 1..t.U dividing cin.
+      U: unrollFor(s.cin, t.U),
     },
     entry: "main",
     constants: flags(o),
