@@ -21,6 +21,15 @@ export interface PoolStats {
   inUse: number;
 }
 
+/** A request beyond one of the adapter's limits (buffer size, workgroup count). */
+export class GpuLimitError extends RangeError {
+  /** @param message names the request and the limit. */
+  constructor(message: string) {
+    super(message);
+    this.name = "GpuLimitError";
+  }
+}
+
 /** Rounds a byte size up to its size class. */
 export function sizeClass(bytes: number): number {
   const b = Math.max(256, Math.ceil(bytes / 4) * 4);
@@ -54,13 +63,13 @@ export class BufferPool {
 
   /**
    * Hands out a buffer of at least `bytes` bytes with `usage`. Its contents are
-   * whatever the last user left. Throws a RangeError naming the limit when the
+   * whatever the last user left. Throws a {@link GpuLimitError} naming the limit when the
    * request exceeds the device's buffer limit.
    */
   acquire(bytes: number, usage: GPUBufferUsageFlags, label = "pooled"): GPUBuffer {
     const size = sizeClass(bytes);
     if (bytes > this.#maxBinding) {
-      throw new RangeError(
+      throw new GpuLimitError(
         `a ${label} buffer of ${fmtBytes(bytes)} exceeds this adapter's limit of ` +
           `${fmtBytes(this.#maxBinding)} per buffer`,
       );

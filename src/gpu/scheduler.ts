@@ -7,6 +7,7 @@
  * `timestamp-query`).
  * @module
  */
+import { GpuLimitError } from "./pool.ts";
 
 /** One kernel launch. */
 export interface DispatchStep {
@@ -84,7 +85,7 @@ export class Program {
     const [x, y = 1, z = 1] = workgroups;
     const max = this.#device.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) {
-      throw new RangeError(`${label}: ${x}×${y}×${z} workgroups exceed the adapter's ${max}`);
+      throw new GpuLimitError(`${label}: ${x}×${y}×${z} workgroups exceed the adapter's ${max}`);
     }
     if (x === 0 || y === 0 || z === 0) return;
     this.steps.push({

@@ -7,7 +7,7 @@
  */
 import { UserError } from "../errors.ts";
 import { acquireGpu, type Gpu } from "../gpu/device.ts";
-import { BufferPool, type PoolStats } from "../gpu/pool.ts";
+import { BufferPool, GpuLimitError, type PoolStats } from "../gpu/pool.ts";
 import { PipelineCache, type PipelineStats } from "../gpu/pipelines.ts";
 import { Program } from "../gpu/scheduler.ts";
 import { OpContext, Scope, type View, view } from "../ops/context.ts";
@@ -170,7 +170,7 @@ export class Engine implements Stylizer {
       p = await build(scope);
     } catch (e) {
       scope.dispose();
-      if (e instanceof RangeError) {
+      if (e instanceof GpuLimitError) {
         throw new UserError(`image too large for this GPU: ${e.message}`);
       }
       throw e;
@@ -292,6 +292,7 @@ export class Engine implements Stylizer {
   async gram(features: Tensor): Promise<Tensor> {
     checkTensor(features, "gram input");
     const [, c, h, w] = features.shape;
+    if (c % 8) throw new UserError(`gram: ${c} channels; the Gram kernel needs a multiple of 8`);
     const npix = h * w;
     const plan = await this.plan(`gram:${c}:${npix}`, async (scope) => {
       const prog = new Program(this.gpu.device);
