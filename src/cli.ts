@@ -304,6 +304,11 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
   const styleImgs = await Promise.all(o.styles.map((s) => readImage(s)));
   const initImg = initPath ? await readImage(initPath) : null;
   const engine = await Engine.create({ weights: o.weights, onProgress: log });
+  // A lost device (driver reset, out of memory) ends the run with its reason, not a hang.
+  engine.gpu.lost.then((m) => {
+    console.error(`\nstylize: ${m}`);
+    Deno.exit(1);
+  });
   try {
     const [cw, ch] = fitLongerSide(contentImg.width, contentImg.height, o.size);
     engine.checkImageSize(ch, cw);
@@ -315,7 +320,8 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
     if (o.init === "random") init = randomImage(ch, cw, o.seed);
     else if (initImg) init = toTensor(resize(initImg, cw, ch));
     log(
-      `adapter: ${engine.gpu.adapterName}; ${content.width}×${content.height}, ${o.config.iters} iterations`,
+      `adapter: ${engine.gpu.adapterName}${engine.gpu.isFallback ? " (software)" : ""}; ` +
+        `${content.width}×${content.height}, ${o.config.iters} iterations`,
     );
     const contentT = toTensor(content);
     const targets = await styleTargets(engine, styles.map(toTensor), o.config.styleLayers, o.blend);

@@ -19,7 +19,7 @@ export interface Gpu {
   hasTimestamps: boolean;
   /** The limits granted to the device (the adapter's own). */
   limits: GPUSupportedLimits;
-  /** Resolves with a message once the device is lost (never rejects). */
+  /** Resolves with a message if the device is lost other than by `destroy()` (never rejects). */
   lost: Promise<string>;
   /** Validation and out-of-memory errors nobody captured, in order (also logged). */
   errors: string[];
@@ -68,7 +68,12 @@ export async function acquireGpu(): Promise<Gpu> {
   const info = adapter.info;
   const adapterName = [info.description, info.vendor && `vendor ${info.vendor}`]
     .filter((s) => s).join(", ") || "unknown adapter";
-  const lost = device.lost.then((i) => `GPU device lost (${i.reason}): ${i.message}`);
+  // A device destroyed on purpose (dispose) is not reported: that promise never settles.
+  const lost = device.lost.then((i) =>
+    i.reason === "destroyed"
+      ? new Promise<string>(() => {})
+      : `GPU device lost (${i.reason || "unknown reason"}): ${i.message}`
+  );
   const errors: string[] = [];
   device.addEventListener("uncapturederror", (e) => {
     const msg = (e as GPUUncapturedErrorEvent).error.message;

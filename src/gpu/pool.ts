@@ -101,18 +101,6 @@ export class BufferPool {
     this.#stats.inUse--;
   }
 
-  /** Destroys every free buffer (those in use stay owned). */
-  trim(): void {
-    for (const list of this.#free.values()) {
-      for (const b of list) {
-        this.#owned.delete(b);
-        this.#stats.bytesHeld -= b.size;
-        b.destroy();
-      }
-    }
-    this.#free.clear();
-  }
-
   /** Destroys every buffer the pool owns. */
   destroy(): void {
     for (const b of this.#owned) b.destroy();

@@ -115,11 +115,6 @@ export class Program {
     this.steps.push({ kind: "copy", label, src, srcOffset, dst, dstOffset, size });
   }
 
-  /** Appends all steps of another program. */
-  append(other: Program): void {
-    this.steps.push(...other.steps);
-  }
-
   /** Number of kernel launches. */
   get dispatchCount(): number {
     return this.steps.filter((s) => s.kind === "dispatch").length;

@@ -7,11 +7,12 @@
  */
 import gramSource from "../shaders/gram.wgsl" with { type: "text" };
 import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
+import workgroupSum from "../shaders/workgroup_sum.wgsl" with { type: "text" };
 import type { Program } from "../gpu/scheduler.ts";
 import { conv2d } from "./conv.ts";
 import type { OpContext, Scope, View } from "./context.ts";
 
-const source = `${gramSource}\n${shift4}`;
+const source = `${gramSource}\n${shift4}\n${workgroupSum}`;
 
 /** Number of per-workgroup partial sums {@link gram} writes with a loss. */
 export const GRAM_LOSS_PARTS = 16;

@@ -4,9 +4,12 @@
  * reduction of all partial sums into scalar losses on the GPU.
  * @module
  */
-import source from "../shaders/loss.wgsl" with { type: "text" };
+import lossSource from "../shaders/loss.wgsl" with { type: "text" };
+import workgroupSum from "../shaders/workgroup_sum.wgsl" with { type: "text" };
 import type { Program } from "../gpu/scheduler.ts";
 import type { OpContext, Scope, View } from "./context.ts";
+
+const source = `${lossSource}\n${workgroupSum}`;
 
 /** Partial sums each content/TV launch writes (its workgroups). */
 export const LOSS_PARTS = 32;

@@ -7,7 +7,7 @@
 // LOSS, forms the style loss w·Σ(G−A)² (per-workgroup partial sums) and
 // dG = (4w/N)·(G−A), the matrix the backward multiplies F by.
 // Template parameters: T (tile side; C % T == 0), WG. Runtime: chunk.
-// shift4() comes from shift4.wgsl.
+// shift4() comes from shift4.wgsl, workgroup_sum() from workgroup_sum.wgsl.
 
 override LOSS: bool = false;
 
@@ -95,9 +95,6 @@ fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(6) var<storage, read_write> dgram: array<f32>;
 @group(0) @binding(7) var<storage, read_write> loss_part: array<f32>;
 
-const RW: u32 = 256u;
-var<workgroup> red: array<f32, RW>;
-
 @compute @workgroup_size(RW)
 fn reduce(
   @builtin(global_invocation_id) gid: vec3<u32>,
@@ -132,16 +129,9 @@ fn reduce(
     }
   }
   if (LOSS) {
-    red[lid.x] = sq;
-    workgroupBarrier();
-    for (var h = RW / 2u; h > 0u; h /= 2u) {
-      if (lid.x < h) {
-        red[lid.x] += red[lid.x + h];
-      }
-      workgroupBarrier();
-    }
+    let total = workgroup_sum(lid.x, sq);
     if (lid.x == 0u) {
-      loss_part[pr.part_off + wid.x] = pr.weight * red[0];
+      loss_part[pr.part_off + wid.x] = pr.weight * total;
     }
   }
 }

@@ -17,20 +17,11 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> loss_part: array<f32>;
 
-const RW: u32 = 256u;
-var<workgroup> red: array<f32, RW>;
-
+// Writes the workgroup's weighted partial sum (workgroup_sum.wgsl).
 fn finish(lid: u32, wid: u32, v: f32) {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var h = RW / 2u; h > 0u; h /= 2u) {
-    if (lid < h) {
-      red[lid] += red[lid + h];
-    }
-    workgroupBarrier();
-  }
+  let total = workgroup_sum(lid, v);
   if (lid == 0u) {
-    loss_part[p.part_off + wid] = p.weight * red[0];
+    loss_part[p.part_off + wid] = p.weight * total;
   }
 }
 
@@ -101,19 +92,11 @@ fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var e = lid.x; e < count; e += RW) {
       s += loss_part[start + e];
     }
-    red[lid.x] = s;
-    workgroupBarrier();
-    for (var h = RW / 2u; h > 0u; h /= 2u) {
-      if (lid.x < h) {
-        red[lid.x] += red[lid.x + h];
-      }
-      workgroupBarrier();
-    }
+    let sum = workgroup_sum(lid.x, s);
     if (lid.x == 0u) {
-      grad[p.g_off + t] = red[0];
+      grad[p.g_off + t] = sum;
     }
-    total += red[0];
-    workgroupBarrier();
+    total += sum;
   }
   if (lid.x == 0u) {
     grad[p.g_off + p.n] = total;
