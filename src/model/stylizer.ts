@@ -406,7 +406,13 @@ export class Engine implements Stylizer {
     const inject = async (i: number, g: GPUBuffer, relu: View | null) => {
       const out = fwd.outputs[i];
       const d = out.dims;
-      if (i === cIdx && spec.contentWeight > 0) {
+      const styles = styleAt(i);
+      const content = i === cIdx && spec.contentWeight > 0;
+      // The ReLU backward is fused into the last loss write: the content
+      // term's when no style term follows (relu is the layer's output, F).
+      const contentMasks = content && styles.length === 0 && relu !== null &&
+        relu.buffer === out.buffer && relu.offset === 0;
+      if (content) {
         await contentLoss(ctx, scope, prog, {
           label: `${spec.contentLayer}.content`,
           n: d.c * d.h * d.w,
@@ -415,9 +421,9 @@ export class Engine implements Stylizer {
           weight: spec.contentWeight,
           grad: view(g),
           parts: view(parts, contentPart),
+          reluMask: contentMasks,
         });
       }
-      const styles = styleAt(i);
       for (const s of styles) {
         const label = `${spec.styleLayers[s]}.style`;
         const npix = d.h * d.w;
@@ -448,7 +454,7 @@ export class Engine implements Stylizer {
           maskOut: s === styles.at(-1) && relu ? relu : undefined,
         });
       }
-      return styles.length > 0 && relu !== null;
+      return contentMasks || (styles.length > 0 && relu !== null);
     };
     const hasLoss = (i: number) => (i === cIdx && spec.contentWeight > 0) || styleAt(i).length > 0;
     const grads = await recordBackward(ctx, scope, prog, this.net, fwd, grad, { inject, hasLoss });

@@ -24,7 +24,11 @@ function params(
   return new Uint32Array(buf);
 }
 
-/** Appends the content loss w·Σ(F−P)² (partials) and grad += 2w·(F−P). */
+/**
+ * Appends the content loss w·Σ(F−P)² (partials) and grad += 2w·(F−P). With
+ * `reluMask`, F being a ReLU output, the sum is then multiplied by (F > 0):
+ * the ReLU backward fused into the last write of the gradient.
+ */
 export async function contentLoss(
   ctx: OpContext,
   scope: Scope,
@@ -37,9 +41,15 @@ export async function contentLoss(
     weight: number;
     grad: View;
     parts: View;
+    reluMask?: boolean;
   },
 ): Promise<void> {
-  const pipeline = await ctx.pipelines.get({ name: "loss.wgsl", source, entry: "content" });
+  const pipeline = await ctx.pipelines.get({
+    name: "loss.wgsl",
+    source,
+    entry: "content",
+    constants: { MASK: o.reluMask ? 1 : 0 },
+  });
   const u = ctx.uniform(
     scope,
     params({ n: o.n, aOff: o.f.offset, gOff: o.grad.offset, partOff: o.parts.offset }, o.weight),

@@ -1,9 +1,13 @@
 // Content and total-variation losses with their gradients, and the final
 // reduction of every loss term's per-workgroup partial sums into scalars.
 //
-// content: L = w·Σ(F−P)²,   dF += 2w·(F−P)
+// content: L = w·Σ(F−P)²,   dF += 2w·(F−P); with MASK, dF is then
+//          multiplied by (F > 0): F is a ReLU output, so that is the ReLU
+//          backward, fused into the last write of the layer's gradient.
 // tv:      L = w·(Σ(x[h+1]−x[h])² + Σ(x[w+1]−x[w])²) over [C][H][W],
 //          dx += 2w·(the adjoint of those differences)
+
+override MASK: bool = false;
 
 struct Params {
   n: u32, a_off: u32, g_off: u32, part_off: u32,
@@ -35,8 +39,13 @@ fn content(
 ) {
   var sq = 0.0;
   for (var e = gid.x; e < p.n; e += nwg.x * RW) {
-    let d = a[p.a_off + e] - b[e];
-    grad[p.g_off + e] += 2.0 * p.weight * d;
+    let f = a[p.a_off + e];
+    let d = f - b[e];
+    var g = grad[p.g_off + e] + 2.0 * p.weight * d;
+    if (MASK) {
+      g = select(0.0, g, f > 0.0);
+    }
+    grad[p.g_off + e] = g;
     sq = fma(d, d, sq);
   }
   finish(lid.x, wid.x, sq);
