@@ -74,9 +74,11 @@ export async function gram(
     template,
     entry: "partial",
   });
+  const groups = Math.ceil(geo.ntiles * geo.nchunks / t.WG);
+  const gx = Math.min(groups, ctx.device.limits.maxComputeWorkgroupsPerDimension);
   prog.dispatch(`${o.label}.partial`, partial, [u, o.f.buffer, o.f.buffer, o.scratch], [
-    Math.ceil(geo.ntiles / t.WG),
-    geo.nchunks,
+    gx,
+    Math.ceil(groups / gx),
   ], 2 * geo.ntiles * t.T * t.T * o.npix);
   const reduce = await ctx.pipelines.get({
     name: "gram.wgsl",

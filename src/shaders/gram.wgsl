@@ -24,8 +24,17 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;
 
 @compute @workgroup_size(${WG})
-fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let t = min(gid.x, pr.ntiles - 1u);
+fn partial(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  // One (tile, chunk) pair per invocation, linearly, so no lane idles when
+  // the tiles do not fill a workgroup (64 channels: 36 tiles).
+  let total = pr.ntiles * pr.nchunks;
+  let g = gid.y * nwg.x * ${WG}u + gid.x;
+  let gg = min(g, total - 1u);
+  let t = gg % pr.ntiles;
+  let chunk = gg / pr.ntiles;
   var k = t;
   var bi = 0u;
   while (k >= pr.nb - bi) {
@@ -34,7 +43,7 @@ fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let bj = bi + k;
   let np = pr.np;
-  let p0 = gid.y * pr.chunk;
+  let p0 = chunk * pr.chunk;
   let p1 = min(p0 + pr.chunk, np);
   let n4 = (p1 - p0) / 4u;
 //#for u in 0..T
@@ -80,8 +89,8 @@ fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
 //#end
 //#end
   }
-  if (gid.x < pr.ntiles) {
-    let o = (gid.y * pr.ntiles + t) * ${T*T}u;
+  if (g < total) {
+    let o = gg * ${T*T}u;
 //#for u in 0..T
 //#for v in 0..T
     part[o + ${u*T+v}u] = a${u}_${v};
