@@ -72,6 +72,8 @@ const shapes: [string, ConvShape][] = [
   ["conv1 gram.back 95x127", { ...s1, cin: 64, cout: 64, h: 95, w: 127 }],
   ["conv1 gram.back 255x341", { ...s1, cin: 64, cout: 64, h: 255, w: 341 }],
   ["fire5 gram.back 63x85", { ...s1, cin: 256, cout: 256, h: 63, w: 85 }],
+  ["fire5 gram.back 23x31", { ...s1, cin: 256, cout: 256, h: 23, w: 31 }],
+  ["fire3 gram.back 47x63", { ...s1, cin: 128, cout: 128, h: 47, w: 63 }],
 ];
 console.log(`${gpu.adapterName}; tiles ${JSON.stringify(tiles)}`);
 for (const [name, s] of shapes) {

@@ -94,8 +94,8 @@ export interface Conv3x3Tile {
 
 /** The default tile table. */
 export const DEFAULT_TILES: TileTable = {
-  pointwise: { TMV: 8, TN: 8, WG: 64 },
-  gramBackward: { TMV: 8, TN: 8, WG: 64 },
+  pointwise: { TMV: 8, TN: 8, WG: 32 },
+  gramBackward: { TMV: 8, TN: 8, WG: 32 },
   conv3x3: { TMV: 8, TN: 8, WG: 32, U: 1, XV: 1 },
   conv3x3Strided: { TMV: 4, TN: 16, WG: 32, U: 1, XV: 0 },
   conv3x3Gradient: { TMV: 4, TN: 16, WG: 32, U: 1, XV: 1 },
