@@ -6,6 +6,7 @@
  *
  *   deno task bench [--sizes 192x256,512x683] [--iters 10] [--warmup 3]
  *                   [--json] [--kernels N] [--peer tfjs] [--weights PATH]
+ *                   [--tiles JSON]   (entries replacing the default tile table)
  * @module
  */
 import { parseArgs } from "node:util";
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     kernels: { type: "string", default: "12" },
     peer: { type: "string" },
     weights: { type: "string" },
+    tiles: { type: "string" },
   },
 });
 
@@ -77,7 +79,10 @@ async function image(name: string, h: number, w: number): Promise<Tensor> {
 }
 
 const t0 = performance.now();
-const engine = await Engine.create({ weights: values.weights });
+const engine = await Engine.create({
+  weights: values.weights,
+  tiles: values.tiles ? JSON.parse(values.tiles) : undefined,
+});
 const device = engine.gpu.device;
 const engineMs = performance.now() - t0;
 const iters = Math.max(10, Number(values.iters));

@@ -10,7 +10,14 @@ import { acquireGpu, type Gpu } from "../gpu/device.ts";
 import { BufferPool, GpuLimitError, type PoolStats } from "../gpu/pool.ts";
 import { PipelineCache, type PipelineStats } from "../gpu/pipelines.ts";
 import { Program } from "../gpu/scheduler.ts";
-import { OpContext, Scope, type View, view } from "../ops/context.ts";
+import {
+  DEFAULT_TILES,
+  OpContext,
+  Scope,
+  type TileTable,
+  type View,
+  view,
+} from "../ops/context.ts";
 import { gram, GRAM_LOSS_PARTS, gramBackward, gramGeometry } from "../ops/gram.ts";
 import { contentLoss, finalizeLosses, LOSS_PARTS, tvLoss } from "../ops/loss.ts";
 import {
@@ -63,6 +70,8 @@ export interface StylizerOptions {
   weights?: string;
   /** Reports progress (e.g. a download). */
   onProgress?: (message: string) => void;
+  /** Tile shapes of the kernels, replacing entries of the default table (for tuning). */
+  tiles?: Partial<TileTable>;
 }
 
 /** The style-transfer engine on one GPU. */
@@ -141,7 +150,8 @@ export class Engine implements Stylizer {
     const weights = await loadWeights(path);
     const gpu = await acquireGpu();
     const pool = new BufferPool(gpu.device);
-    const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device));
+    const tiles = { ...DEFAULT_TILES, ...options.tiles };
+    const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
     const scope = new Scope(pool);
     return new Engine(gpu, ctx, NetWeights.upload(ctx, scope, weights), scope);
   }
