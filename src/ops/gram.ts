@@ -21,6 +21,7 @@ export const GRAM_LOSS_PARTS = 16;
 export function gramGeometry(ctx: OpContext, c: number, npix: number) {
   const { T, CHUNK } = ctx.tiles.gram;
   if (c % T) throw new RangeError(`Gram of ${c} channels: channels must be a multiple of ${T}`);
+  if (T % 4 || CHUNK % 4) throw new RangeError(`Gram tile: T and CHUNK must be multiples of 4`);
   const nb = c / T;
   const ntiles = nb * (nb + 1) / 2;
   const nchunks = Math.ceil(npix / CHUNK);
@@ -71,7 +72,8 @@ export async function gram(
   const partial = await ctx.pipelines.get({
     name: "gram.wgsl",
     source,
-    template,
+    // Each row's realignment is then a constant of the kernel.
+    template: { ...template, S: o.npix % 4, O: o.f.offset % 4 },
     entry: "partial",
   });
   const groups = Math.ceil(geo.ntiles * geo.nchunks / t.WG);
@@ -83,7 +85,7 @@ export async function gram(
   const reduce = await ctx.pipelines.get({
     name: "gram.wgsl",
     source,
-    template,
+    template: { ...template, S: 0, O: 0 }, // reduce does not use them
     entry: "reduce",
     constants: { LOSS: o.loss ? 1 : 0 },
   });

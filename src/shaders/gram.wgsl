@@ -6,7 +6,9 @@
 // `reduce`: sums the chunks, mirrors the triangle, scales by 1/N and, with
 // LOSS, forms the style loss w·Σ(G−A)² (per-workgroup partial sums) and
 // dG = (4w/N)·(G−A), the matrix the backward multiplies F by.
-// Template parameters: T (tile side; C % T == 0), WG. Runtime: chunk.
+// Template parameters: T (tile side; C % T == 0 and T % 4 == 0), WG, and for
+// `partial` S = P mod 4 and O = (F's element offset) mod 4. Runtime: chunk
+// (a multiple of 4).
 // shift4() comes from shift4.wgsl, workgroup_sum() from workgroup_sum.wgsl.
 
 override LOSS: bool = false;
@@ -50,12 +52,12 @@ fn partial(
   let ei${u} = pr.f_off + (bi * ${T}u + ${u}u) * np + p0;
   let ej${u} = pr.f_off + (bj * ${T}u + ${u}u) * np + p0;
 //#end
+  // Row u of either block starts (O + u·S) mod 4 floats into a vec4: T and
+  // the chunk are multiples of 4, so the realignment is a constant per row.
 //#for u in 0..T
   let bi${u} = (ei${u} >> 2u) + 1u;
-  let si${u} = ei${u} & 3u;
   var pvi${u} = fv[bi${u} - 1u];
   let bj${u} = (ej${u} >> 2u) + 1u;
-  let sj${u} = ej${u} & 3u;
   var pvj${u} = fv[bj${u} - 1u];
 //#end
 //#for u in 0..T
@@ -66,10 +68,10 @@ fn partial(
   for (var q = 0u; q < n4; q++) {
 //#for u in 0..T
     let ci${u} = fv[bi${u} + q];
-    let yi${u} = shift4(pvi${u}, ci${u}, si${u});
+    let yi${u} = shift4(pvi${u}, ci${u}, ${(O+u*S)%4}u);
     pvi${u} = ci${u};
     let cj${u} = fv[bj${u} + q];
-    let yj${u} = shift4(pvj${u}, cj${u}, sj${u});
+    let yj${u} = shift4(pvj${u}, cj${u}, ${(O+u*S)%4}u);
     pvj${u} = cj${u};
 //#end
 //#for u in 0..T
