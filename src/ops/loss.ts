@@ -27,7 +27,8 @@ function params(
 /**
  * Appends the content loss w·Σ(F−P)² (partials) and grad += 2w·(F−P). With
  * `reluMask`, F being a ReLU output, the sum is then multiplied by (F > 0):
- * the ReLU backward fused into the last write of the gradient.
+ * the ReLU backward fused into the last write of the gradient. `n` and the
+ * views' offsets must be multiples of 4 (the kernel moves vec4s).
  */
 export async function contentLoss(
   ctx: OpContext,
@@ -55,7 +56,11 @@ export async function contentLoss(
     params({ n: o.n, aOff: o.f.offset, gOff: o.grad.offset, partOff: o.parts.offset }, o.weight),
     `${o.label}.params`,
   );
-  prog.dispatch(o.label, pipeline, [u, o.f.buffer, o.target, o.grad.buffer, o.parts.buffer], [
+  if (o.n % 4 || o.f.offset % 4 || o.grad.offset % 4) {
+    throw new RangeError(`${o.label}: n and the offsets must be multiples of 4 (vec4 access)`);
+  }
+  const b = o.parts.buffer;
+  prog.dispatch(o.label, pipeline, [u, null, null, null, b, o.f.buffer, o.target, o.grad.buffer], [
     LOSS_PARTS,
   ], 5 * o.n);
 }
