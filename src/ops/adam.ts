@@ -56,6 +56,10 @@ export async function adamStep(
 ): Promise<GPUBuffer> {
   const pipeline = await ctx.pipelines.get({ name: "adam.wgsl", source, entry: "step" });
   const u = ctx.uniform(scope, new Uint32Array(20), `${o.label}.params`);
-  prog.dispatch(o.label, pipeline, [u, o.grad, o.x, o.m, o.v], [Math.ceil(o.n / 64)], 12 * o.n);
+  const bytes = Math.ceil(o.n / 4) * 16;
+  if ([o.grad, o.x, o.m, o.v].some((b) => b.size < bytes)) {
+    throw new RangeError(`${o.label}: buffers must hold ${bytes} bytes (whole vec4s)`);
+  }
+  prog.dispatch(o.label, pipeline, [u, o.grad, o.x, o.m, o.v], [Math.ceil(o.n / 256)], 12 * o.n);
   return u;
 }
