@@ -51,6 +51,7 @@ export async function gram(
   o: GramOptions,
 ): Promise<void> {
   const geo = gramGeometry(ctx, o.c, o.npix);
+  if (o.gram.offset % 4) throw new RangeError(`${o.label}: G's offset must be a multiple of 4`);
   const t = ctx.tiles.gram;
   const n = o.c * o.npix;
   const buf = new ArrayBuffer(64);
@@ -97,12 +98,14 @@ export async function gram(
       u,
       null,
       null,
-      o.scratch,
+      null,
       // Without a loss the kernel skips these, but its layout still has them.
       l ? l.target : ctx.dummy,
       o.gram.buffer,
-      l ? l.dgram : scope.floats(1, `${o.label}.unused`),
+      l ? l.dgram : scope.floats(4, `${o.label}.unused`),
       l ? l.parts.buffer : scope.floats(1, `${o.label}.unused`),
+      o.scratch,
+      o.scratch,
     ],
     [l ? GRAM_LOSS_PARTS : Math.min(GRAM_LOSS_PARTS, Math.ceil(o.c * o.c / 256))],
     geo.nchunks * o.c * o.c,

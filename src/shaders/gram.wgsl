@@ -3,7 +3,7 @@
 // one chunk of pixels; it streams its 2T rows as aligned vec4s with a sliding
 // window (one new vec4 per row per 4 pixels, realigned by the row's address
 // mod 4, so F may start at any element offset and P may be odd).
-// `reduce`: sums the chunks, mirrors the triangle, scales by 1/N and, with
+// `reduce`: sums the chunks (vec4s), mirrors the triangle, scales by 1/N and, with
 // LOSS, forms the style loss w·Σ(G−A)² (per-workgroup partial sums) and
 // dG = (4w/N)·(G−A), the matrix the backward multiplies F by.
 // Template parameters: T (tile side; C % T == 0 and T % 4 == 0), WG, and for
@@ -101,11 +101,18 @@ fn partial(
   }
 }
 
-@group(0) @binding(4) var<storage, read> target_gram: array<f32>;
-@group(0) @binding(5) var<storage, read_write> gram: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dgram: array<f32>;
+// The reduce reads the partial sums through read-only views of binding 3's
+// buffer; A, G and dG are vec4 views (C % 4 == 0, g_off % 4 == 0).
+@group(0) @binding(4) var<storage, read> target4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> gram4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> dgram4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> loss_part: array<f32>;
+@group(0) @binding(8) var<storage, read> parts: array<f32>;
+@group(0) @binding(9) var<storage, read> parts4: array<vec4<f32>>;
 
+// One vec4 of G per item: row i, columns j..j+3 (one block, T % 4 == 0). In
+// the upper block triangle the 4 sums are consecutive in a tile row (vec4
+// loads); below it they are a tile column of the mirrored tile (4 loads).
 @compute @workgroup_size(RW)
 fn reduce(
   @builtin(global_invocation_id) gid: vec3<u32>,
@@ -113,30 +120,35 @@ fn reduce(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let c = pr.c;
+  let c4 = pr.c / 4u;
+  let stride = pr.ntiles * ${T*T}u; // between chunks
   var sq = 0.0;
-  for (var e = gid.x; e < c * c; e += nwg.x * RW) {
-    var i = e / c;
-    var j = e % c;
-    if (i / ${T}u > j / ${T}u) {
-      let tmp = i;
-      i = j;
-      j = tmp;
-    }
+  for (var e = gid.x; e < pr.c * c4; e += nwg.x * RW) {
+    let i = e / c4;
+    let j = (e % c4) * 4u;
     let bi = i / ${T}u;
     let bj = j / ${T}u;
-    let t = bi * pr.nb - (bi * (bi - 1u)) / 2u + (bj - bi);
-    let o = t * ${T*T}u + (i % ${T}u) * ${T}u + (j % ${T}u);
-    var s = 0.0;
-    for (var k = 0u; k < pr.nchunks; k++) {
-      s += part[k * pr.ntiles * ${T*T}u + o];
+    var s = vec4<f32>(0.0);
+    if (bi <= bj) {
+      let t = bi * pr.nb - (bi * (bi - 1u)) / 2u + (bj - bi);
+      let o = (t * ${T*T}u + (i % ${T}u) * ${T}u + (j % ${T}u)) / 4u;
+      for (var k = 0u; k < pr.nchunks; k++) {
+        s += parts4[k * stride / 4u + o];
+      }
+    } else {
+      let t = bj * pr.nb - (bj * (bj - 1u)) / 2u + (bi - bj);
+      let o = t * ${T*T}u + (j % ${T}u) * ${T}u + (i % ${T}u);
+      for (var k = 0u; k < pr.nchunks; k++) {
+        let q = k * stride + o;
+        s += vec4<f32>(parts[q], parts[q + ${T}u], parts[q + ${2*T}u], parts[q + ${3*T}u]);
+      }
     }
     let g = s * pr.inv_n;
-    gram[pr.g_off + e] = g;
+    gram4[pr.g_off / 4u + e] = g;
     if (LOSS) {
-      let d = g - target_gram[e];
-      dgram[e] = pr.coef * d;
-      sq = fma(d, d, sq);
+      let d = g - target4[e];
+      dgram4[e] = pr.coef * d;
+      sq += dot(d, d);
     }
   }
   if (LOSS) {
