@@ -10,13 +10,21 @@ Deno.test("poolOut follows PyTorch's ceil mode (a last window starting inside is
   assert.equal(poolOut(2), 0);
 });
 
-for (const [h, w] of [[7, 8], [6, 9], [11, 5]]) {
-  Deno.test(`max pool ${h}×${w}: forward and backward match a CPU ceil-mode pool`, async () => {
+const cases: [number, number, boolean][] = [
+  [7, 8, false],
+  [6, 9, false],
+  [11, 5, false],
+  [9, 21, false],
+  [13, 19, true],
+];
+for (const [h, w, ties] of cases) {
+  const what = ties ? " (values with ties: the first maximum in scan order wins)" : "";
+  Deno.test(`max pool ${h}×${w}: forward and backward match a CPU ceil-mode pool${what}`, async () => {
     const { ctx, scope, gpu } = await testContext();
     const c = 3;
     const oh = poolOut(h);
     const ow = poolOut(w);
-    const x = randomFloats(c * h * w, h * 31 + w);
+    const x = randomFloats(c * h * w, h * 31 + w).map((v) => ties ? Math.round(v * 2) : v);
     const dy = randomFloats(c * oh * ow, 7);
     // CPU: windows clipped at the edge; the first maximum in scan order wins.
     const y = new Float32Array(c * oh * ow);

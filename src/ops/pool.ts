@@ -22,8 +22,16 @@ export interface PoolShape {
   w: number;
 }
 
-function words(s: PoolShape, inOff: number, outOff: number): Uint32Array<ArrayBuffer> {
-  return new Uint32Array([s.c, s.h, s.w, poolOut(s.h), poolOut(s.w), inOff, outOff, 0]);
+/** Outputs (forward) or 2×2 blocks (backward) per invocation along a row. */
+const Q = 4;
+
+function words(
+  s: PoolShape,
+  inOff: number,
+  outOff: number,
+  nseg: number,
+): Uint32Array<ArrayBuffer> {
+  return new Uint32Array([s.c, s.h, s.w, poolOut(s.h), poolOut(s.w), inOff, outOff, nseg]);
 }
 
 /** Appends max pooling `x` → `out`, recording the argmax into `argmax` (u32 per output). */
@@ -33,12 +41,18 @@ export async function maxPool(
   prog: Program,
   o: { label: string; shape: PoolShape; x: View; out: View; argmax: GPUBuffer },
 ): Promise<void> {
-  const n = o.shape.c * poolOut(o.shape.h) * poolOut(o.shape.w);
-  const pipeline = await ctx.pipelines.get({ name: "pool.wgsl", source, entry: "forward" });
-  const u = ctx.uniform(scope, words(o.shape, o.x.offset, o.out.offset), `${o.label}.params`);
+  const [oh, ow] = [poolOut(o.shape.h), poolOut(o.shape.w)];
+  const nseg = Math.ceil(ow / Q);
+  const pipeline = await ctx.pipelines.get({
+    name: "pool.wgsl",
+    source,
+    template: { Q },
+    entry: "forward",
+  });
+  const u = ctx.uniform(scope, words(o.shape, o.x.offset, o.out.offset, nseg), `${o.label}.params`);
   prog.dispatch(o.label, pipeline, [u, o.x.buffer, o.out.buffer, o.argmax], [
-    Math.ceil(n / 64),
-  ], 9 * n);
+    Math.ceil(o.shape.c * oh * nseg / 64),
+  ], 9 * o.shape.c * oh * ow);
 }
 
 /** Appends the pooling backward: `dy` (output gradient) → `dx` (input gradient). */
@@ -49,10 +63,15 @@ export async function maxPoolBackward(
   o: { label: string; shape: PoolShape; dy: View; argmax: GPUBuffer; dx: View },
 ): Promise<void> {
   const n = o.shape.c * o.shape.h * o.shape.w;
-  const blocks = o.shape.c * Math.ceil(o.shape.h / 2) * Math.ceil(o.shape.w / 2);
-  const pipeline = await ctx.pipelines.get({ name: "pool.wgsl", source, entry: "backward" });
-  const u = ctx.uniform(scope, words(o.shape, o.dy.offset, o.dx.offset), `${o.label}.params`);
+  const nseg = Math.ceil(Math.ceil(o.shape.w / 2) / Q);
+  const pipeline = await ctx.pipelines.get({
+    name: "pool.wgsl",
+    source,
+    template: { Q },
+    entry: "backward",
+  });
+  const u = ctx.uniform(scope, words(o.shape, o.dy.offset, o.dx.offset, nseg), `${o.label}.params`);
   prog.dispatch(o.label, pipeline, [u, o.dy.buffer, o.dx.buffer, o.argmax], [
-    Math.ceil(blocks / 64),
+    Math.ceil(o.shape.c * Math.ceil(o.shape.h / 2) * nseg / 64),
   ], n);
 }
