@@ -23,7 +23,7 @@ export interface PoolShape {
 }
 
 /** Outputs (forward) or 2×2 blocks (backward) per invocation along a row. */
-const Q = 4;
+const Q = 8;
 
 function words(
   s: PoolShape,
