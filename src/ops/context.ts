@@ -72,9 +72,9 @@ export interface TileTable {
   /** conv3x3.wgsl for input gradients (16–64 output channels). */
   conv3x3Gradient: Conv3x3Tile;
   /**
-   * pointwise.wgsl for the Gram backward (C×C by C×P). 16 vec4 groups are ~10%
-   * faster on lavapipe but cost one more multi-second compilation on a cold
-   * shader cache, so the default shares the pointwise tile.
+   * pointwise.wgsl for the Gram backward (C×C by C×P): 32 invocations, where
+   * the other 1×1 convolutions (fewer pixels per launch on the small layers)
+   * are faster at 16.
    */
   gramBackward: { TMV: number; TN: number; WG: number };
   /** conv_s2_backward.wgsl: 2 × 2Q block of dx per invocation, WG invocations. */
@@ -94,7 +94,7 @@ export interface Conv3x3Tile {
 
 /** The default tile table. */
 export const DEFAULT_TILES: TileTable = {
-  pointwise: { TMV: 8, TN: 8, WG: 32 },
+  pointwise: { TMV: 8, TN: 8, WG: 16 },
   gramBackward: { TMV: 8, TN: 8, WG: 32 },
   conv3x3: { TMV: 8, TN: 8, WG: 32, U: 1, XV: 1 },
   conv3x3Strided: { TMV: 4, TN: 16, WG: 32, U: 1, XV: 0 },
