@@ -123,8 +123,8 @@ export async function conv2d(
     const words = new Uint32Array([s.cin, s.cout / 4, oh * ow, xo, oo, mo, 0, 0]);
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     prog.dispatch(o.label, pipeline, bindings(ctx, u, o), [
-      Math.ceil(oh * ow / (t.WG * t.TN)),
       s.cout / (4 * t.TMV),
+      Math.ceil(oh * ow / (t.WG * t.TN)),
     ], flops);
     return;
   }
@@ -159,8 +159,8 @@ export async function conv2d(
   const b = bindings(ctx, u, o);
   if (xv) b[1] = null;
   prog.dispatch(o.label, pipeline, [...b, xv ? o.x.buffer : null], [
-    Math.ceil(oh * nseg / t.WG),
     s.cout / (4 * t.TMV),
+    Math.ceil(oh * nseg / t.WG),
   ], flops);
 }
 

@@ -27,8 +27,10 @@ struct Params {
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let cog = wid.y * ${TMV}u;
-  let seg = wid.x * ${WG}u + li;
+  // Channel groups vary fastest over the workgroups (neighbouring launches
+  // share their input rows while they are in the caches).
+  let cog = wid.x * ${TMV}u;
+  let seg = wid.y * ${WG}u + li;
   let live = seg < pr.oh * pr.nseg;
   let sg = min(seg, pr.oh * pr.nseg - 1u);
   let oy = sg / pr.nseg;

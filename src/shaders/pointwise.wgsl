@@ -18,8 +18,10 @@ struct Params {
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let np = pr.np;
-  let cog = wid.y * ${TMV}u;
-  let p0 = wid.x * ${WG*TN}u + li;
+  // Channel groups vary fastest over the workgroups, so the launches that
+  // share a block of pixels run back to back while it is in the caches.
+  let cog = wid.x * ${TMV}u;
+  let p0 = wid.y * ${WG*TN}u + li;
 //#for j in 0..TN
   let q${j} = min(p0 + ${j*WG}u, np - 1u);
 //#end
