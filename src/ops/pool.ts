@@ -25,13 +25,43 @@ export interface PoolShape {
 /** Outputs (forward) or 2×2 blocks (backward) per invocation along a row. */
 const Q = 8;
 
-function words(
-  s: PoolShape,
-  inOff: number,
-  outOff: number,
-  nseg: number,
-): Uint32Array<ArrayBuffer> {
-  return new Uint32Array([s.c, s.h, s.w, poolOut(s.h), poolOut(s.w), inOff, outOff, nseg]);
+/** Records one pool.wgsl launch over `rows` rows of `nseg` segments per channel. */
+async function launch(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: {
+    label: string;
+    entry: "forward" | "backward";
+    shape: PoolShape;
+    input: View;
+    output: View;
+    argmax: GPUBuffer;
+    rows: number;
+    nseg: number;
+    flops: number;
+  },
+): Promise<void> {
+  const pipeline = await ctx.pipelines.get({
+    name: "pool.wgsl",
+    source,
+    template: { Q },
+    entry: o.entry,
+  });
+  const words = new Uint32Array([
+    o.shape.c,
+    o.shape.h,
+    o.shape.w,
+    poolOut(o.shape.h),
+    poolOut(o.shape.w),
+    o.input.offset,
+    o.output.offset,
+    o.nseg,
+  ]);
+  const u = ctx.uniform(scope, words, `${o.label}.params`);
+  prog.dispatch(o.label, pipeline, [u, o.input.buffer, o.output.buffer, o.argmax], [
+    Math.ceil(o.shape.c * o.rows * o.nseg / 64),
+  ], o.flops);
 }
 
 /** Appends max pooling `x` → `out`, recording the argmax into `argmax` (u32 per output). */
@@ -42,17 +72,15 @@ export async function maxPool(
   o: { label: string; shape: PoolShape; x: View; out: View; argmax: GPUBuffer },
 ): Promise<void> {
   const [oh, ow] = [poolOut(o.shape.h), poolOut(o.shape.w)];
-  const nseg = Math.ceil(ow / Q);
-  const pipeline = await ctx.pipelines.get({
-    name: "pool.wgsl",
-    source,
-    template: { Q },
+  await launch(ctx, scope, prog, {
+    ...o,
     entry: "forward",
+    input: o.x,
+    output: o.out,
+    rows: oh,
+    nseg: Math.ceil(ow / Q),
+    flops: 9 * o.shape.c * oh * ow,
   });
-  const u = ctx.uniform(scope, words(o.shape, o.x.offset, o.out.offset, nseg), `${o.label}.params`);
-  prog.dispatch(o.label, pipeline, [u, o.x.buffer, o.out.buffer, o.argmax], [
-    Math.ceil(o.shape.c * oh * nseg / 64),
-  ], 9 * o.shape.c * oh * ow);
 }
 
 /** Appends the pooling backward: `dy` (output gradient) → `dx` (input gradient). */
@@ -62,16 +90,13 @@ export async function maxPoolBackward(
   prog: Program,
   o: { label: string; shape: PoolShape; dy: View; argmax: GPUBuffer; dx: View },
 ): Promise<void> {
-  const n = o.shape.c * o.shape.h * o.shape.w;
-  const nseg = Math.ceil(Math.ceil(o.shape.w / 2) / Q);
-  const pipeline = await ctx.pipelines.get({
-    name: "pool.wgsl",
-    source,
-    template: { Q },
+  await launch(ctx, scope, prog, {
+    ...o,
     entry: "backward",
+    input: o.dy,
+    output: o.dx,
+    rows: Math.ceil(o.shape.h / 2),
+    nseg: Math.ceil(Math.ceil(o.shape.w / 2) / Q),
+    flops: o.shape.c * o.shape.h * o.shape.w,
   });
-  const u = ctx.uniform(scope, words(o.shape, o.dy.offset, o.dx.offset, nseg), `${o.label}.params`);
-  prog.dispatch(o.label, pipeline, [u, o.dy.buffer, o.dx.buffer, o.argmax], [
-    Math.ceil(o.shape.c * Math.ceil(o.shape.h / 2) * nseg / 64),
-  ], n);
 }
