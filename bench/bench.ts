@@ -7,10 +7,13 @@
  *   deno task bench [--sizes 192x256,512x683] [--iters 10] [--warmup 3]
  *                   [--json] [--kernels N] [--peer tfjs] [--weights PATH]
  *                   [--tiles JSON]   (entries replacing the default tile table)
+ *                   [--profile timestamps|fences]   (per-kernel times; fences:
+ *                   each launch submitted alone, for adapters without
+ *                   timestamp-query, the default there)
  * @module
  */
 import { parseArgs } from "node:util";
-import { Profiler } from "../src/gpu/scheduler.ts";
+import { fenceProfile, type KernelTime, Profiler } from "../src/gpu/scheduler.ts";
 import { readImage, resize, toTensor } from "../src/image/mod.ts";
 import { DEFAULT_CONFIG, Optimizer, styleTargets } from "../src/model/optimize.ts";
 import { tapLayerIndex } from "../src/model/squeezenet.ts";
@@ -27,6 +30,7 @@ const { values } = parseArgs({
     peer: { type: "string" },
     weights: { type: "string" },
     tiles: { type: "string" },
+    profile: { type: "string" },
   },
 });
 
@@ -38,6 +42,8 @@ export interface BenchResult {
   ms_max: number;
   /** How the times were taken. */
   timing: string;
+  /** How the per-kernel times were taken: GPU timestamps, or per-launch fences. */
+  profile: "timestamps" | "fences";
   gflops: number;
   gflop_per_iter: number;
   kernels: { name: string; ms: number; gflop: number }[];
@@ -95,6 +101,13 @@ const engine = await Engine.create({
   tiles: values.tiles ? JSON.parse(values.tiles) : undefined,
 });
 const device = engine.gpu.device;
+const profileMode = values.profile ?? (engine.gpu.hasTimestamps ? "timestamps" : "fences");
+if (profileMode !== "timestamps" && profileMode !== "fences") {
+  throw new Error(`--profile: timestamps or fences, not "${profileMode}"`);
+}
+if (profileMode === "timestamps" && !engine.gpu.hasTimestamps) {
+  throw new Error("--profile timestamps: this adapter has no timestamp-query");
+}
 const engineMs = performance.now() - t0;
 const iters = Math.max(10, Number(values.iters));
 const warmup = Math.max(1, Number(values.warmup));
@@ -147,9 +160,18 @@ for (const spec of values.sizes.split(",")) {
       }),
     );
   }
-  // Per-kernel profile: each launch in its own timestamped pass (a separate mode).
+  // Per-kernel profile, a separate mode: each launch in its own timestamped
+  // pass, or (without timestamp queries, or asked for) submitted alone and
+  // waited for.
   const byKernel = new Map<string, { ms: number[]; flops: number }>();
-  if (engine.gpu.hasTimestamps) {
+  const add = (times: KernelTime[]) => {
+    for (const k of times) {
+      const e = byKernel.get(k.label) ?? { ms: [], flops: k.flops };
+      e.ms.push(k.ms);
+      byKernel.set(k.label, e);
+    }
+  };
+  if (profileMode === "timestamps") {
     const n = opt.plan.prog.dispatchCount + opt.step.dispatchCount;
     const prof = new Profiler(device, n);
     for (let r = 0; r < 3; r++, i++) {
@@ -157,13 +179,11 @@ for (const spec of values.sizes.split(",")) {
       opt.encode(enc, i, prof);
       prof.resolve(enc);
       device.queue.submit([enc.finish()]);
-      for (const k of await prof.read()) {
-        const e = byKernel.get(k.label) ?? { ms: [], flops: k.flops };
-        e.ms.push(k.ms);
-        byKernel.set(k.label, e);
-      }
+      add(await prof.read());
     }
     prof.destroy();
+  } else {
+    for (let r = 0; r < 3; r++, i++) add(await fenceProfile(device, opt.prepare(i)));
   }
   const kernels = [...byKernel].map(([name, e]) => ({
     name,
@@ -185,6 +205,7 @@ for (const spec of values.sizes.split(",")) {
     ms_min: Math.min(...times),
     ms_max: Math.max(...times),
     timing: `wall clock, batches of ${BATCH} pipelined iterations`,
+    profile: profileMode,
     gflops: flops / msPerIter / 1e6,
     gflop_per_iter: flops / 1e9,
     kernels,
@@ -261,7 +282,12 @@ function printTable(r: BenchResult, top: number): void {
     );
   }
   if (r.kernels.length) {
-    console.log(`  ${"kernel".padEnd(32)} ${"ms".padStart(7)} ${"GFLOP".padStart(7)} GFLOP/s`);
+    const how = r.profile === "timestamps"
+      ? "GPU timestamps, one pass per launch"
+      : "per-launch fences, the latency of an empty submission subtracted";
+    console.log(
+      `  ${"kernel".padEnd(32)} ${"ms".padStart(7)} ${"GFLOP".padStart(7)} GFLOP/s   (${how})`,
+    );
     for (const k of r.kernels.slice(0, top)) {
       console.log(
         `  ${k.name.padEnd(32)} ${k.ms.toFixed(2).padStart(7)} ${k.gflop.toFixed(3).padStart(7)} ` +

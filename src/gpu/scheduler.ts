@@ -121,13 +121,18 @@ export class Program {
   }
 
   /**
-   * Records the steps into `encoder`. Consecutive launches share one compute
-   * pass unless `profiler` is given, in which case each launch gets a pass
-   * with timestamp writes.
+   * Records the steps (those in [from, to), default all) into `encoder`.
+   * Consecutive launches share one compute pass unless `profiler` is given, in
+   * which case each launch gets a pass with timestamp writes.
    */
-  encode(encoder: GPUCommandEncoder, profiler?: Profiler): void {
+  encode(
+    encoder: GPUCommandEncoder,
+    profiler?: Profiler,
+    from = 0,
+    to = this.steps.length,
+  ): void {
     let pass: GPUComputePassEncoder | null = null;
-    for (const s of this.steps) {
+    for (const s of this.steps.slice(from, to)) {
       if (s.kind === "dispatch") {
         if (profiler) {
           pass = encoder.beginComputePass({ timestampWrites: profiler.next(s) });
@@ -232,6 +237,41 @@ export class Profiler {
     this.#resolveBuf.destroy();
     this.#readBuf.destroy();
   }
+}
+
+/**
+ * Per-launch times without timestamp queries: every step of `programs`, in
+ * order, is submitted alone and waited for; the median latency of an empty
+ * submission is subtracted from each launch's time. Clears and copies run in
+ * their place, untimed. Much slower than a normal run (one wait per step).
+ */
+export async function fenceProfile(
+  device: GPUDevice,
+  programs: Program[],
+): Promise<KernelTime[]> {
+  const submit = async (record: (enc: GPUCommandEncoder) => void) => {
+    const t0 = performance.now();
+    const enc = device.createCommandEncoder();
+    record(enc);
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  const empty: number[] = [];
+  for (let r = 0; r < 5; r++) empty.push(await submit(() => {}));
+  empty.sort((a, b) => a - b);
+  const latency = empty[2];
+  const times: KernelTime[] = [];
+  for (const prog of programs) {
+    for (let k = 0; k < prog.steps.length; k++) {
+      const ms = await submit((enc) => prog.encode(enc, undefined, k, k + 1));
+      const s = prog.steps[k];
+      if (s.kind === "dispatch") {
+        times.push({ label: s.label, ms: Math.max(0, ms - latency), flops: s.flops });
+      }
+    }
+  }
+  return times;
 }
 
 /**

@@ -222,6 +222,14 @@ export class Optimizer {
    * records the iteration into `enc`; submit `enc` before encoding the next.
    */
   encode(enc: GPUCommandEncoder, i: number, profiler?: Profiler): void {
+    for (const prog of this.prepare(i)) prog.encode(enc, profiler);
+  }
+
+  /**
+   * Writes iteration `i`'s Adam parameters and returns the programs of one
+   * iteration in order (what {@link Optimizer.encode} records).
+   */
+  prepare(i: number): Program[] {
     const cfg = this.config;
     const lr = i >= cfg.decayAt ? cfg.lr / 10 : cfg.lr;
     this.engine.gpu.device.queue.writeBuffer(
@@ -229,8 +237,7 @@ export class Optimizer {
       0,
       adamParams(this.size, this.#h * this.#w, i + 1, lr, ADAM, this.#lo, this.#hi),
     );
-    this.plan.prog.encode(enc, profiler);
-    this.step.encode(enc, profiler);
+    return [this.plan.prog, this.step];
   }
 
   /** Frees the optimiser's own buffers (the plan stays cached in the engine). */

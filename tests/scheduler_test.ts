@@ -1,0 +1,34 @@
+import assert from "node:assert/strict";
+import { fenceProfile, Program } from "../src/gpu/scheduler.ts";
+import { view } from "../src/ops/context.ts";
+import { maxPool, poolOut } from "../src/ops/pool.ts";
+import { randomFloats, readFloats, testContext } from "./helpers.ts";
+
+Deno.test("fenceProfile times every launch and runs the steps in order, clears included", async () => {
+  const { ctx, scope, gpu } = await testContext();
+  const shape = { c: 2, h: 9, w: 11 };
+  const n = shape.c * poolOut(shape.h) * poolOut(shape.w);
+  const x = ctx.upload(scope, randomFloats(shape.c * shape.h * shape.w, 3), "x");
+  const out = scope.floats(n, "out");
+  const argmax = scope.acquire(n * 4, GPUBufferUsage.STORAGE, "argmax");
+  const both = scope.floats(2 * n, "both");
+  // Pool into `out`, clear `out`, pool into the second half of `both`: when
+  // all three ran in order, `out` is zero again and `both` holds the pooling.
+  const prog = new Program(gpu.device);
+  await maxPool(ctx, scope, prog, { label: "first", shape, x: view(x), out: view(out), argmax });
+  prog.clear("clear", out);
+  await maxPool(ctx, scope, prog, {
+    label: "second",
+    shape,
+    x: view(x),
+    out: view(both, n),
+    argmax,
+  });
+  const times = await fenceProfile(gpu.device, [prog]);
+  assert.deepEqual(times.map((t) => t.label), ["first", "second"]);
+  for (const t of times) assert.ok(Number.isFinite(t.ms) && t.ms >= 0, `${t.label}: ${t.ms} ms`);
+  assert.ok((await readFloats(gpu.device, out, 0, n)).every((v) => v === 0));
+  const pooled = await readFloats(gpu.device, both, n, n);
+  assert.ok(pooled.some((v) => v !== 0));
+  scope.dispose();
+});
