@@ -132,7 +132,8 @@ export class Program {
     to = this.steps.length,
   ): void {
     let pass: GPUComputePassEncoder | null = null;
-    for (const s of this.steps.slice(from, to)) {
+    for (let k = from; k < to; k++) {
+      const s = this.steps[k];
       if (s.kind === "dispatch") {
         if (profiler) {
           pass = encoder.beginComputePass({ timestampWrites: profiler.next(s) });
