@@ -140,6 +140,7 @@ export class Optimizer {
   /** Hyper-parameters. */
   readonly config: StyleConfig;
   #scope: Scope;
+  #programs: Program[];
   #uniform: GPUBuffer;
   #m: GPUBuffer;
   #v: GPUBuffer;
@@ -158,6 +159,7 @@ export class Optimizer {
     this.engine = engine;
     this.plan = plan;
     this.step = step;
+    this.#programs = [plan.prog, step];
     this.config = config;
     this.#scope = state.scope;
     this.#uniform = state.uniform;
@@ -237,7 +239,7 @@ export class Optimizer {
       0,
       adamParams(this.size, this.#h * this.#w, i + 1, lr, ADAM, this.#lo, this.#hi),
     );
-    return [this.plan.prog, this.step];
+    return this.#programs;
   }
 
   /** Frees the optimiser's own buffers (the plan stays cached in the engine). */

@@ -107,7 +107,7 @@ export async function gram(
       o.scratch,
       o.scratch,
     ],
-    [l ? GRAM_LOSS_PARTS : Math.min(GRAM_LOSS_PARTS, Math.ceil(o.c * o.c / 256))],
+    [l ? GRAM_LOSS_PARTS : Math.min(GRAM_LOSS_PARTS, Math.ceil(o.c * o.c / 4 / 256))],
     geo.nchunks * o.c * o.c,
   );
 }

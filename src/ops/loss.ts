@@ -45,6 +45,9 @@ export async function contentLoss(
     reluMask?: boolean;
   },
 ): Promise<void> {
+  if (o.n % 4 || o.f.offset % 4 || o.grad.offset % 4) {
+    throw new RangeError(`${o.label}: n and the offsets must be multiples of 4 (vec4 access)`);
+  }
   const pipeline = await ctx.pipelines.get({
     name: "loss.wgsl",
     source,
@@ -56,9 +59,6 @@ export async function contentLoss(
     params({ n: o.n, aOff: o.f.offset, gOff: o.grad.offset, partOff: o.parts.offset }, o.weight),
     `${o.label}.params`,
   );
-  if (o.n % 4 || o.f.offset % 4 || o.grad.offset % 4) {
-    throw new RangeError(`${o.label}: n and the offsets must be multiples of 4 (vec4 access)`);
-  }
   const b = o.parts.buffer;
   prog.dispatch(o.label, pipeline, [u, null, null, null, b, o.f.buffer, o.target, o.grad.buffer], [
     LOSS_PARTS,
