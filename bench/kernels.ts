@@ -11,7 +11,14 @@ import { BufferPool } from "../src/gpu/pool.ts";
 import { PipelineCache } from "../src/gpu/pipelines.ts";
 import { Profiler, Program } from "../src/gpu/scheduler.ts";
 import { conv2d, convOut, type ConvShape } from "../src/ops/conv.ts";
-import { DEFAULT_TILES, OpContext, Scope, type TileTable, view } from "../src/ops/context.ts";
+import {
+  DEFAULT_TILES,
+  OpContext,
+  planeStride,
+  Scope,
+  type TileTable,
+  view,
+} from "../src/ops/context.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -32,13 +39,17 @@ async function time(shape: ConvShape, use: "forward" | "gradient" | "gram"): Pro
   const prog = new Program(gpu.device);
   const oh = convOut(shape.h, shape.kh, shape.stride, shape.pad);
   const ow = convOut(shape.w, shape.kw, shape.stride, shape.pad);
-  const x = scope.floats(shape.cin * shape.h * shape.w, "x");
+  // Laid out as in the network: the image (conv1's input) dense, every
+  // activation with padded planes.
+  const xPlane = shape.stride === 1 ? planeStride(shape.h, shape.w) : shape.h * shape.w;
+  const outPlane = planeStride(oh, ow);
+  const x = scope.floats(shape.cin * xPlane, "x");
   await conv2d(ctx, scope, prog, {
     label: "k",
     shape,
-    x: view(x),
+    x: view(x, 0, xPlane),
     weights: scope.floats(shape.kh * shape.kw * shape.cin * shape.cout, "w"),
-    out: view(scope.floats(shape.cout * oh * ow, "y")),
+    out: view(scope.floats(shape.cout * outPlane, "y"), 0, outPlane),
     use,
   });
   const reps = 7;
@@ -65,6 +76,12 @@ const shapes: [string, ConvShape][] = [
   [`gemm ${n}³`, { ...s1, cin: n, cout: n, h: 1, w: n }],
   ["conv1 192x256", { cin: 3, cout: 64, h: 192, w: 256, kh: 3, kw: 3, stride: 2, pad: 0 }],
   ["fire2.squeeze 47x63", { ...s1, cin: 64, cout: 16, h: 47, w: 63 }],
+  ["fire3.squeeze 47x63", { ...s1, cin: 128, cout: 16, h: 47, w: 63 }],
+  ["fire3.expand1x1 47x63", { ...s1, cin: 16, cout: 64, h: 47, w: 63 }],
+  ["fire3.squeeze.back 47x63", { ...s1, cin: 16, cout: 128, h: 47, w: 63 }],
+  ["fire5.squeeze 23x31", { ...s1, cin: 256, cout: 32, h: 23, w: 31 }],
+  ["fire5.expand1x1 23x31", { ...s1, cin: 32, cout: 128, h: 23, w: 31 }],
+  ["fire5.e1.back 23x31", { ...s1, cin: 128, cout: 32, h: 23, w: 31 }],
   ["fire3.expand3x3 47x63", { ...s3, cin: 16, cout: 64, h: 47, w: 63 }],
   ["fire3.e3.back 47x63", { ...s3, cin: 64, cout: 16, h: 47, w: 63 }],
   ["fire5.expand3x3 23x31", { ...s3, cin: 32, cout: 128, h: 23, w: 31 }],

@@ -156,3 +156,55 @@ Deno.test("conv2dBackwardStrided is the adjoint of the strided convolution", asy
   assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
   scope.dispose();
 });
+
+/**
+ * `c` planes of `np` values spread `plane` apart from element `at`, the gaps
+ * (and the `at` elements before) filled with `fill`.
+ */
+function padPlanes(data: Float32Array, c: number, np: number, plane: number, fill: number, at = 0) {
+  const out = new Float32Array(at + c * plane).fill(fill);
+  for (let k = 0; k < c; k++) out.set(data.subarray(k * np, (k + 1) * np), at + k * plane);
+  return out;
+}
+
+for (
+  const [name, kh, pad, cin, cout, use] of [
+    ["1x1 (aligned vec4 path)", 1, 0, 12, 16, "forward"],
+    ["1x1 Gram-backward tile (aligned vec4 path)", 1, 0, 12, 16, "gram"],
+    ["3x3 pad 1", 3, 1, 6, 8, "forward"],
+  ] as const
+) {
+  Deno.test(`conv2d ${name} on padded planes: NaN padding stays out of the pixels`, async () => {
+    const { ctx, scope, gpu } = await testContext();
+    const s: ConvShape = { cin, cout, h: 5, w: 7, kh, kw: kh, stride: 1, pad };
+    const np = s.h * s.w;
+    const plane = 36; // planeStride(5, 7)
+    const x = randomFloats(s.cin * np, 11);
+    const w = randomFloats(kh * kh * s.cin * s.cout, 12);
+    const mo = randomFloats(s.cout * np, 13);
+    const init = randomFloats(s.cout * np, 14);
+    const ref = convRef(s, x, w, null);
+    const want = ref.y.map((v, i) => mo[i] > 0 ? v + init[i] : 0);
+    // Outputs at an aligned offset of 8, planes 36 apart.
+    const out = ctx.upload(scope, padPlanes(init, s.cout, np, plane, NaN, 8), "out");
+    const prog = new Program(gpu.device);
+    await conv2d(ctx, scope, prog, {
+      label: "t",
+      shape: s,
+      x: view(ctx.upload(scope, padPlanes(x, s.cin, np, plane, NaN), "x"), 0, plane),
+      weights: ctx.upload(scope, w, "w"),
+      out: view(out, 8, plane),
+      accumulate: true,
+      maskOut: view(ctx.upload(scope, padPlanes(mo, s.cout, np, plane, NaN, 8), "mo"), 8, plane),
+      use,
+    });
+    const enc = gpu.device.createCommandEncoder();
+    prog.encode(enc);
+    gpu.device.queue.submit([enc.finish()]);
+    const all = await readFloats(gpu.device, out, 8, s.cout * plane);
+    const got = new Float32Array(s.cout * np);
+    for (let k = 0; k < s.cout; k++) got.set(all.subarray(k * plane, k * plane + np), k * np);
+    assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
+    scope.dispose();
+  });
+}

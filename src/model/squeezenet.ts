@@ -7,7 +7,7 @@
  */
 import type { Program } from "../gpu/scheduler.ts";
 import { conv2d, conv2dBackwardStrided, convOut, packStridedKernel } from "../ops/conv.ts";
-import { type OpContext, type Scope, type View, view } from "../ops/context.ts";
+import { type OpContext, planeStride, type Scope, type View, view } from "../ops/context.ts";
 import { maxPool, maxPoolBackward, poolOut } from "../ops/pool.ts";
 import { reluBackward } from "../ops/relu.ts";
 import type { ConvWeights } from "./weights.ts";
@@ -160,8 +160,11 @@ export class NetWeights {
 export interface Forward {
   /** Input image buffer [3][H][W]. */
   input: GPUBuffer;
-  /** Per layer (up to the deepest recorded): its output buffer and dims. */
-  outputs: { buffer: GPUBuffer; dims: Dims }[];
+  /**
+   * Per layer (up to the deepest recorded): its output buffer, dims and plane
+   * stride ({@link planeStride}: the buffer holds c·plane floats).
+   */
+  outputs: { buffer: GPUBuffer; dims: Dims; plane: number }[];
   /** Fire layers: their squeeze activation; pools: their argmax. */
   squeeze: (GPUBuffer | null)[];
   argmax: (GPUBuffer | null)[];
@@ -185,12 +188,14 @@ export async function recordForward(
 ): Promise<Forward> {
   const dims = layerDims(h, w);
   const fwd: Forward = { input, outputs: [], squeeze: [], argmax: [], dims: { c: 3, h, w } };
-  let x = input;
+  // The image is dense; every activation after it has padded planes.
+  let x = view(input);
   let d: Dims = fwd.dims;
   for (let i = 0; i <= upto; i++) {
     const l = SQUEEZENET[i];
     const o = dims[i];
-    const out = scope.floats(o.c * o.h * o.w, `${l.name}.out`);
+    const plane = planeStride(o.h, o.w);
+    const out = scope.floats(o.c * plane, `${l.name}.out`);
     let sq: GPUBuffer | null = null;
     let arg: GPUBuffer | null = null;
     if (l.kind === "conv") {
@@ -198,23 +203,23 @@ export async function recordForward(
       await conv2d(ctx, scope, prog, {
         label: l.name,
         shape: { cin: d.c, cout: o.c, h: d.h, w: d.w, kh: l.k, kw: l.k, stride: l.stride, pad: 0 },
-        x: view(x),
+        x,
         weights: p.w,
         bias: p.b,
-        out: view(out),
+        out: view(out, 0, plane),
         relu: true,
       });
     } else if (l.kind === "pool") {
-      arg = scope.acquire(o.c * o.h * o.w * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
+      arg = scope.acquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
       await maxPool(ctx, scope, prog, {
         label: l.name,
         shape: d,
-        x: view(x),
-        out: view(out),
+        x,
+        out: view(out, 0, plane),
         argmax: arg,
       });
     } else {
-      sq = scope.floats(l.squeeze * d.h * d.w, `${l.name}.squeeze`);
+      sq = scope.floats(l.squeeze * plane, `${l.name}.squeeze`);
       const s = net.get(`${l.name}/squeeze1x1`);
       const e1 = net.get(`${l.name}/expand1x1`);
       const e3 = net.get(`${l.name}/expand3x3`);
@@ -222,35 +227,35 @@ export async function recordForward(
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.squeeze1x1`,
         shape: { ...at, cin: d.c, cout: l.squeeze, kh: 1, kw: 1, pad: 0 },
-        x: view(x),
+        x,
         weights: s.w,
         bias: s.b,
-        out: view(sq),
+        out: view(sq, 0, plane),
         relu: true,
       });
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand1x1`,
         shape: { ...at, cin: l.squeeze, cout: l.expand, kh: 1, kw: 1, pad: 0 },
-        x: view(sq),
+        x: view(sq, 0, plane),
         weights: e1.w,
         bias: e1.b,
-        out: view(out, 0),
+        out: view(out, 0, plane),
         relu: true,
       });
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand3x3`,
         shape: { ...at, cin: l.squeeze, cout: l.expand, kh: 3, kw: 3, pad: 1 },
-        x: view(sq),
+        x: view(sq, 0, plane),
         weights: e3.w,
         bias: e3.b,
-        out: view(out, l.expand * d.h * d.w),
+        out: view(out, l.expand * plane, plane),
         relu: true,
       });
     }
-    fwd.outputs.push({ buffer: out, dims: o });
+    fwd.outputs.push({ buffer: out, dims: o, plane });
     fwd.squeeze.push(sq);
     fwd.argmax.push(arg);
-    x = out;
+    x = view(out, 0, plane);
     d = o;
   }
   return fwd;
@@ -286,7 +291,7 @@ export async function recordBackward(
 ): Promise<GPUBuffer[]> {
   const n = fwd.outputs.length;
   const grads = fwd.outputs.map((o, i) =>
-    scope.floats(o.dims.c * o.dims.h * o.dims.w, `${SQUEEZENET[i].name}.grad`)
+    scope.floats(o.dims.c * o.plane, `${SQUEEZENET[i].name}.grad`)
   );
   // masked[i]: the ReLU backward of layer i was fused into the last write of grads[i].
   const masked = grads.map(() => false);
@@ -294,15 +299,18 @@ export async function recordBackward(
   for (let i = n - 1; i >= 0; i--) {
     const l = SQUEEZENET[i];
     const d = i > 0 ? fwd.outputs[i - 1].dims : fwd.dims;
-    const dx = i > 0 ? grads[i - 1] : imageGrad;
     const out = fwd.outputs[i];
-    const relu = l.kind !== "pool" && !masked[i] ? view(out.buffer) : null;
+    const plane = out.plane;
+    // The image gradient is dense like the image.
+    const dx = i > 0 ? view(grads[i - 1], 0, fwd.outputs[i - 1].plane) : view(imageGrad);
+    const dy = view(grads[i], 0, plane);
+    const relu = l.kind !== "pool" && !masked[i] ? view(out.buffer, 0, plane) : null;
     if (await losses.inject(i, grads[i], relu)) masked[i] = true;
     if (l.kind !== "pool" && !masked[i]) {
       // Through the layer's ReLU(s), once every contribution to grads[i] is in.
       await reluBackward(ctx, scope, prog, {
         label: `${l.name}.relu.back`,
-        n: out.dims.c * out.dims.h * out.dims.w,
+        n: out.dims.c * plane,
         grad: view(grads[i]),
         y: view(out.buffer),
       });
@@ -320,22 +328,21 @@ export async function recordBackward(
           stride: l.stride,
           pad: 0,
         },
-        dy: view(grads[i]),
+        dy,
         packed: net.get(l.name).packed!,
-        dx: view(dx),
+        dx,
       });
     } else if (l.kind === "pool") {
       await maxPoolBackward(ctx, scope, prog, {
         label: `${l.name}.back`,
         shape: d,
-        dy: view(grads[i]),
+        dy,
         argmax: fwd.argmax[i]!,
-        dx: view(dx),
+        dx,
       });
     } else {
-      const hw = d.h * d.w;
-      const sq = fwd.squeeze[i]!;
-      const gs = scope.floats(l.squeeze * hw, `${l.name}.squeeze.grad`);
+      const sq = view(fwd.squeeze[i]!, 0, plane);
+      const gs = view(scope.floats(l.squeeze * plane, `${l.name}.squeeze.grad`), 0, plane);
       const at = { h: d.h, w: d.w, stride: 1 };
       const e1 = net.get(`${l.name}/expand1x1`);
       const e3 = net.get(`${l.name}/expand3x3`);
@@ -343,19 +350,19 @@ export async function recordBackward(
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand3x3.back`,
         shape: { ...at, cin: l.expand, cout: l.squeeze, kh: 3, kw: 3, pad: 1 },
-        x: view(grads[i], l.expand * hw),
+        x: view(grads[i], l.expand * plane, plane),
         weights: e3.back,
-        out: view(gs),
+        out: gs,
         use: "gradient",
       });
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand1x1.back`,
         shape: { ...at, cin: l.expand, cout: l.squeeze, kh: 1, kw: 1, pad: 0 },
-        x: view(grads[i], 0),
+        x: dy,
         weights: e1.back,
-        out: view(gs),
+        out: gs,
         accumulate: true,
-        maskOut: view(sq),
+        maskOut: sq,
       });
       // When nothing else adds into the input's gradient, the input layer's
       // ReLU backward is fused into this write.
@@ -363,10 +370,10 @@ export async function recordBackward(
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.squeeze1x1.back`,
         shape: { ...at, cin: l.squeeze, cout: d.c, kh: 1, kw: 1, pad: 0 },
-        x: view(gs),
+        x: gs,
         weights: s.back,
-        out: view(dx),
-        maskOut: below ? view(fwd.outputs[i - 1].buffer) : undefined,
+        out: dx,
+        maskOut: below ? view(fwd.outputs[i - 1].buffer, 0, plane) : undefined,
       });
       if (below) masked[i - 1] = true;
     }

@@ -13,6 +13,7 @@ import { Program } from "../gpu/scheduler.ts";
 import {
   DEFAULT_TILES,
   OpContext,
+  planeStride,
   Scope,
   type TileTable,
   type View,
@@ -112,8 +113,23 @@ export interface LossPlan extends Plan {
   contentTarget: GPUBuffer;
   styleTargets: GPUBuffer[];
   styleCount: number;
-  /** d loss / d output of each layer. */
+  /** d loss / d output of each layer (laid out as the layer's output, padded planes). */
   grads: GPUBuffer[];
+}
+
+/** Copies `c` planes of `n` values `from` elements apart into planes `to` apart. */
+function repack(
+  data: ArrayLike<number>,
+  c: number,
+  from: number,
+  to: number,
+): Float32Array<ArrayBuffer> {
+  const out = new Float32Array(c * to);
+  const n = Math.min(from, to);
+  for (let k = 0; k < c; k++) {
+    for (let i = 0; i < n; i++) out[k * to + i] = data[k * from + i];
+  }
+  return out;
 }
 
 function checkTensor(t: Tensor, what: string, rank = 4): void {
@@ -201,7 +217,7 @@ export class Engine implements Stylizer {
   checkImageSize(h: number, w: number): void {
     const dims = layerDims(h, w);
     if (dims.length === 0) throw new UserError(`a ${h}×${w} image is too small (at least 3×3)`);
-    const bytes = 4 * Math.max(3 * h * w, ...dims.map((d) => d.c * d.h * d.w));
+    const bytes = 4 * Math.max(3 * h * w, ...dims.map((d) => d.c * planeStride(d.h, d.w)));
     const limit = Math.min(
       this.gpu.limits.maxStorageBufferBindingSize,
       this.gpu.limits.maxBufferSize,
@@ -289,12 +305,15 @@ export class Engine implements Stylizer {
     this.run(plan.prog);
     const outs = wanted.map((t) => plan.fwd.outputs[tapLayerIndex(t)]);
     const data = await this.read(
-      outs.map((o) => ({ buffer: o.buffer, offset: 0, floats: o.dims.c * o.dims.h * o.dims.w })),
+      outs.map((o) => ({ buffer: o.buffer, offset: 0, floats: o.dims.c * o.plane })),
     );
     const result: Partial<Record<TapName, Tensor>> = {};
     wanted.forEach((t, i) => {
       const d = outs[i].dims;
-      result[t] = { shape: [1, d.c, d.h, d.w], data: data[i] };
+      result[t] = {
+        shape: [1, d.c, d.h, d.w],
+        data: repack(data[i], d.c, outs[i].plane, d.h * d.w),
+      };
     });
     return result;
   }
@@ -402,8 +421,8 @@ export class Engine implements Stylizer {
     const parts = scope.floats(Math.max(at, 1), "loss.parts");
     const scalars = scope.floats(L + 3, "loss.scalars");
     const cIdx = tapLayerIndex(spec.contentLayer);
-    const cd = fwd.outputs[cIdx].dims;
-    const contentTarget = scope.floats(cd.c * cd.h * cd.w, "content.target");
+    const cOut = fwd.outputs[cIdx];
+    const contentTarget = scope.floats(cOut.dims.c * cOut.plane, "content.target");
     const styleTargets = spec.styleLayers.map((l) => {
       const c = fwd.outputs[tapLayerIndex(l)].dims.c;
       return scope.floats(c * c, `${l}.gram.target`);
@@ -416,6 +435,8 @@ export class Engine implements Stylizer {
     const inject = async (i: number, g: GPUBuffer, relu: View | null) => {
       const out = fwd.outputs[i];
       const d = out.dims;
+      const F = view(out.buffer, 0, out.plane);
+      const G = view(g, 0, out.plane);
       const styles = styleAt(i);
       const content = i === cIdx && spec.contentWeight > 0;
       // The ReLU backward is fused into the last loss write: the content
@@ -425,11 +446,13 @@ export class Engine implements Stylizer {
       if (content) {
         await contentLoss(ctx, scope, prog, {
           label: `${spec.contentLayer}.content`,
-          n: d.c * d.h * d.w,
-          f: view(out.buffer),
+          c: d.c,
+          h: d.h,
+          w: d.w,
+          f: F,
           target: contentTarget,
           weight: spec.contentWeight,
-          grad: view(g),
+          grad: G,
           parts: view(parts, contentPart),
           reluMask: contentMasks,
         });
@@ -442,7 +465,7 @@ export class Engine implements Stylizer {
           label: `${label}.gram`,
           c: d.c,
           npix,
-          f: view(out.buffer),
+          f: F,
           scratch: scope.floats(gramGeometry(ctx, d.c, npix).scratch, `${label}.scratch`),
           gram: view(scope.floats(d.c * d.c, `${label}.g`)),
           loss: {
@@ -457,9 +480,9 @@ export class Engine implements Stylizer {
           c: d.c,
           h: d.h,
           w: d.w,
-          f: view(out.buffer),
+          f: F,
           dgram,
-          grad: view(g),
+          grad: G,
           // The layer's ReLU backward, fused into the last write of its gradient.
           maskOut: s === styles.at(-1) && relu ? relu : undefined,
         });
@@ -503,7 +526,9 @@ export class Engine implements Stylizer {
   /** Uploads the spec's targets into a plan's target buffers. */
   writeTargets(plan: LossPlan, spec: LossSpec): void {
     const q = this.gpu.device.queue;
-    q.writeBuffer(plan.contentTarget, 0, new Float32Array(spec.contentTarget.data));
+    const c = plan.fwd.outputs[tapLayerIndex(spec.contentLayer)];
+    const np = c.dims.h * c.dims.w;
+    q.writeBuffer(plan.contentTarget, 0, repack(spec.contentTarget.data, c.dims.c, np, c.plane));
     spec.styleTargets.forEach((t, i) =>
       q.writeBuffer(plan.styleTargets[i], 0, new Float32Array(t.data))
     );

@@ -15,11 +15,26 @@ export interface View {
   buffer: GPUBuffer;
   /** Offset in elements (f32). */
   offset: number;
+  /**
+   * For [C][H][W] tensors: elements from one channel plane to the next
+   * (≥ H·W); dense (H·W) when absent. See {@link planeStride}.
+   */
+  plane?: number;
 }
 
-/** Shorthand for a view at `offset` elements into `buffer`. */
-export function view(buffer: GPUBuffer, offset = 0): View {
-  return { buffer, offset };
+/** Shorthand for a view at `offset` elements into `buffer`, with an optional plane stride. */
+export function view(buffer: GPUBuffer, offset = 0, plane?: number): View {
+  return plane === undefined ? { buffer, offset } : { buffer, offset, plane };
+}
+
+/**
+ * The plane stride of the network's activations and gradients: H·W rounded up
+ * to a multiple of 4, so every channel plane starts on a vec4 boundary and
+ * the 1×1 convolutions move aligned vec4s. The padding elements hold
+ * unspecified values that no kernel lets into the valid pixels.
+ */
+export function planeStride(h: number, w: number): number {
+  return Math.ceil(h * w / 4) * 4;
 }
 
 /** Buffers taken from a pool for one plan, all given back by {@link Scope.dispose}. */
@@ -77,6 +92,13 @@ export interface TileTable {
    * are faster at 16.
    */
   gramBackward: { TMV: number; TN: number; WG: number };
+  /**
+   * pointwise.wgsl's `main4` (aligned planes, vec4 pixel groups): TMV vec4
+   * channel groups × TN groups of 4 pixels per invocation, WG invocations.
+   */
+  pointwiseVec4: { TMV: number; TN: number; WG: number };
+  /** `main4` for the Gram backward. */
+  gramBackwardVec4: { TMV: number; TN: number; WG: number };
   /** conv_s2_backward.wgsl: 2 × 2Q block of dx per invocation, WG invocations. */
   stridedBackward: { Q: number; WG: number };
   /** gram.wgsl: T×T tile per invocation, WG invocations, pixel chunks of CHUNK. */
@@ -96,6 +118,8 @@ export interface Conv3x3Tile {
 export const DEFAULT_TILES: TileTable = {
   pointwise: { TMV: 8, TN: 8, WG: 16 },
   gramBackward: { TMV: 8, TN: 8, WG: 32 },
+  pointwiseVec4: { TMV: 8, TN: 4, WG: 16 },
+  gramBackwardVec4: { TMV: 8, TN: 4, WG: 16 },
   conv3x3: { TMV: 8, TN: 8, WG: 32, U: 1, XV: 1 },
   conv3x3Strided: { TMV: 4, TN: 16, WG: 32, U: 1, XV: 0 },
   conv3x3Gradient: { TMV: 4, TN: 16, WG: 16, U: 1, XV: 1 },

@@ -110,22 +110,42 @@ export async function conv2d(
   const ow = convOut(s.w, s.kw, s.stride, s.pad);
   const flops = 2 * s.cout * oh * ow * s.cin * s.kh * s.kw;
   const [xo, oo, mo] = [o.x.offset, o.out.offset, o.maskOut?.offset ?? 0];
+  const xPlane = o.x.plane ?? s.h * s.w;
+  const outPlane = o.out.plane ?? oh * ow;
+  if (o.maskOut && (o.maskOut.plane ?? oh * ow) !== outPlane) {
+    throw new RangeError(`${o.label}: the mask's plane stride must be the output's`);
+  }
+  if (xPlane < s.h * s.w || outPlane < oh * ow) {
+    throw new RangeError(`${o.label}: plane stride smaller than a plane`);
+  }
   if (s.kh === 1 && s.kw === 1 && s.stride === 1 && s.pad === 0) {
-    const base = o.use === "gram" ? ctx.tiles.gramBackward : ctx.tiles.pointwise;
+    if (xPlane !== outPlane) {
+      throw new RangeError(`${o.label}: 1×1 input and output need the same plane stride`);
+    }
+    // Aligned planes and offsets: the vec4 entry point.
+    const vec4 = [xPlane, xo, oo, mo].every((v) => v % 4 === 0);
+    const base = o.use === "gram"
+      ? (vec4 ? ctx.tiles.gramBackwardVec4 : ctx.tiles.gramBackward)
+      : (vec4 ? ctx.tiles.pointwiseVec4 : ctx.tiles.pointwise);
     const t = fitChannels(base, s.cout, o.label);
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
       source: `${pointwise}\n${common}`,
       template: { ...t },
-      entry: "main",
+      entry: vec4 ? "main4" : "main",
       constants: flags(o),
     });
-    const words = new Uint32Array([s.cin, s.cout / 4, oh * ow, xo, oo, mo, 0, 0]);
+    const words = new Uint32Array([s.cin, s.cout / 4, oh * ow, xo, oo, mo, xPlane, 0]);
     const u = ctx.uniform(scope, words, `${o.label}.params`);
-    prog.dispatch(o.label, pipeline, bindings(ctx, u, o), [
-      s.cout / (4 * t.TMV),
-      Math.ceil(oh * ow / (t.WG * t.TN)),
-    ], flops);
+    const b = bindings(ctx, u, o);
+    const groups = vec4 ? xPlane / 4 : oh * ow;
+    prog.dispatch(
+      o.label,
+      pipeline,
+      vec4 ? [b[0], null, b[2], b[3], null, null, b[1], b[4], b[5]] : b,
+      [s.cout / (4 * t.TMV), Math.ceil(groups / (t.WG * t.TN))],
+      flops,
+    );
     return;
   }
   if (s.kh !== 3 || s.kw !== 3) {
@@ -153,7 +173,20 @@ export async function conv2d(
     entry: "main",
     constants: flags(o),
   });
-  const words = new Uint32Array([s.cin, s.cout / 4, s.h, s.w, oh, ow, nseg, xo, oo, mo, 0, 0]);
+  const words = new Uint32Array([
+    s.cin,
+    s.cout / 4,
+    s.h,
+    s.w,
+    oh,
+    ow,
+    nseg,
+    xo,
+    oo,
+    mo,
+    xPlane,
+    outPlane,
+  ]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
   // With XV the kernel reads x only through its vec4 view (binding 6).
   const b = bindings(ctx, u, o);
@@ -221,8 +254,8 @@ export async function conv2dBackwardStrided(
     nseg,
     o.dy.offset,
     o.dx.offset,
-    0,
-    0,
+    o.dy.plane ?? oh * ow,
+    o.dx.plane ?? s.h * s.w,
     0,
   ]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);

@@ -33,7 +33,10 @@ export interface GramOptions {
   label: string;
   c: number;
   npix: number;
-  /** Features F [C][P]: the buffer must be bound from its start (vec4 loads). */
+  /**
+   * Features F [C][P], rows `f.plane` apart (dense when absent): the buffer
+   * must be bound from its start (vec4 loads).
+   */
   f: View;
   /** Scratch of at least `gramGeometry(...).scratch` floats. */
   scratch: GPUBuffer;
@@ -54,6 +57,7 @@ export async function gram(
   if (o.gram.offset % 4) throw new RangeError(`${o.label}: G's offset must be a multiple of 4`);
   const t = ctx.tiles.gram;
   const n = o.c * o.npix;
+  const stride = o.f.plane ?? o.npix;
   const buf = new ArrayBuffer(64);
   new Uint32Array(buf).set([
     o.c,
@@ -65,6 +69,7 @@ export async function gram(
     o.f.offset,
     o.gram.offset,
     o.loss?.parts.offset ?? 0,
+    stride,
   ]);
   const w = o.loss?.weight ?? 0;
   new Float32Array(buf).set([1 / n, w, 4 * w / n, 0], 12);
@@ -74,7 +79,7 @@ export async function gram(
     name: "gram.wgsl",
     source,
     // Each row's realignment is then a constant of the kernel.
-    template: { ...template, S: o.npix % 4, O: o.f.offset % 4 },
+    template: { ...template, S: stride % 4, O: o.f.offset % 4 },
     entry: "partial",
   });
   const groups = Math.ceil(geo.ntiles * geo.nchunks / t.WG);

@@ -15,20 +15,40 @@ const source = `${lossSource}\n${workgroupSum}`;
 export const LOSS_PARTS = 32;
 
 function params(
-  o: { n: number; aOff: number; gOff: number; partOff: number; c?: number; h?: number; w?: number },
+  o: {
+    n: number;
+    aOff: number;
+    gOff: number;
+    partOff: number;
+    c?: number;
+    h?: number;
+    w?: number;
+    plane?: number;
+  },
   weight: number,
 ): Uint32Array<ArrayBuffer> {
   const buf = new ArrayBuffer(48);
-  new Uint32Array(buf).set([o.n, o.aOff, o.gOff, o.partOff, o.c ?? 0, o.h ?? 0, o.w ?? 0, 0]);
+  new Uint32Array(buf).set([
+    o.n,
+    o.aOff,
+    o.gOff,
+    o.partOff,
+    o.c ?? 0,
+    o.h ?? 0,
+    o.w ?? 0,
+    o.plane ?? 0,
+  ]);
   new Float32Array(buf).set([weight], 8);
   return new Uint32Array(buf);
 }
 
 /**
- * Appends the content loss w·Σ(F−P)² (partials) and grad += 2w·(F−P). With
- * `reluMask`, F being a ReLU output, the sum is then multiplied by (F > 0):
- * the ReLU backward fused into the last write of the gradient. `n` and the
- * views' offsets must be multiples of 4 (the kernel moves vec4s).
+ * Appends the content loss w·Σ(F−P)² (partials) and grad += 2w·(F−P) for
+ * F [c][h][w]. With `reluMask`, F being a ReLU output, the sum is then
+ * multiplied by (F > 0): the ReLU backward fused into the last write of the
+ * gradient. F, P and the gradient share F's plane stride (dense when
+ * absent); it and the views' offsets must be multiples of 4 (the kernel
+ * moves vec4s).
  */
 export async function contentLoss(
   ctx: OpContext,
@@ -36,8 +56,11 @@ export async function contentLoss(
   prog: Program,
   o: {
     label: string;
-    n: number;
+    c: number;
+    h: number;
+    w: number;
     f: View;
+    /** P, laid out as F (plane stride included). */
     target: GPUBuffer;
     weight: number;
     grad: View;
@@ -45,9 +68,16 @@ export async function contentLoss(
     reluMask?: boolean;
   },
 ): Promise<void> {
-  if (o.n % 4 || o.f.offset % 4 || o.grad.offset % 4) {
-    throw new RangeError(`${o.label}: n and the offsets must be multiples of 4 (vec4 access)`);
+  const plane = o.f.plane ?? o.h * o.w;
+  if ((o.grad.plane ?? o.h * o.w) !== plane) {
+    throw new RangeError(`${o.label}: F and its gradient need the same plane stride`);
   }
+  if (plane % 4 || o.f.offset % 4 || o.grad.offset % 4) {
+    throw new RangeError(
+      `${o.label}: the plane stride and the offsets must be multiples of 4 (vec4 access)`,
+    );
+  }
+  const n = o.c * plane;
   const pipeline = await ctx.pipelines.get({
     name: "loss.wgsl",
     source,
@@ -56,13 +86,21 @@ export async function contentLoss(
   });
   const u = ctx.uniform(
     scope,
-    params({ n: o.n, aOff: o.f.offset, gOff: o.grad.offset, partOff: o.parts.offset }, o.weight),
+    params({
+      n,
+      aOff: o.f.offset,
+      gOff: o.grad.offset,
+      partOff: o.parts.offset,
+      h: o.h,
+      w: o.w,
+      plane,
+    }, o.weight),
     `${o.label}.params`,
   );
   const b = o.parts.buffer;
   prog.dispatch(o.label, pipeline, [u, null, null, null, b, o.f.buffer, o.target, o.grad.buffer], [
     LOSS_PARTS,
-  ], 5 * o.n);
+  ], 5 * o.c * o.h * o.w);
 }
 
 /** Appends the total-variation loss of image `x` [c][h][w] (partials) and grad += its gradient. */

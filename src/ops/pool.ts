@@ -40,6 +40,9 @@ async function launch(
     rows: number;
     nseg: number;
     flops: number;
+    /** Plane strides on the input-size and output-size sides. */
+    hPlane: number;
+    oPlane: number;
   },
 ): Promise<void> {
   const pipeline = await ctx.pipelines.get({
@@ -57,6 +60,10 @@ async function launch(
     o.input.offset,
     o.output.offset,
     o.nseg,
+    o.hPlane,
+    o.oPlane,
+    0,
+    0,
   ]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
   prog.dispatch(o.label, pipeline, [u, o.input.buffer, o.output.buffer, o.argmax], [
@@ -64,7 +71,10 @@ async function launch(
   ], o.flops);
 }
 
-/** Appends max pooling `x` → `out`, recording the argmax into `argmax` (u32 per output). */
+/**
+ * Appends max pooling `x` → `out`, recording the argmax into `argmax` (u32 per
+ * output, laid out as `out`, its plane stride included).
+ */
 export async function maxPool(
   ctx: OpContext,
   scope: Scope,
@@ -77,6 +87,8 @@ export async function maxPool(
     entry: "forward",
     input: o.x,
     output: o.out,
+    hPlane: o.x.plane ?? o.shape.h * o.shape.w,
+    oPlane: o.out.plane ?? oh * ow,
     rows: oh,
     nseg: Math.ceil(ow / Q),
     flops: 9 * o.shape.c * oh * ow,
@@ -95,6 +107,8 @@ export async function maxPoolBackward(
     entry: "backward",
     input: o.dy,
     output: o.dx,
+    hPlane: o.dx.plane ?? o.shape.h * o.shape.w,
+    oPlane: o.dy.plane ?? poolOut(o.shape.h) * poolOut(o.shape.w),
     rows: Math.ceil(o.shape.h / 2),
     nseg: Math.ceil(Math.ceil(o.shape.w / 2) / Q),
     flops: o.shape.c * o.shape.h * o.shape.w,

@@ -9,14 +9,15 @@
 // XV 1 (stride 1, TN % 4 == 0) loads each row segment as aligned vec4s
 // realigned in registers instead of one scalar load per value. Template
 // parameters: TMV, TN, WG, S, PAD, U, XV.
-// Needs cout % (4·TMV) == 0; x and out at any element offset.
+// Needs cout % (4·TMV) == 0; x and out at any element offset, their channel
+// planes x_plane and out_plane elements apart.
 // Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl; shift4()
 // comes from shift4.wgsl.
 
 struct Params {
   cin: u32, cout4: u32, h: u32, w: u32,
   oh: u32, ow: u32, nseg: u32, x_off: u32,
-  out_off: u32, mask_out_off: u32, _p0: u32, _p1: u32,
+  out_off: u32, mask_out_off: u32, x_plane: u32, out_plane: u32,
 }
 
 @group(0) @binding(0) var<uniform> pr: Params;
@@ -35,7 +36,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let sg = min(seg, pr.oh * pr.nseg - 1u);
   let oy = sg / pr.nseg;
   let ox0 = (sg % pr.nseg) * ${TN}u;
-  let hw = pr.h * pr.w;
+  let hw = pr.x_plane;
   let tapstride = pr.cin * pr.cout4;
 //#for t in 0..(TN-1)*S+3
   let cx${t} = i32(ox0 * ${S}u + ${t}u) - ${PAD};
@@ -92,7 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 //#end
 //#end
-  let npix = pr.oh * pr.ow;
+  let npix = pr.out_plane;
 //#for i in 0..TMV
   {
     var b = vec4<f32>(0.0);

@@ -9,7 +9,7 @@
 struct Params {
   cout: u32, cin: u32, h: u32, w: u32,
   oh: u32, ow: u32, nseg: u32, dy_off: u32,
-  dx_off: u32, _p0: u32, _p1: u32, _p2: u32,
+  dx_off: u32, dy_plane: u32, dx_plane: u32, _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> pr: Params;
@@ -24,7 +24,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let sg = min(gid.x, nrow * pr.nseg - 1u);
   let n = sg / pr.nseg;
   let m0 = (sg % pr.nseg) * ${Q}u;
-  let npix = pr.oh * pr.ow;
+  let npix = pr.dy_plane;
   let r0v = n >= 1u && n - 1u < pr.oh;
   let r1v = n < pr.oh;
   let r0 = min(n - select(0u, 1u, n >= 1u), pr.oh - 1u) * pr.ow;
@@ -60,7 +60,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     a1_${2*t+1} = fma(w11, vec4<f32>(g1_${t+1}), a1_${2*t+1});
 //#end
   }
-  let hw = pr.h * pr.w;
+  let hw = pr.dx_plane;
 //#for r in 0..2
 //#for t in 0..2*Q
   {

@@ -1,4 +1,5 @@
-// Gram matrix G = F·Fᵀ / N of features F [C][P] (N = C·P) in two passes.
+// Gram matrix G = F·Fᵀ / N of features F [C][P] (N = C·P; rows `stride` ≥ P
+// elements apart) in two passes.
 // `partial`: each invocation owns one T×T tile of the upper block triangle and
 // one chunk of pixels; it streams its 2T rows as aligned vec4s with a sliding
 // window (one new vec4 per row per 4 pixels, realigned by the row's address
@@ -7,7 +8,7 @@
 // LOSS, forms the style loss w·Σ(G−A)² (per-workgroup partial sums) and
 // dG = (4w/N)·(G−A), the matrix the backward multiplies F by.
 // Template parameters: T (tile side; C % T == 0 and T % 4 == 0), WG, and for
-// `partial` S = P mod 4 and O = (F's element offset) mod 4. Runtime: chunk
+// `partial` S = stride mod 4 and O = (F's element offset) mod 4. Runtime: chunk
 // (a multiple of 4).
 // shift4() comes from shift4.wgsl, workgroup_sum() from workgroup_sum.wgsl.
 
@@ -16,7 +17,7 @@ override LOSS: bool = false;
 struct Params {
   c: u32, np: u32, chunk: u32, nb: u32,
   ntiles: u32, nchunks: u32, f_off: u32, g_off: u32,
-  part_off: u32, _p0: u32, _p1: u32, _p2: u32,
+  part_off: u32, stride: u32, _p1: u32, _p2: u32,
   inv_n: f32, weight: f32, coef: f32, _p3: f32,
 }
 
@@ -49,8 +50,8 @@ fn partial(
   let p1 = min(p0 + pr.chunk, np);
   let n4 = (p1 - p0) / 4u;
 //#for u in 0..T
-  let ei${u} = pr.f_off + (bi * ${T}u + ${u}u) * np + p0;
-  let ej${u} = pr.f_off + (bj * ${T}u + ${u}u) * np + p0;
+  let ei${u} = pr.f_off + (bi * ${T}u + ${u}u) * pr.stride + p0;
+  let ej${u} = pr.f_off + (bj * ${T}u + ${u}u) * pr.stride + p0;
 //#end
   // Row u of either block starts (O + u·S) mod 4 floats into a vec4: T and
   // the chunk are multiples of 4, so the realignment is a constant per row.

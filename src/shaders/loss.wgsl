@@ -11,7 +11,7 @@ override MASK: bool = false;
 
 struct Params {
   n: u32, a_off: u32, g_off: u32, part_off: u32,
-  c: u32, h: u32, w: u32, _pad: u32,
+  c: u32, h: u32, w: u32, plane: u32,
   weight: f32, _p1: f32, _p2: f32, _p3: f32,
 }
 
@@ -28,9 +28,11 @@ fn finish(lid: u32, wid: u32, v: f32) {
   }
 }
 
-// F (at a_off), target P and grad (at g_off) as vec4s: n, a_off and g_off
-// are multiples of 4 (a vec4 access costs lavapipe about what 1.6 scalar
-// ones do).
+// F (at a_off), target P and grad (at g_off) as vec4s, [C][H][W] with
+// channel planes `plane` elements apart: plane, a_off and g_off are
+// multiples of 4 (a vec4 access costs lavapipe about what 1.6 scalar ones
+// do), n = C·plane. The padding after each plane's H·W pixels is left out of
+// the sum and its gradient left as it is.
 @group(0) @binding(5) var<storage, read> f4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> p4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> g4: array<vec4<f32>>;
@@ -44,10 +46,14 @@ fn content(
 ) {
   let a0 = p.a_off / 4u;
   let g0 = p.g_off / 4u;
+  let q4 = p.plane / 4u;
+  let np = p.h * p.w;
   var sq = 0.0;
   for (var e = gid.x; e < p.n / 4u; e += nwg.x * RW) {
     let f = f4[a0 + e];
-    let d = f - p4[e];
+    let i = (e % q4) * 4u;
+    let valid = vec4<u32>(i, i + 1u, i + 2u, i + 3u) < vec4<u32>(np);
+    let d = select(vec4<f32>(0.0), f - p4[e], valid);
     var g = g4[g0 + e] + 2.0 * p.weight * d;
     if (MASK) {
       g = select(vec4<f32>(0.0), g, f > vec4<f32>(0.0));

@@ -4,12 +4,19 @@
 // Template parameters (src/gpu/template.ts): TMV vec4 groups of output
 // channels × TN pixels per invocation, pixels strided by WG (pixel j of a
 // lane = base + j·WG + lane); WG invocations.
-// Needs cout % (4·TMV) == 0; x and out may sit at any element offset.
-// Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl.
+// Needs cout % (4·TMV) == 0; x and out may sit at any element offset, with
+// channel planes `plane` elements apart (≥ np).
+// `main4` is the same product on aligned vec4s of 4 pixels: when the plane
+// stride and every offset are multiples of 4 (the network's padded layout,
+// planeStride() in src/ops/context.ts), a lane owns TN vec4 pixel groups
+// strided by WG and all plane/4 groups are computed, the padding included
+// (each output pixel depends only on the same input pixel, so padding stays
+// in the padding).
+// Options, bindings 1 and 3–5 and the scalar epilogue: conv_common.wgsl.
 
 struct Params {
   cin: u32, cout4: u32, np: u32, x_off: u32,
-  out_off: u32, mask_out_off: u32, _p0: u32, _p1: u32,
+  out_off: u32, mask_out_off: u32, plane: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> pr: Params;
@@ -32,7 +39,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
   for (var ci = 0u; ci < pr.cin; ci++) {
     let wr = ci * pr.cout4 + cog;
-    let xr = ci * np;
+    let xr = ci * pr.plane;
 //#for i in 0..TMV
     let w${i} = w[wr + ${i}u];
 //#end
@@ -51,15 +58,87 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (HAS_BIAS) {
       b = bias[cog + ${i}u];
     }
-    let ob = (cog + ${i}u) * 4u * np;
+    let ob = (cog + ${i}u) * 4u * pr.plane;
 //#for j in 0..TN
     if (p0 + ${j*WG}u < np) {
       let v = a${i}_${j} + b;
       let o = ob + p0 + ${j*WG}u;
       store(o, v.x);
-      store(o + np, v.y);
-      store(o + 2u * np, v.z);
-      store(o + 3u * np, v.w);
+      store(o + pr.plane, v.y);
+      store(o + 2u * pr.plane, v.z);
+      store(o + 3u * pr.plane, v.w);
+    }
+//#end
+  }
+//#end
+}
+
+@group(0) @binding(6) var<storage, read> xq: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> outq: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> maskq: array<vec4<f32>>;
+
+// Writes 4 pixels of one channel at vec4 index o (relative to out_off/4).
+fn store4(o: u32, v: vec4<f32>) {
+  var r = v;
+  if (ACCUMULATE) {
+    r += outq[pr.out_off / 4u + o];
+  }
+  if (RELU) {
+    r = max(r, vec4<f32>(0.0));
+  }
+  if (MASK_OUT) {
+    r = select(vec4<f32>(0.0), r, maskq[pr.mask_out_off / 4u + o] > vec4<f32>(0.0));
+  }
+  outq[pr.out_off / 4u + o] = r;
+}
+
+@compute @workgroup_size(${WG})
+fn main4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let n4 = pr.plane / 4u;
+  let cog = wid.x * ${TMV}u;
+  let g0 = wid.y * ${WG*TN}u + li;
+//#for j in 0..TN
+  let q${j} = min(g0 + ${j*WG}u, n4 - 1u);
+//#end
+//#for i in 0..TMV
+//#for k in 0..4
+//#for j in 0..TN
+  var a${i}_${k}_${j} = vec4<f32>(0.0);
+//#end
+//#end
+//#end
+  for (var ci = 0u; ci < pr.cin; ci++) {
+    let wr = ci * pr.cout4 + cog;
+    let xr = (pr.x_off + ci * pr.plane) / 4u;
+//#for i in 0..TMV
+    let w${i} = w[wr + ${i}u];
+//#end
+//#for j in 0..TN
+    let x${j} = xq[xr + q${j}];
+//#end
+//#for i in 0..TMV
+//#for j in 0..TN
+    a${i}_0_${j} = fma(vec4<f32>(w${i}.x), x${j}, a${i}_0_${j});
+    a${i}_1_${j} = fma(vec4<f32>(w${i}.y), x${j}, a${i}_1_${j});
+    a${i}_2_${j} = fma(vec4<f32>(w${i}.z), x${j}, a${i}_2_${j});
+    a${i}_3_${j} = fma(vec4<f32>(w${i}.w), x${j}, a${i}_3_${j});
+//#end
+//#end
+  }
+//#for i in 0..TMV
+  {
+    var b = vec4<f32>(0.0);
+    if (HAS_BIAS) {
+      b = bias[cog + ${i}u];
+    }
+//#for k in 0..4
+    {
+      let ob = (cog * 4u + ${i*4+k}u) * n4 + g0;
+//#for j in 0..TN
+      if (g0 + ${j*WG}u < n4) {
+        store4(ob + ${j*WG}u, a${i}_${k}_${j} + vec4<f32>(b[${k}]));
+      }
+//#end
     }
 //#end
   }

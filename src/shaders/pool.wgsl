@@ -5,9 +5,12 @@
 // Template parameter Q: outputs (forward) or 2×2 blocks of dx (backward) per
 // invocation along a row, so neighbouring windows share their loads.
 
+// Channel planes are `hp` elements apart on the h×w side (forward input,
+// backward output) and `op` on the oh×ow side (pooled values, argmax, dy).
 struct Params {
   c: u32, h: u32, w: u32, oh: u32, ow: u32,
   x_off: u32, out_off: u32, nseg: u32,
+  hp: u32, op: u32, _p0: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,7 +32,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let ox0 = (r % p.nseg) * ${Q}u;
   let y0 = 2u * oy;
   let x0 = 2u * ox0;
-  let base = p.x_off + c * p.h * p.w;
+  let base = p.x_off + c * p.hp;
 //#for ky in 0..3
   let rv${ky} = y0 + ${ky}u < p.h;
   let rb${ky} = base + min(y0 + ${ky}u, p.h - 1u) * p.w;
@@ -41,7 +44,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let v${ky}_${t} = x[rb${ky} + cc${t}];
 //#end
 //#end
-  let ob = c * p.oh * p.ow + oy * p.ow + ox0;
+  let ob = c * p.op + oy * p.ow + ox0;
 //#for q in 0..Q
   if (ox0 + ${q}u < p.ow) {
     var best = v0_${2*q};
@@ -77,7 +80,6 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let r = gid.x % rows;
   let a = r / p.nseg;
   let b0 = (r % p.nseg) * ${Q}u;
-  let n = p.oh * p.ow;
   // Window (a − 1 + dy, b0 − 1 + t): its argmax, or an index no pixel has.
 //#for dy in 0..2
 //#for t in 0..Q+1
@@ -87,7 +89,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let oy = a + ${dy}u;
     let ox = b0 + ${t}u;
     if (oy >= 1u && oy <= p.oh && ox >= 1u && ox <= p.ow) {
-      let o = c * n + (oy - 1u) * p.ow + (ox - 1u);
+      let o = c * p.op + (oy - 1u) * p.ow + (ox - 1u);
       am${dy}_${t} = argmax[o];
       g${dy}_${t} = x[p.x_off + o];
     }
@@ -107,7 +109,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
 //#end
 //#end
     if (2u * b < p.w) {
-      let base = p.out_off + c * p.h * p.w + i00;
+      let base = p.out_off + c * p.hp + i00;
       let right = 2u * b + 1u < p.w;
       out[base] = acc.x;
       if (right) {
