@@ -18,21 +18,64 @@ import { readImage, resize, toTensor } from "../src/image/mod.ts";
 import { DEFAULT_CONFIG, Optimizer, styleTargets } from "../src/model/optimize.ts";
 import { tapLayerIndex } from "../src/model/squeezenet.ts";
 import { Engine, type Tensor } from "../src/model/stylizer.ts";
+import { UserError } from "../src/errors.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    sizes: { type: "string", default: "192x256,512x683" },
-    iters: { type: "string", default: "10" },
-    warmup: { type: "string", default: "3" },
-    json: { type: "boolean", default: false },
-    kernels: { type: "string", default: "12" },
-    peer: { type: "string" },
-    weights: { type: "string" },
-    tiles: { type: "string" },
-    profile: { type: "string" },
-  },
+/** Prints a usage error as one line and exits with code 2. */
+function fail(message: string): never {
+  console.error(`bench: ${message}`);
+  Deno.exit(2);
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    args: Deno.args,
+    options: {
+      sizes: { type: "string", default: "192x256,512x683" },
+      iters: { type: "string", default: "10" },
+      warmup: { type: "string", default: "3" },
+      json: { type: "boolean", default: false },
+      kernels: { type: "string", default: "12" },
+      peer: { type: "string" },
+      weights: { type: "string" },
+      tiles: { type: "string" },
+      profile: { type: "string" },
+    },
+  });
+} catch (e) {
+  fail((e as Error).message.split("\n")[0]);
+}
+const { values } = parsed;
+
+/** A non-negative integer flag. */
+function count(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) fail(`--${flag}: "${v}" is not a non-negative integer`);
+  return n;
+}
+
+const sizes = values.sizes.split(",").map((spec) => {
+  const m = /^(\d+)x(\d+)$/.exec(spec.trim());
+  if (!m || Number(m[1]) < 3 || Number(m[2]) < 3) {
+    fail(`--sizes: "${spec}" is not HxW (e.g. 192x256, at least 3x3)`);
+  }
+  return [Number(m[1]), Number(m[2])];
 });
+const iters = Math.max(10, count("iters", values.iters));
+const warmup = Math.max(1, count("warmup", values.warmup));
+const topKernels = count("kernels", values.kernels);
+if (values.peer !== undefined && values.peer !== "tfjs") {
+  fail(`--peer: unknown peer "${values.peer}" (known: tfjs)`);
+}
+if (values.profile !== undefined && !["timestamps", "fences"].includes(values.profile)) {
+  fail(`--profile: timestamps or fences, not "${values.profile}"`);
+}
+let tiles;
+try {
+  tiles = values.tiles ? JSON.parse(values.tiles) : undefined;
+} catch {
+  fail(`--tiles: not JSON: ${values.tiles}`);
+}
 
 /** One size's results (the `--json` object). */
 export interface BenchResult {
@@ -96,25 +139,25 @@ async function image(name: string, h: number, w: number): Promise<Tensor> {
 }
 
 const t0 = performance.now();
-const engine = await Engine.create({
-  weights: values.weights,
-  tiles: values.tiles ? JSON.parse(values.tiles) : undefined,
-});
-const device = engine.gpu.device;
-const profileMode = values.profile ?? (engine.gpu.hasTimestamps ? "timestamps" : "fences");
-if (profileMode !== "timestamps" && profileMode !== "fences") {
-  throw new Error(`--profile: timestamps or fences, not "${profileMode}"`);
+let engine: Engine;
+try {
+  engine = await Engine.create({ weights: values.weights, tiles });
+} catch (e) {
+  // Missing weights, no adapter: the user's to fix, in one line.
+  if (e instanceof UserError) fail(e.message);
+  throw e;
 }
+const device = engine.gpu.device;
+const profileMode = (values.profile ?? (engine.gpu.hasTimestamps ? "timestamps" : "fences")) as
+  | "timestamps"
+  | "fences";
 if (profileMode === "timestamps" && !engine.gpu.hasTimestamps) {
-  throw new Error("--profile timestamps: this adapter has no timestamp-query");
+  fail("--profile timestamps: this adapter has no timestamp-query");
 }
 const engineMs = performance.now() - t0;
-const iters = Math.max(10, Number(values.iters));
-const warmup = Math.max(1, Number(values.warmup));
 const results: BenchResult[] = [];
 
-for (const spec of values.sizes.split(",")) {
-  const [h, w] = spec.split("x").map(Number);
+for (const [h, w] of sizes) {
   const content = await image("chelsea.png", h, w);
   const style = await image("hubble_deep_field.jpg", h, w);
   const tFirst = performance.now();
@@ -239,13 +282,11 @@ for (const spec of values.sizes.split(",")) {
       stylize_ms_around: around,
       ratio: p.msPerIter / around,
     };
-  } else if (values.peer) {
-    throw new Error(`unknown peer "${values.peer}" (known: tfjs)`);
   }
   opt.dispose();
   results.push(result);
   if (values.json) console.log(JSON.stringify(result));
-  else printTable(result, Number(values.kernels));
+  else printTable(result, topKernels);
 }
 engine.dispose();
 

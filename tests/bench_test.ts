@@ -41,3 +41,16 @@ for (const profile of [undefined, "fences"]) {
     assert.ok(kernels.every((k) => Number.isFinite(k.ms) && k.ms >= 0 && k.gflop >= 0));
   });
 }
+
+Deno.test("bench usage errors: one line on stderr and exit code 2", async () => {
+  for (const args of [["--sizes", "12"], ["--iters", "x"], ["--bogus"], ["--tiles", "{"]]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", BENCH, ...args],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr).trim();
+    assert.equal(out.code, 2, `${args.join(" ")}: ${stderr}`);
+    assert.match(stderr, /^bench: [^\n]+$/, args.join(" "));
+  }
+});
