@@ -95,6 +95,8 @@ export interface BenchResult {
   allocations_after_first_iteration: number;
   first_iteration_ms: number;
   adapter: string;
+  /** Where the tile table came from: "default", "given" (--tiles) or a tuned-tiles file. */
+  tiles_source: string;
   /**
    * The peer, timed between two sets of stylize batches; `ratio` is the peer's
    * ms per iteration over stylize's median of both sets (`stylize_ms_around`).
@@ -257,6 +259,7 @@ for (const [h, w] of sizes) {
     allocations_after_first_iteration: stats.allocations - allocs,
     first_iteration_ms: firstMs,
     adapter: engine.gpu.adapterName,
+    tiles_source: engine.tilesSource,
     parts,
     shares,
   };
@@ -292,7 +295,10 @@ engine.dispose();
 
 function printTable(r: BenchResult, top: number): void {
   const f = (n: number) => n.toFixed(1);
-  console.log(`\n${r.adapter} — ${r.size[0]}×${r.size[1]}, reference config, one iteration`);
+  const tiles = r.tiles_source === "default" ? "default tiles" : `tiles: ${r.tiles_source}`;
+  console.log(
+    `\n${r.adapter} — ${r.size[0]}×${r.size[1]}, reference config, one iteration (${tiles})`,
+  );
   console.log(
     `  ms/iter ${f(r.ms_per_iter)} (median of ${iters} batches, min ${f(r.ms_min)}, ` +
       `max ${f(r.ms_max)}; ${r.timing})`,

@@ -27,6 +27,8 @@ import {
   styleTargets,
 } from "./model/optimize.ts";
 import { resolveWeights } from "./model/weights.ts";
+import { saveTunedTiles, TILES_FILE_VERSION, tunedTilesPath } from "./model/tiles_cache.ts";
+import { tuneTiles } from "./model/tune.ts";
 
 const USAGE = `stylize — neural style transfer on WebGPU (SqueezeNet 1.1, hand-written WGSL)
 
@@ -34,6 +36,9 @@ Usage:
   deno task stylize CONTENT STYLE [STYLE...] [options]
   deno task stylize              run the bundled example, writes stylized.png
   deno task weights              fetch + verify + cache the weights, print the path
+  deno task tune [--size HxW] [--rounds N] [--reset] [-q]
+                                 time the kernels' tile shapes on this GPU and
+                                 cache the fastest (used by later runs)
 
 Options:
   -o, --output FILE         output image, .png or .jpg (default stylized.png)
@@ -321,7 +326,8 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
     else if (initImg) init = toTensor(resize(initImg, cw, ch));
     log(
       `adapter: ${engine.gpu.adapterName}${engine.gpu.isFallback ? " (software)" : ""}; ` +
-        `${content.width}×${content.height}, ${o.config.iters} iterations`,
+        `${content.width}×${content.height}, ${o.config.iters} iterations` +
+        (engine.tilesSource === "default" ? "" : `; tuned tiles from ${engine.tilesSource}`),
     );
     const contentT = toTensor(content);
     const targets = await styleTargets(engine, styles.map(toTensor), o.config.styleLayers, o.blend);
@@ -401,6 +407,68 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
   }
 }
 
+/** `stylize tune`: times candidate tiles on this adapter and caches the fastest table. */
+async function tune(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      size: { type: "string", default: "192x256" },
+      rounds: { type: "string", default: "3" },
+      reset: { type: "boolean", default: false },
+      weights: { type: "string" },
+      quiet: { type: "boolean", short: "q", default: false },
+    },
+    strict: true,
+  });
+  const log = (s: string) => values.quiet || console.error(s);
+  const m = /^(\d+)x(\d+)$/.exec(values.size);
+  if (!m || Number(m[1]) < 32 || Number(m[2]) < 32) {
+    throw new UserError(`--size: "${values.size}" is not HxW with both sides at least 32`);
+  }
+  const rounds = number("rounds", values.rounds, { int: true, min: 1 })!;
+  const engine = await Engine.create({
+    weights: values.weights,
+    tilesFile: false,
+    onProgress: log,
+  });
+  try {
+    const path = await tunedTilesPath(engine.gpu.adapterKey);
+    if (!path) throw new UserError("no cache directory (set STYLIZE_CACHE_DIR or HOME)");
+    if (values.reset) {
+      await Deno.remove(path).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      });
+      console.log(`removed tuned tiles for ${engine.gpu.adapterName}: ${path}`);
+      return 0;
+    }
+    const [h, w] = [Number(m[1]), Number(m[2])];
+    log(`tuning on ${engine.gpu.adapterName} at ${h}×${w}, ${rounds} rounds`);
+    const results = await tuneTiles(engine, { h, w, rounds, onProgress: log });
+    const tiles: Record<string, unknown> = {};
+    for (const r of results) {
+      const def = r.times[0].ms;
+      const got = r.times.find((t) => t.tile === r.chosen)!.ms;
+      console.log(
+        `${r.family.padEnd(18)} ${r.changed ? "tuned  " : "default"} ${JSON.stringify(r.chosen)} ` +
+          `${got?.toFixed(3)} ms (default ${def?.toFixed(3) ?? "failed"} ms)`,
+      );
+      if (r.changed) tiles[r.family] = r.chosen;
+    }
+    await saveTunedTiles(path, {
+      version: TILES_FILE_VERSION,
+      adapterKey: engine.gpu.adapterKey,
+      adapter: engine.gpu.adapterName,
+      size: [h, w],
+      date: new Date().toISOString(),
+      tiles,
+    });
+    console.log(`wrote ${path}`);
+    return 0;
+  } finally {
+    engine.dispose();
+  }
+}
+
 /** Entry point: parses `args`, runs, and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   try {
@@ -419,6 +487,7 @@ export async function main(args: string[]): Promise<number> {
       );
       return 0;
     }
+    if (args[0] === "tune") return await tune(args.slice(1));
     const opts = parseRun(args);
     const abort = new AbortController();
     const onInt = () => {

@@ -304,6 +304,36 @@ test("a run with -o OUT.jpg writes a decodable JPEG of the requested size", asyn
 });
 
 // ---------------------------------------------------------------------------
+// tune
+
+test("tune: a bad --size or --rounds → exit 2, one line", async (dir) => {
+  await expectUserError(dir, ["tune", "--size", "8x8"], /--size: "8x8"/);
+  await expectUserError(dir, ["tune", "--rounds", "0"], /--rounds/);
+  await expectUserError(dir, ["tune", "--bogus"], /bogus/);
+});
+
+test("tune --rounds 1 writes the adapter's tiles file and --reset removes it", async (dir) => {
+  const env = { STYLIZE_CACHE_DIR: join(dir, "cache") };
+  const r = await stylize(dir, ["tune", "--size", "48x64", "--rounds", "1", "-q"], {
+    env,
+    timeoutMs: 300_000,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, "");
+  const path = /^wrote (.+\.json)$/m.exec(r.stdout)?.[1] ?? "";
+  assert.ok(path.startsWith(join(dir, "cache", "tiles")), r.stdout);
+  const file = JSON.parse(await Deno.readTextFile(path));
+  assert.equal(file.version, 1);
+  assert.equal(typeof file.tiles, "object");
+  // One line per tuned family, each naming its tile and the default's time.
+  assert.equal(r.stdout.split("\n").filter((l) => / ms \(default /.test(l)).length, 7);
+  const reset = await stylize(dir, ["tune", "--reset", "-q"], { env });
+  assert.equal(reset.code, 0, reset.stderr);
+  assert.match(reset.stdout, /^removed tuned tiles/);
+  assert.equal(await Deno.stat(path).catch(() => null), null);
+});
+
+// ---------------------------------------------------------------------------
 // Bad input: exit 2, one line, no file
 
 test("missing content file → exit 2, one line naming it", async (dir) => {

@@ -13,6 +13,8 @@ export interface Gpu {
   device: GPUDevice;
   /** One line naming the adapter, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
   adapterName: string;
+  /** What identifies the adapter across runs (vendor, architecture, device, description). */
+  adapterKey: string;
   /** True on a software (CPU) adapter such as lavapipe. */
   isFallback: boolean;
   /** Whether `timestamp-query` was granted (per-kernel GPU timing). */
@@ -80,10 +82,12 @@ export async function acquireGpu(): Promise<Gpu> {
     errors.push(msg);
     console.error(`GPU error: ${msg}`);
   });
+  const adapterKey = [info.vendor, info.architecture, info.device, info.description].join("|");
   return {
     errors,
     device,
     adapterName,
+    adapterKey,
     isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter),
     hasTimestamps: device.features.has("timestamp-query"),
     limits: device.limits,

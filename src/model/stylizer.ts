@@ -33,6 +33,7 @@ import {
   type TapName,
 } from "./squeezenet.ts";
 import { loadWeights, resolveWeights } from "./weights.ts";
+import { loadTunedTiles, tunedTilesPath } from "./tiles_cache.ts";
 
 /** A dense float tensor; images and features are NCHW with batch 1. */
 export type Tensor = { shape: number[]; data: Float32Array };
@@ -73,6 +74,12 @@ export interface StylizerOptions {
   onProgress?: (message: string) => void;
   /** Tile shapes of the kernels, replacing entries of the default table (for tuning). */
   tiles?: Partial<TileTable>;
+  /**
+   * Without `tiles`: the tuned-tiles file to read (`deno task tune` writes one
+   * per adapter in the cache directory, the default), or false for the
+   * default table.
+   */
+  tilesFile?: string | false;
 }
 
 /** The style-transfer engine on one GPU. */
@@ -160,16 +167,35 @@ export class Engine implements Stylizer {
     this.#weightsScope = scope;
   }
 
+  /**
+   * Where the tile table came from: "default", "given" (options.tiles), or the
+   * path of the tuned-tiles file it was read from.
+   */
+  tilesSource = "default";
+
   /** Acquires the GPU and uploads the weights. */
   static async create(options: StylizerOptions = {}): Promise<Engine> {
     const path = await resolveWeights({ path: options.weights, onProgress: options.onProgress });
     const weights = await loadWeights(path);
     const gpu = await acquireGpu();
+    let source = "default";
+    let chosen = options.tiles;
+    if (chosen) source = "given";
+    else if (options.tilesFile !== false) {
+      const file = options.tilesFile ?? await tunedTilesPath(gpu.adapterKey);
+      const got = file ? await loadTunedTiles(file, gpu.adapterKey) : undefined;
+      if (got && "tiles" in got) [chosen, source] = [got.tiles, file!];
+      else if (got && got.reason !== "no tuned tiles") {
+        options.onProgress?.(`ignoring ${file}: ${got.reason}; run \`deno task tune\` again`);
+      }
+    }
     const pool = new BufferPool(gpu.device);
-    const tiles = { ...DEFAULT_TILES, ...options.tiles };
+    const tiles = { ...DEFAULT_TILES, ...chosen };
     const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
     const scope = new Scope(pool);
-    return new Engine(gpu, ctx, NetWeights.upload(ctx, scope, weights), scope);
+    const engine = new Engine(gpu, ctx, NetWeights.upload(ctx, scope, weights), scope);
+    engine.tilesSource = source;
+    return engine;
   }
 
   /** Pool counters. */
