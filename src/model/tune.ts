@@ -30,9 +30,9 @@ const c3 = (TMV: number, TN: number, WG: number, XV: number) => ({ TMV, TN, WG, 
 export const CANDIDATES: TuneCandidates = {
   pointwiseVec4: [pw(4, 4, 8), pw(4, 2, 16), pw(2, 2, 64), pw(1, 2, 64), pw(1, 1, 128)],
   gramBackwardVec4: [pw(4, 4, 16), pw(8, 2, 16), pw(2, 2, 64), pw(1, 2, 64), pw(1, 1, 128)],
-  conv3x3: [c3(4, 8, 32, 1), c3(4, 4, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 1)],
+  conv3x3: [c3(8, 8, 32, 1), c3(4, 8, 32, 1), c3(4, 4, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 1)],
   conv3x3Gradient: [c3(4, 8, 32, 1), c3(2, 8, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 1)],
-  conv3x3Strided: [c3(4, 8, 64, 0), c3(2, 4, 64, 0), c3(1, 4, 128, 0)],
+  conv3x3Strided: [c3(4, 16, 32, 0), c3(4, 8, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 0)],
   stridedBackward: [{ Q: 8, WG: 64 }, { Q: 4, WG: 128 }, { Q: 2, WG: 256 }],
   gram: [
     { T: 8, WG: 64, CHUNK: 256 },

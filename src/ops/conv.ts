@@ -158,7 +158,7 @@ export async function conv2d(
     : ctx.tiles.conv3x3;
   const nseg = Math.ceil(ow / base.TN);
   const t = fitChannels(base, s.cout, o.label);
-  const xv = s.stride === 1 && t.TN % 4 === 0 ? t.XV : 0;
+  const xv = t.TN % 4 === 0 ? t.XV : 0;
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
     source: `${conv3x3}\n${common}\n${shift4}`,

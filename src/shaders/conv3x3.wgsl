@@ -6,8 +6,9 @@
 // TN output pixels, and sums in PyTorch's order (ky, kx, then the input
 // channels, U per loop step; cin % U == 0): activations near 0 then round as
 // in the oracle, so ReLU masks and pooling argmaxes downstream agree with it.
-// XV 1 (stride 1, TN % 4 == 0) loads each row segment as aligned vec4s
-// realigned in registers instead of one scalar load per value. Template
+// XV 1 (TN % 4 == 0) loads each row segment (TN·S values) as aligned vec4s
+// realigned in registers instead of one scalar load per value; with stride 2
+// every other value is used. Template
 // parameters: TMV, TN, WG, S, PAD, U, XV.
 // Needs cout % (4·TMV) == 0; x and out at any element offset, their channel
 // planes x_plane and out_plane elements apart.
@@ -62,17 +63,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let xc = ci * hw;
     let wc = ci * pr.cout4 + cog;
 //#if XV
-    let e = i32(pr.x_off + xc + rb${ky} + ox0) + ${kx} - ${PAD};
+    let e = i32(pr.x_off + xc + rb${ky} + ox0 * ${S}u) + ${kx} - ${PAD};
     let q = e >> 2u;
     let s = u32(e & 3);
-//#for g in 0..TN/4+1
+//#for g in 0..TN*S/4+1
     let X${g} = xv[u32(q + ${g})];
 //#end
-//#for g in 0..TN/4
+//#for g in 0..TN*S/4
     let y${g} = shift4(X${g}, X${g+1}, s);
 //#end
 //#for j in 0..TN
-    let v${j} = select(0.0, y${j/4}[${j%4}], rv${ky} && cv${j+kx});
+    let v${j} = select(0.0, y${(j*S)/4}[${(j*S)%4}], rv${ky} && cv${j*S+kx});
 //#end
 //#end
 //#if 1-XV
