@@ -236,9 +236,10 @@ export async function conv2dBackwardStrided(
   const oh = convOut(s.h, 3, 2, 0);
   const ow = convOut(s.w, 3, 2, 0);
   const t = ctx.tiles.stridedBackward;
+  if (t.Q % 4) throw new RangeError(`${o.label}: the tile's Q must be a multiple of 4`);
   const pipeline = await ctx.pipelines.get({
     name: "conv_s2_backward.wgsl",
-    source: strided,
+    source: `${strided}\n${shift4}`,
     template: { ...t },
     entry: "main",
   });

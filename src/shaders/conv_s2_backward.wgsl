@@ -3,8 +3,10 @@
 // iy = 2·oy+ky, ix = 2·ox+kx of W[ky][kx][ci][co]·dy[co][oy][ox].
 // Each invocation owns a 2 × 2Q block of dx (rows 2n, 2n+1; columns 2·m0 …
 // 2·m0+2Q−1) for all input channels (vec4 accumulators). Per co it loads the
-// 2 × (Q+1) values of dy (rows n−1, n; columns m0−1 … m0+Q−1) and the 9 taps as vec4s from the repacked kernel wb[co][ky·3+kx] =
-// vec4(W[ky][kx][0..3][co]). Template parameters: Q, WG.
+// 2 × (Q+1) values of dy (rows n−1, n; columns m0−1 … m0+Q−1, as realigned
+// vec4s; Q % 4 == 0) and the 9 taps as vec4s from the repacked kernel
+// wb[co][ky·3+kx] = vec4(W[ky][kx][0..3][co]). Template parameters: Q, WG.
+// shift4() comes from shift4.wgsl.
 
 struct Params {
   cout: u32, cin: u32, h: u32, w: u32,
@@ -13,7 +15,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> pr: Params;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> dyv: array<vec4<f32>>; // dy as vec4s
 @group(0) @binding(2) var<storage, read> wb: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
@@ -46,9 +48,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var co = 0u; co < pr.cout; co++) {
     let db = pr.dy_off + co * npix;
     let wo = co * 9u;
+    // Rows n−1 and n of dy, columns m0−1 … m0+Q−1, as aligned vec4s
+    // realigned in registers (dy rows start anywhere).
+//#for r in 0..2
+    let e${r} = i32(db + r${r} + m0) - 1;
+    let s${r} = u32(e${r} & 3);
+//#for g in 0..Q/4+2
+    let X${r}_${g} = dyv[u32((e${r} >> 2u) + ${g})];
+//#end
+//#for g in 0..Q/4+1
+    let y${r}_${g} = shift4(X${r}_${g}, X${r}_${g+1}, s${r});
+//#end
+//#end
 //#for c in 0..Q+1
-    let g0_${c} = select(0.0, dy[db + o0_${c}], k0_${c});
-    let g1_${c} = select(0.0, dy[db + o1_${c}], k1_${c});
+    let g0_${c} = select(0.0, y0_${c/4}[${c%4}], k0_${c});
+    let g1_${c} = select(0.0, y1_${c/4}[${c%4}], k1_${c});
 //#end
 //#for k in 0..9
     let w${k/3}${k%3} = wb[wo + ${k}u];
