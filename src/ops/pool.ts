@@ -3,7 +3,8 @@
  * forward (with argmax) and backward.
  * @module
  */
-import source from "../shaders/pool.wgsl" with { type: "text" };
+import pool from "../shaders/pool.wgsl" with { type: "text" };
+import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
 import type { Program } from "../gpu/scheduler.ts";
 import type { OpContext, Scope, View } from "./context.ts";
 
@@ -47,7 +48,7 @@ async function launch(
 ): Promise<void> {
   const pipeline = await ctx.pipelines.get({
     name: "pool.wgsl",
-    source,
+    source: `${pool}\n${shift4}`,
     template: { Q },
     entry: o.entry,
   });
@@ -66,7 +67,10 @@ async function launch(
     0,
   ]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
-  prog.dispatch(o.label, pipeline, [u, o.input.buffer, o.output.buffer, o.argmax], [
+  const bindings = o.entry === "forward"
+    ? [u, null, o.output.buffer, o.argmax, o.input.buffer, null]
+    : [u, null, o.output.buffer, null, o.input.buffer, o.argmax];
+  prog.dispatch(o.label, pipeline, bindings, [
     Math.ceil(o.shape.c * o.rows * o.nseg / 64),
   ], o.flops);
 }

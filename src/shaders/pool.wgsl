@@ -2,8 +2,9 @@
 // that start inside the input are kept and clipped at the edge.
 // `forward` also writes the argmax (flat index within the channel, first
 // maximum in scan order, as PyTorch) that `backward` uses to route gradients.
-// Template parameter Q: outputs (forward) or 2×2 blocks of dx (backward) per
-// invocation along a row, so neighbouring windows share their loads.
+// Template parameter Q (a multiple of 4): outputs (forward) or 2×2 blocks of
+// dx (backward) per invocation along a row, so neighbouring windows share
+// their loads. shift4() comes from shift4.wgsl.
 
 // Channel planes are `hp` elements apart on the h×w side (forward input,
 // backward output) and `op` on the oh×ow side (pooled values, argmax, dy).
@@ -14,9 +15,20 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> argmax: array<u32>;
+// The input (x or dy) and the argmax as vec4s (rows are loaded as aligned
+// vec4s).
+@group(0) @binding(4) var<storage, read> xv: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> argmax4: array<vec4<u32>>;
+
+// shift4() for u32s.
+fn shift4u(a: vec4<u32>, b: vec4<u32>, s: u32) -> vec4<u32> {
+  let t1 = vec4<u32>(a.yzw, b.x);
+  let t2 = vec4<u32>(a.zw, b.xy);
+  let t3 = vec4<u32>(a.w, b.xyz);
+  return select(select(select(a, t1, s == 1u), t2, s == 2u), t3, s == 3u);
+}
 
 // Q outputs (oy, ox0 … ox0+Q−1) per invocation: their windows cover input
 // rows 2oy … 2oy+2 and the 2Q+1 columns from 2·ox0, each loaded once.
@@ -33,15 +45,23 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let y0 = 2u * oy;
   let x0 = 2u * ox0;
   let base = p.x_off + c * p.hp;
+  // Each of the 3 rows' 2Q+1 values as aligned vec4s realigned in registers
+  // (values past the row's end are masked by cv).
 //#for ky in 0..3
   let rv${ky} = y0 + ${ky}u < p.h;
-  let rb${ky} = base + min(y0 + ${ky}u, p.h - 1u) * p.w;
+  let e${ky} = base + min(y0 + ${ky}u, p.h - 1u) * p.w + x0;
+  let s${ky} = e${ky} & 3u;
+//#for g in 0..Q/2+2
+  let X${ky}_${g} = xv[(e${ky} >> 2u) + ${g}u];
+//#end
+//#for g in 0..Q/2+1
+  let y${ky}_${g} = shift4(X${ky}_${g}, X${ky}_${g+1}, s${ky});
+//#end
 //#end
 //#for t in 0..2*Q+1
   let cv${t} = x0 + ${t}u < p.w;
-  let cc${t} = min(x0 + ${t}u, p.w - 1u);
 //#for ky in 0..3
-  let v${ky}_${t} = x[rb${ky} + cc${t}];
+  let v${ky}_${t} = y${ky}_${t/4}[${t%4}];
 //#end
 //#end
   let ob = c * p.op + oy * p.ow + ox0;
@@ -63,7 +83,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 //#end
 }
 
-// dx[c, i] = sum of dy over the windows whose argmax is i. Here `x` holds dy
+// dx[c, i] = sum of dy over the windows whose argmax is i. Here `xv` holds dy
 // (at x_off) and `out` receives dx (at out_off); h, w are the input size.
 // An invocation owns Q 2×2 blocks of dx along a row (rows 2a, 2a+1; columns
 // 2b … 2b+2Q−1 from b = b0): only windows (a−1 or a, b0−1 … b0+Q−1) reach
@@ -81,19 +101,28 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let a = r / p.nseg;
   let b0 = (r % p.nseg) * ${Q}u;
   // Window (a − 1 + dy, b0 − 1 + t): its argmax, or an index no pixel has.
+  // Each row's Q+1 windows as aligned vec4s of argmax and dy realigned in
+  // registers; windows outside the pooled grid are masked.
 //#for dy in 0..2
+  let oy${dy} = a + ${dy}u;
+  let ov${dy} = oy${dy} >= 1u && oy${dy} <= p.oh;
+  // Row oy − 1 (clamped), window column b0 − 1: i32, as it may start at −1.
+  let e${dy} = i32(c * p.op + (min(max(oy${dy}, 1u), p.oh) - 1u) * p.ow + b0) - 1;
+  let s${dy} = u32(e${dy} & 3);
+  let ea${dy} = e${dy} + i32(p.x_off);
+  let sa${dy} = u32(ea${dy} & 3);
+//#for g in 0..Q/4+2
+  let M${dy}_${g} = argmax4[u32((e${dy} >> 2u) + ${g})];
+  let D${dy}_${g} = xv[u32((ea${dy} >> 2u) + ${g})];
+//#end
+//#for g in 0..Q/4+1
+  let m${dy}_${g} = shift4u(M${dy}_${g}, M${dy}_${g+1}, s${dy});
+  let d${dy}_${g} = shift4(D${dy}_${g}, D${dy}_${g+1}, sa${dy});
+//#end
 //#for t in 0..Q+1
-  var am${dy}_${t} = 0xffffffffu;
-  var g${dy}_${t} = 0.0;
-  {
-    let oy = a + ${dy}u;
-    let ox = b0 + ${t}u;
-    if (oy >= 1u && oy <= p.oh && ox >= 1u && ox <= p.ow) {
-      let o = c * p.op + (oy - 1u) * p.ow + (ox - 1u);
-      am${dy}_${t} = argmax[o];
-      g${dy}_${t} = x[p.x_off + o];
-    }
-  }
+  let k${dy}_${t} = ov${dy} && b0 + ${t}u >= 1u && b0 + ${t}u <= p.ow;
+  let am${dy}_${t} = select(0xffffffffu, m${dy}_${t/4}[${t%4}], k${dy}_${t});
+  let g${dy}_${t} = select(0.0, d${dy}_${t/4}[${t%4}], k${dy}_${t});
 //#end
 //#end
   let below = 2u * a + 1u < p.h;
