@@ -208,3 +208,42 @@ for (
     scope.dispose();
   });
 }
+
+Deno.test("conv2d 3x3 plus a 1×1 of a second input (fire expand gradients) on padded planes", async () => {
+  const { ctx, scope, gpu } = await testContext();
+  const [h, w, c3, c1, cout] = [5, 7, 8, 12, 16];
+  const np = h * w;
+  const plane = 36;
+  const s: ConvShape = { cin: c3, cout, h, w, kh: 3, kw: 3, stride: 1, pad: 1 };
+  const x3 = randomFloats(c3 * np, 21);
+  const x1 = randomFloats(c1 * np, 22);
+  const w3 = randomFloats(9 * c3 * cout, 23);
+  const w1 = randomFloats(c1 * cout, 24);
+  const mo = randomFloats(cout * np, 25);
+  const y3 = convRef(s, x3, w3, null).y;
+  const y1 = convRef({ ...s, cin: c1, kh: 1, kw: 1, pad: 0 }, x1, w1, null).y;
+  const want = y3.map((v, i) => mo[i] > 0 ? v + y1[i] : 0);
+  // One buffer: the 1×1's input first (c1 planes), then the 3×3's (c3 planes).
+  const both = new Float32Array([...x1, ...x3]);
+  const x = ctx.upload(scope, padPlanes(both, c1 + c3, np, plane, NaN), "x");
+  const out = scope.floats(cout * plane, "out");
+  const prog = new Program(gpu.device);
+  await conv2d(ctx, scope, prog, {
+    label: "t",
+    shape: s,
+    x: view(x, c1 * plane, plane),
+    weights: ctx.upload(scope, w3, "w3"),
+    plus1x1: { x: view(x, 0, plane), weights: ctx.upload(scope, w1, "w1"), cin: c1 },
+    out: view(out, 0, plane),
+    maskOut: view(ctx.upload(scope, padPlanes(mo, cout, np, plane, NaN), "mo"), 0, plane),
+    use: "gradient",
+  });
+  const enc = gpu.device.createCommandEncoder();
+  prog.encode(enc);
+  gpu.device.queue.submit([enc.finish()]);
+  const all = await readFloats(gpu.device, out, 0, cout * plane);
+  const got = new Float32Array(cout * np);
+  for (let k = 0; k < cout; k++) got.set(all.subarray(k * plane, k * plane + np), k * np);
+  assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
+  scope.dispose();
+});

@@ -347,22 +347,17 @@ export async function recordBackward(
       const e1 = net.get(`${l.name}/expand1x1`);
       const e3 = net.get(`${l.name}/expand3x3`);
       const s = net.get(`${l.name}/squeeze1x1`);
+      // Both expand layers' input gradients in one launch, through the
+      // squeeze layer's ReLU.
       await conv2d(ctx, scope, prog, {
-        label: `${l.name}.expand3x3.back`,
+        label: `${l.name}.expand.back`,
         shape: { ...at, cin: l.expand, cout: l.squeeze, kh: 3, kw: 3, pad: 1 },
         x: view(grads[i], l.expand * plane, plane),
         weights: e3.back,
+        plus1x1: { x: dy, weights: e1.back, cin: l.expand },
         out: gs,
-        use: "gradient",
-      });
-      await conv2d(ctx, scope, prog, {
-        label: `${l.name}.expand1x1.back`,
-        shape: { ...at, cin: l.expand, cout: l.squeeze, kh: 1, kw: 1, pad: 0 },
-        x: dy,
-        weights: e1.back,
-        out: gs,
-        accumulate: true,
         maskOut: sq,
+        use: "gradient",
       });
       // When nothing else adds into the input's gradient, the input layer's
       // ReLU backward is fused into this write.

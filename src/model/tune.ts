@@ -123,7 +123,18 @@ async function record(
         await conv("expand3x3", { ...at, ...three, cin: sq, cout: e }, "forward");
       }
       if (family === "conv3x3Gradient") {
-        await conv("expand3x3.back", { ...at, ...three, cin: e, cout: sq }, "gradient");
+        // As the network runs it: both expand layers' gradients in one launch.
+        const dy = buf(2 * e * p);
+        await conv2d(ctx, scope, prog, {
+          label: "expand.back",
+          shape: { ...at, ...three, cin: e, cout: sq },
+          x: view(dy, e * p, p),
+          weights: buf(9 * e * sq),
+          plus1x1: { x: view(dy, 0, p), weights: buf(e * sq), cin: e },
+          out: view(buf(sq * p), 0, p),
+          maskOut: view(buf(sq * p), 0, p),
+          use: "gradient",
+        });
       }
       if (family === "pointwiseVec4") {
         await conv("squeeze", { ...at, ...one, cin: d.c, cout: sq }, "forward");

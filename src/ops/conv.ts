@@ -68,6 +68,12 @@ export interface Conv2dOptions {
   /** Multiply the result by (maskOut > 0). */
   maskOut?: View;
   /**
+   * 3×3, stride 1, padding 1 only: a second input in `x`'s buffer (same plane
+   * stride) whose 1×1 convolution by `weights` [cin][cout] is summed in — the
+   * input gradients of a fire module's two expand layers in one launch.
+   */
+  plus1x1?: { x: View; weights: GPUBuffer; cin: number };
+  /**
    * Picks the tile: "gradient" (3×3) is tuned for input gradients with few
    * output channels, "gram" (1×1) for the Gram backward's square products.
    */
@@ -159,6 +165,15 @@ export async function conv2d(
   const nseg = Math.ceil(ow / base.TN);
   const t = fitChannels(base, s.cout, o.label);
   const xv = t.TN % 4 === 0 ? t.XV : 0;
+  const p1 = o.plus1x1;
+  if (
+    p1 && (s.stride !== 1 || s.pad !== 1 || !xv || p1.x.buffer !== o.x.buffer ||
+      (p1.x.plane ?? s.h * s.w) !== xPlane)
+  ) {
+    throw new RangeError(
+      `${o.label}: plus1x1 needs stride 1, padding 1, vec4 rows and an input in x's buffer and layout`,
+    );
+  }
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
     source: `${conv3x3}\n${common}\n${shift4}`,
@@ -169,6 +184,7 @@ export async function conv2d(
       XV: xv,
       // Unroll the input channels by the largest of 1..t.U dividing cin.
       U: unrollFor(s.cin, t.U),
+      E1: p1 ? 1 : 0,
     },
     entry: "main",
     constants: flags(o),
@@ -186,15 +202,19 @@ export async function conv2d(
     mo,
     xPlane,
     outPlane,
+    p1?.cin ?? 0,
+    p1?.x.offset ?? 0,
+    0,
+    0,
   ]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
   // With XV the kernel reads x only through its vec4 view (binding 6).
   const b = bindings(ctx, u, o);
   if (xv) b[1] = null;
-  prog.dispatch(o.label, pipeline, [...b, xv ? o.x.buffer : null], [
+  prog.dispatch(o.label, pipeline, [...b, xv ? o.x.buffer : null, p1?.weights ?? null], [
     s.cout / (4 * t.TMV),
     Math.ceil(oh * nseg / t.WG),
-  ], flops);
+  ], flops + (p1 ? 2 * s.cout * oh * ow * p1.cin : 0));
 }
 
 /**

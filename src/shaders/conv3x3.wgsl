@@ -8,8 +8,8 @@
 // in the oracle, so ReLU masks and pooling argmaxes downstream agree with it.
 // XV 1 (TN % 4 == 0) loads each row segment (TN·S values) as aligned vec4s
 // realigned in registers instead of one scalar load per value; with stride 2
-// every other value is used. Template
-// parameters: TMV, TN, WG, S, PAD, U, XV.
+// every other value is used. E1 1 also sums a 1×1 convolution of a second
+// input (see below). Template parameters: TMV, TN, WG, S, PAD, U, XV, E1.
 // Needs cout % (4·TMV) == 0; x and out at any element offset, their channel
 // planes x_plane and out_plane elements apart.
 // Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl; shift4()
@@ -19,12 +19,16 @@ struct Params {
   cin: u32, cout4: u32, h: u32, w: u32,
   oh: u32, ow: u32, nseg: u32, x_off: u32,
   out_off: u32, mask_out_off: u32, x_plane: u32, out_plane: u32,
+  cin2: u32, x2_off: u32, _p0: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> pr: Params;
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // [ky][kx][cin][cout]
 //#if XV
 @group(0) @binding(6) var<storage, read> xv: array<vec4<f32>>;  // x again, as vec4 (XV only)
+//#end
+//#if E1
+@group(0) @binding(7) var<storage, read> wone: array<vec4<f32>>;  // [cin2][cout] (E1 only)
 //#end
 
 @compute @workgroup_size(${WG})
@@ -93,6 +97,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
   }
 //#end
+//#end
+//#if E1
+  // E1 (stride 1, PAD 1, XV): a 1×1 convolution of a second input in the
+  // same buffer (at x2_off, cin2 channels, weights wone) summed in: the input
+  // gradient of a fire module's expand1x1 beside that of its expand3x3.
+  for (var c2 = 0u; c2 < pr.cin2; c2++) {
+    let e = pr.x2_off + c2 * hw + rb1 + ox0;
+    let q = e >> 2u;
+    let s = e & 3u;
+//#for g in 0..TN/4+1
+    let X${g} = xv[q + ${g}u];
+//#end
+//#for g in 0..TN/4
+    let y${g} = shift4(X${g}, X${g+1}, s);
+//#end
+//#for j in 0..TN
+    let v${j} = select(0.0, y${j/4}[${j%4}], cv${j+1});
+//#end
+//#for i in 0..TMV
+    let w${i} = wone[c2 * pr.cout4 + cog + ${i}u];
+//#end
+//#for i in 0..TMV
+//#for j in 0..TN
+    a${i}_${j} = fma(w${i}, vec4<f32>(v${j}), a${i}_${j});
+//#end
+//#end
+  }
 //#end
   let npix = pr.out_plane;
 //#for i in 0..TMV
