@@ -101,7 +101,10 @@ export interface TileTable {
   gramBackwardVec4: { TMV: number; TN: number; WG: number };
   /** conv_s2_backward.wgsl: 2 × 2Q block of dx per invocation, WG invocations. */
   stridedBackward: { Q: number; WG: number };
-  /** gram.wgsl: T×T tile per invocation, WG invocations, pixel chunks of CHUNK. */
+  /**
+   * gram.wgsl: T×T tile per invocation (halved for channel counts T does not
+   * divide), WG invocations, pixel chunks of CHUNK.
+   */
   gram: { T: number; WG: number; CHUNK: number };
 }
 
@@ -124,7 +127,7 @@ export const DEFAULT_TILES: TileTable = {
   conv3x3Strided: { TMV: 8, TN: 16, WG: 16, U: 1, XV: 1 },
   conv3x3Gradient: { TMV: 4, TN: 16, WG: 16, U: 1, XV: 1 },
   stridedBackward: { Q: 16, WG: 64 },
-  gram: { T: 8, WG: 32, CHUNK: 256 },
+  gram: { T: 16, WG: 32, CHUNK: 256 },
 };
 
 /** The device-wide parts the op wrappers share. */

@@ -17,15 +17,20 @@ const source = `${gramSource}\n${shift4}\n${workgroupSum}`;
 /** Number of per-workgroup partial sums {@link gram} writes with a loss. */
 export const GRAM_LOSS_PARTS = 16;
 
-/** The tiling of a Gram of `c` channels over `npix` pixels. */
+/**
+ * The tiling of a Gram of `c` channels over `npix` pixels: the tile table's
+ * side T, halved (down to 4) while it does not divide c.
+ */
 export function gramGeometry(ctx: OpContext, c: number, npix: number) {
-  const { T, CHUNK } = ctx.tiles.gram;
-  if (c % T) throw new RangeError(`Gram of ${c} channels: channels must be a multiple of ${T}`);
+  let { T } = ctx.tiles.gram;
+  const { CHUNK } = ctx.tiles.gram;
   if (T % 4 || CHUNK % 4) throw new RangeError(`Gram tile: T and CHUNK must be multiples of 4`);
+  while (c % T && T > 4 && T % 8 === 0) T /= 2;
+  if (c % T) throw new RangeError(`Gram of ${c} channels: channels must be a multiple of ${T}`);
   const nb = c / T;
   const ntiles = nb * (nb + 1) / 2;
   const nchunks = Math.ceil(npix / CHUNK);
-  return { nb, ntiles, nchunks, chunk: CHUNK, scratch: nchunks * ntiles * T * T };
+  return { T, nb, ntiles, nchunks, chunk: CHUNK, scratch: nchunks * ntiles * T * T };
 }
 
 /** Options of {@link gram}. */
@@ -74,7 +79,7 @@ export async function gram(
   const w = o.loss?.weight ?? 0;
   new Float32Array(buf).set([1 / n, w, 4 * w / n, 0], 12);
   const u = ctx.uniform(scope, new Uint32Array(buf), `${o.label}.params`);
-  const template = { T: t.T, WG: t.WG };
+  const template = { T: geo.T, WG: t.WG };
   const partial = await ctx.pipelines.get({
     name: "gram.wgsl",
     source,
@@ -87,7 +92,7 @@ export async function gram(
   prog.dispatch(`${o.label}.partial`, partial, [u, o.f.buffer, o.f.buffer, o.scratch], [
     gx,
     Math.ceil(groups / gx),
-  ], 2 * geo.ntiles * t.T * t.T * o.npix);
+  ], 2 * geo.ntiles * geo.T * geo.T * o.npix);
   const reduce = await ctx.pipelines.get({
     name: "gram.wgsl",
     source,
