@@ -40,6 +40,18 @@ Deno.test("gram: the Grams of the style image's features match gram_target/* wit
   }
 });
 
+Deno.test("tapGrams: the style image's Grams computed in place equal gram(features) and gram_target/*", async () => {
+  const feats = await stylizer.features(g.get("style")!, layers);
+  const grams = await stylizer.tapGrams(g.get("style")!, layers);
+  for (const [i, l] of layers.entries()) {
+    const viaReadback = await stylizer.gram(feats[l]!);
+    assert.deepEqual(grams[i].shape, viaReadback.shape);
+    // The same sums in the same order: equal up to the last bit or so.
+    assert.ok(relL2(grams[i].data, viaReadback.data) <= 1e-6, l);
+    assert.ok(relL2(grams[i].data, g.get(`gram_target/${l}`)!.data) <= 1e-4, l);
+  }
+});
+
 const CASES: [string, Parameters<typeof spec>[0]][] = [
   ["content", { content: true }],
   ["style", { style: layers }],

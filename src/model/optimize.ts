@@ -98,18 +98,15 @@ export async function styleTargets(
   const sum = w.reduce((a, b) => a + b, 0);
   if (!(sum > 0)) throw new UserError("style blend weights must not all be 0");
   const out: Tensor[] = [];
-  const feats = [];
-  for (const s of styles) feats.push(await engine.features(s, layers));
-  for (const l of layers) {
-    let acc: Float32Array | null = null;
-    let shape: number[] = [];
+  const grams = [];
+  for (const s of styles) grams.push(await engine.tapGrams(s, layers));
+  for (const [i] of layers.entries()) {
+    const acc = new Float32Array(grams[0][i].data.length);
     for (let k = 0; k < styles.length; k++) {
-      const g = await engine.gram(feats[k][l]!);
-      shape = g.shape;
-      acc ??= new Float32Array(g.data.length);
-      for (let e = 0; e < acc.length; e++) acc[e] += g.data[e] * w[k] / sum;
+      const g = grams[k][i].data;
+      for (let e = 0; e < acc.length; e++) acc[e] += g[e] * w[k] / sum;
     }
-    out.push({ shape, data: acc! });
+    out.push({ shape: grams[0][i].shape, data: acc });
   }
   return out;
 }

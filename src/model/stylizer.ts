@@ -344,6 +344,45 @@ export class Engine implements Stylizer {
     return result;
   }
 
+  /**
+   * Gram matrices [C, C] of the features of `input` (preprocessed BGR
+   * [1,3,H,W]) at each of `taps`, computed where the features are (no
+   * readback of the features): what a style image contributes to the loss.
+   */
+  async tapGrams(input: Tensor, taps: TapName[]): Promise<Tensor[]> {
+    checkTensor(input, "tapGrams input");
+    const [, c, h, w] = input.shape;
+    if (c !== 3) throw new UserError(`tapGrams input must have 3 channels, got ${c}`);
+    const upto = this.deepest(h, w, taps);
+    const plan = await this.plan(`grams:${h}x${w}:${taps.join(",")}`, async (scope) => {
+      const prog = new Program(this.gpu.device);
+      const input = scope.floats(3 * h * w, "input");
+      const fwd = await recordForward(this.ctx, scope, prog, this.net, input, h, w, upto);
+      const grams: { buffer: GPUBuffer; c: number }[] = [];
+      for (const t of taps) {
+        const o = fwd.outputs[tapLayerIndex(t)];
+        const [ch, np] = [o.dims.c, o.dims.h * o.dims.w];
+        const g = scope.floats(ch * ch, `${t}.gram`);
+        await gram(this.ctx, scope, prog, {
+          label: `${t}.gram`,
+          c: ch,
+          npix: np,
+          f: view(o.buffer, 0, o.plane),
+          scratch: scope.floats(gramGeometry(this.ctx, ch, np).scratch, `${t}.scratch`),
+          gram: view(g),
+        });
+        grams.push({ buffer: g, c: ch });
+      }
+      return { prog, scope, fwd, grams };
+    });
+    this.gpu.device.queue.writeBuffer(plan.fwd.input, 0, new Float32Array(input.data));
+    this.run(plan.prog);
+    const data = await this.read(
+      plan.grams.map((g) => ({ buffer: g.buffer, offset: 0, floats: g.c * g.c })),
+    );
+    return data.map((d, i) => ({ shape: [plan.grams[i].c, plan.grams[i].c], data: d }));
+  }
+
   async gram(features: Tensor): Promise<Tensor> {
     checkTensor(features, "gram input");
     const [, c, h, w] = features.shape;

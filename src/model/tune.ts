@@ -32,7 +32,7 @@ export const CANDIDATES: TuneCandidates = {
   gramBackwardVec4: [pw(4, 4, 16), pw(8, 2, 16), pw(2, 2, 64), pw(1, 2, 64), pw(1, 1, 128)],
   conv3x3: [c3(8, 8, 32, 1), c3(4, 8, 32, 1), c3(4, 4, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 1)],
   conv3x3Gradient: [c3(4, 8, 32, 1), c3(2, 8, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 1)],
-  conv3x3Strided: [c3(4, 16, 32, 0), c3(4, 8, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 0)],
+  conv3x3Strided: [c3(8, 16, 16, 1), c3(4, 8, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 0)],
   stridedBackward: [{ Q: 8, WG: 64 }, { Q: 4, WG: 128 }, { Q: 8, WG: 16 }],
   gram: [
     { T: 8, WG: 32, CHUNK: 256 },
