@@ -266,18 +266,26 @@ export interface BackwardLosses {
   /** Whether any loss adds a gradient at layer `layer`'s output. */
   hasLoss(layer: number): boolean;
   /**
-   * Records the loss gradients that add into `grad` (d loss / d output of
-   * `layer`). With `relu`, the layer's ReLU output, it may fuse the ReLU
-   * backward into its last write; it returns whether it did.
+   * Whether {@link inject} can write the deepest layer's gradient without its
+   * being cleared first (its first write overwrites instead of adding).
    */
-  inject(layer: number, grad: GPUBuffer, relu: View | null): Promise<boolean>;
+  overwrites(layer: number): boolean;
+  /**
+   * Records the loss gradients that add into `grad` (d loss / d output of
+   * `layer`); with `fresh`, `grad` holds nothing yet and the first write
+   * overwrites it (only where {@link overwrites} said so). With `relu`, the
+   * layer's ReLU output, it may fuse the ReLU backward into its last write;
+   * it returns whether it did.
+   */
+  inject(layer: number, grad: GPUBuffer, relu: View | null, fresh: boolean): Promise<boolean>;
 }
 
 /**
  * Records the backward pass from the deepest recorded layer down to the image.
  * `grads[i]` receives d loss / d output of layer i; `losses.inject(i, …)`
  * records the loss gradients that add into `grads[i]` (called after the layer
- * above has written it, or after it was cleared for the deepest layer). The
+ * above has written it; the deepest layer's is cleared first unless its
+ * first loss write overwrites it). The
  * image gradient is written (not added) to `imageGrad`.
  */
 export async function recordBackward(
@@ -295,7 +303,9 @@ export async function recordBackward(
   );
   // masked[i]: the ReLU backward of layer i was fused into the last write of grads[i].
   const masked = grads.map(() => false);
-  prog.clear(`${SQUEEZENET[n - 1].name}.grad.clear`, grads[n - 1]);
+  // The deepest gradient: written by its first loss term, or cleared for them.
+  const fresh = losses.overwrites(n - 1);
+  if (!fresh) prog.clear(`${SQUEEZENET[n - 1].name}.grad.clear`, grads[n - 1]);
   for (let i = n - 1; i >= 0; i--) {
     const l = SQUEEZENET[i];
     const d = i > 0 ? fwd.outputs[i - 1].dims : fwd.dims;
@@ -305,7 +315,7 @@ export async function recordBackward(
     const dx = i > 0 ? view(grads[i - 1], 0, fwd.outputs[i - 1].plane) : view(imageGrad);
     const dy = view(grads[i], 0, plane);
     const relu = l.kind !== "pool" && !masked[i] ? view(out.buffer, 0, plane) : null;
-    if (await losses.inject(i, grads[i], relu)) masked[i] = true;
+    if (await losses.inject(i, grads[i], relu, fresh && i === n - 1)) masked[i] = true;
     if (l.kind !== "pool" && !masked[i]) {
       // Through the layer's ReLU(s), once every contribution to grads[i] is in.
       await reluBackward(ctx, scope, prog, {

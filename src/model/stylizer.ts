@@ -497,7 +497,7 @@ export class Engine implements Stylizer {
       spec.styleLayers.flatMap((l, k) =>
         tapLayerIndex(l) === i && spec.styleWeights[k] > 0 ? [k] : []
       );
-    const inject = async (i: number, g: GPUBuffer, relu: View | null) => {
+    const inject = async (i: number, g: GPUBuffer, relu: View | null, fresh: boolean) => {
       const out = fwd.outputs[i];
       const d = out.dims;
       const F = view(out.buffer, 0, out.plane);
@@ -548,6 +548,8 @@ export class Engine implements Stylizer {
           f: F,
           dgram,
           grad: G,
+          // The first write of a gradient nothing else wrote (see overwrites).
+          accumulate: !(fresh && s === styles[0]),
           // The layer's ReLU backward, fused into the last write of its gradient.
           maskOut: s === styles.at(-1) && relu ? relu : undefined,
         });
@@ -555,7 +557,15 @@ export class Engine implements Stylizer {
       return contentMasks || (styles.length > 0 && relu !== null);
     };
     const hasLoss = (i: number) => (i === cIdx && spec.contentWeight > 0) || styleAt(i).length > 0;
-    const grads = await recordBackward(ctx, scope, prog, this.net, fwd, grad, { inject, hasLoss });
+    // Style terms come first at a layer without a content term: the first
+    // Gram backward can overwrite a gradient nothing else wrote.
+    const overwrites = (i: number) =>
+      !(i === cIdx && spec.contentWeight > 0) && styleAt(i).length > 0;
+    const grads = await recordBackward(ctx, scope, prog, this.net, fwd, grad, {
+      inject,
+      hasLoss,
+      overwrites,
+    });
     if (spec.tvWeight > 0) {
       await tvLoss(ctx, scope, prog, {
         label: "tv",

@@ -122,7 +122,10 @@ export async function gram(
   );
 }
 
-/** Appends dF += dG·F (dG symmetric [C][C], already scaled by 4w/N) into `grad`, optionally masked. */
+/**
+ * Appends dF += dG·F (dG symmetric [C][C], already scaled by 4w/N) into
+ * `grad` (or dF = dG·F, without `accumulate`), optionally masked.
+ */
 export async function gramBackward(
   ctx: OpContext,
   scope: Scope,
@@ -137,6 +140,8 @@ export async function gramBackward(
     grad: View;
     /** Multiply the accumulated gradient by (maskOut > 0): a fused ReLU backward. */
     maskOut?: View;
+    /** Add into `grad` (the default) or, false, overwrite it. */
+    accumulate?: boolean;
   },
 ): Promise<void> {
   await conv2d(ctx, scope, prog, {
@@ -145,7 +150,7 @@ export async function gramBackward(
     x: o.f,
     weights: o.dgram,
     out: o.grad,
-    accumulate: true,
+    accumulate: o.accumulate ?? true,
     maskOut: o.maskOut,
     use: "gram",
   });
