@@ -11,6 +11,8 @@ import {
 } from "../src/ops/conv.ts";
 import {
   DEFAULT_TILES,
+  defaultTiles,
+  GPU_TILES,
   OpContext,
   planeStride,
   Scope,
@@ -131,6 +133,20 @@ for (const [family, tiles] of Object.entries(CANDIDATES) as [keyof TileTable, un
     }
   });
 }
+
+Deno.test("hardware GPUs start from GPU_TILES, whose every entry the candidate test above covers", () => {
+  assert.equal(defaultTiles(true), DEFAULT_TILES);
+  assert.equal(defaultTiles(false), GPU_TILES);
+  const candidates = CANDIDATES as Record<string, unknown[]>;
+  for (const [family, tile] of Object.entries(GPU_TILES)) {
+    if (family === "pointwise" || family === "gramBackward") continue; // unaligned fallbacks
+    const tried = [DEFAULT_TILES[family as keyof typeof DEFAULT_TILES], ...candidates[family]];
+    assert.ok(
+      tried.some((t) => JSON.stringify(t) === JSON.stringify(tile)),
+      `${family} ${JSON.stringify(tile)} is not a tune candidate`,
+    );
+  }
+});
 
 Deno.test("tuneTiles times each candidate and keeps the default unless beaten by the margin", async () => {
   const engine = await Engine.create({ weights: WEIGHTS, tilesFile: false });

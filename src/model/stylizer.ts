@@ -11,7 +11,7 @@ import { BufferPool, GpuLimitError, type PoolStats } from "../gpu/pool.ts";
 import { PipelineCache, type PipelineStats } from "../gpu/pipelines.ts";
 import { Program } from "../gpu/scheduler.ts";
 import {
-  DEFAULT_TILES,
+  defaultTiles,
   OpContext,
   planeStride,
   Scope,
@@ -190,7 +190,7 @@ export class Engine implements Stylizer {
       }
     }
     const pool = new BufferPool(gpu.device);
-    const tiles = { ...DEFAULT_TILES, ...chosen };
+    const tiles = { ...defaultTiles(gpu.isFallback), ...chosen };
     const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
     const scope = new Scope(pool);
     const engine = new Engine(gpu, ctx, NetWeights.upload(ctx, scope, weights), scope);

@@ -130,6 +130,30 @@ export const DEFAULT_TILES: TileTable = {
   gram: { T: 16, WG: 32, CHUNK: 256 },
 };
 
+/**
+ * The starting table on hardware GPUs (not measured here: no GPU was at
+ * hand): the lavapipe table's 128 vec4 accumulators per invocation would
+ * spill out of a GPU thread's registers, and its 16-invocation workgroups
+ * would fill half a warp. So: 8–16 vec4 accumulators, 64–128 invocations.
+ * Every entry is one of `deno task tune`'s candidates, which refines it.
+ */
+export const GPU_TILES: TileTable = {
+  pointwise: { TMV: 2, TN: 4, WG: 64 },
+  gramBackward: { TMV: 2, TN: 4, WG: 64 },
+  pointwiseVec4: { TMV: 2, TN: 2, WG: 64 },
+  gramBackwardVec4: { TMV: 2, TN: 2, WG: 64 },
+  conv3x3: { TMV: 2, TN: 4, WG: 64, U: 1, XV: 1 },
+  conv3x3Strided: { TMV: 2, TN: 4, WG: 64, U: 1, XV: 1 },
+  conv3x3Gradient: { TMV: 2, TN: 4, WG: 64, U: 1, XV: 1 },
+  stridedBackward: { Q: 4, WG: 128 },
+  gram: { T: 8, WG: 64, CHUNK: 256 },
+};
+
+/** The default table for an adapter: lavapipe's for software adapters, {@link GPU_TILES} otherwise. */
+export function defaultTiles(isFallback: boolean): TileTable {
+  return isFallback ? DEFAULT_TILES : GPU_TILES;
+}
+
 /** The device-wide parts the op wrappers share. */
 export class OpContext {
   /** The device. */
