@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { readImage, writeImage } from "../src/image/mod.ts";
 import type { RgbImage } from "../src/image/types.ts";
 import { sharedDir } from "./helpers.ts";
+import { TILES_FILE_VERSION } from "../src/model/tiles_cache.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(REPO, "src", "cli.ts");
@@ -323,7 +324,7 @@ test("tune --rounds 1 writes the adapter's tiles file and --reset removes it", a
   const path = /^wrote (.+\.json)$/m.exec(r.stdout)?.[1] ?? "";
   assert.ok(path.startsWith(join(dir, "cache", "tiles")), r.stdout);
   const file = JSON.parse(await Deno.readTextFile(path));
-  assert.equal(file.version, 1);
+  assert.equal(file.version, TILES_FILE_VERSION);
   assert.equal(typeof file.tiles, "object");
   // One line per tuned family, each naming its tile and the default's time.
   assert.equal(r.stdout.split("\n").filter((l) => / ms \(default /.test(l)).length, 7);

@@ -7,7 +7,7 @@ import {
   type ConvShape,
   packStridedKernel,
 } from "../src/ops/conv.ts";
-import { view } from "../src/ops/context.ts";
+import { planeStride, view } from "../src/ops/context.ts";
 import { randomFloats, readFloats, relL2, testContext } from "./helpers.ts";
 
 /** CPU reference: y = conv(x, w [KH][KW][Cin][Cout]) + b, optional ReLU. */
@@ -70,27 +70,55 @@ for (const [name, s, use] of SHAPES) {
     const w = randomFloats(s.kh * s.kw * s.cin * s.cout, 2);
     const b = randomFloats(s.cout, 3);
     const ref = convRef(s, x, w, b);
-    const out = scope.floats(ref.y.length + 5, "out");
+    const np = ref.oh * ref.ow;
+    // 1×1 convolutions need the network's padded planes (and aligned offsets);
+    // 3×3 ones take any layout: dense, the output at an odd offset.
+    const one = s.kh === 1;
+    const [xp, op, at] = one ? [planeStride(s.h, s.w), planeStride(ref.oh, ref.ow), 8] : [
+      s.h * s.w,
+      np,
+      5,
+    ];
+    const out = scope.floats(at + s.cout * op, "out");
     const prog = new Program(gpu.device);
     await conv2d(ctx, scope, prog, {
       label: "t",
       shape: s,
-      x: view(ctx.upload(scope, x, "x")),
+      x: view(ctx.upload(scope, padPlanes(x, s.cin, s.h * s.w, xp, NaN), "x"), 0, xp),
       weights: ctx.upload(scope, w, "w"),
       bias: ctx.upload(scope, b, "b"),
-      out: view(out, 5),
+      out: view(out, at, op),
       relu: true,
       use,
     });
     const enc = gpu.device.createCommandEncoder();
     prog.encode(enc);
     gpu.device.queue.submit([enc.finish()]);
-    const got = await readFloats(gpu.device, out, 5, ref.y.length);
+    const all = await readFloats(gpu.device, out, at, s.cout * op);
+    const got = new Float32Array(s.cout * np);
+    for (let k = 0; k < s.cout; k++) got.set(all.subarray(k * op, k * op + np), k * np);
     const want = ref.y.map((v) => Math.max(v, 0));
     assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
     scope.dispose();
   });
 }
+
+Deno.test("conv2d rejects a 1×1 convolution on unaligned planes", async () => {
+  const { ctx, scope, gpu } = await testContext();
+  const s: ConvShape = { cin: 4, cout: 16, h: 3, w: 3, kh: 1, kw: 1, stride: 1, pad: 0 };
+  const o = { label: "t", shape: s, weights: scope.floats(64, "w") };
+  const prog = new Program(gpu.device);
+  const buf = scope.floats(256, "b");
+  await assert.rejects(
+    conv2d(ctx, scope, prog, { ...o, x: view(buf), out: view(buf) }),
+    /multiples of 4/,
+  );
+  await assert.rejects(
+    conv2d(ctx, scope, prog, { ...o, x: view(buf, 0, 12), out: view(buf, 2, 12) }),
+    /multiples of 4/,
+  );
+  scope.dispose();
+});
 
 Deno.test("conv2d accumulate and output mask: out = (out + x conv w)·[mo>0]", async () => {
   const { ctx, scope, gpu } = await testContext();

@@ -43,12 +43,12 @@ async function runFamily(family: keyof TileTable, tiles: TileTable): Promise<Flo
   const p = planeStride(5, 7);
   let out: GPUBuffer;
   let n: number;
-  if (family === "pointwiseVec4" || family === "gramBackwardVec4") {
+  if (family === "pointwise" || family === "gramBackward") {
     // 1×1 with accumulate and mask on padded planes (32 channels in and out).
     out = up(32 * p, 1);
     n = 32 * p;
     const f = view(up(32 * p, 2), 0, p);
-    if (family === "gramBackwardVec4") {
+    if (family === "gramBackward") {
       await gramBackward(ctx, scope, prog, {
         label: "t",
         c: 32,
@@ -139,7 +139,6 @@ Deno.test("hardware GPUs start from GPU_TILES, whose every entry the candidate t
   assert.equal(defaultTiles(false), GPU_TILES);
   const candidates = CANDIDATES as Record<string, unknown[]>;
   for (const [family, tile] of Object.entries(GPU_TILES)) {
-    if (family === "pointwise" || family === "gramBackward") continue; // unaligned fallbacks
     const tried = [DEFAULT_TILES[family as keyof typeof DEFAULT_TILES], ...candidates[family]];
     assert.ok(
       tried.some((t) => JSON.stringify(t) === JSON.stringify(tile)),
@@ -157,12 +156,12 @@ Deno.test("tuneTiles times each candidate and keeps the default unless beaten by
       w: 64,
       rounds: 1,
       candidates: {
-        pointwiseVec4: [{ TMV: 4, TN: 4, WG: 8 }],
+        pointwise: [{ TMV: 4, TN: 4, WG: 8 }],
         gram: [{ T: 8, WG: 64, CHUNK: 512 }],
       },
       onProgress: (s) => lines.push(s),
     });
-    assert.deepEqual(results.map((r) => r.family), ["pointwiseVec4", "gram"]);
+    assert.deepEqual(results.map((r) => r.family), ["pointwise", "gram"]);
     assert.equal(lines.length, 4);
     for (const r of results) {
       assert.deepEqual(r.times[0].tile, DEFAULT_TILES[r.family]);
@@ -187,7 +186,7 @@ Deno.test("tuned tiles round-trip through their cache file and Engine.create use
       k === "STYLIZE_CACHE_DIR" ? dir : undefined))!;
     assert.ok(path.startsWith(join(dir, "tiles")), path);
     assert.deepEqual(await loadTunedTiles(path, gpu.adapterKey), { reason: "no tuned tiles" });
-    const tiles = { pointwiseVec4: { TMV: 4, TN: 4, WG: 8 } };
+    const tiles = { pointwise: { TMV: 4, TN: 4, WG: 8 } };
     const file = {
       version: TILES_FILE_VERSION,
       adapterKey: gpu.adapterKey,
@@ -203,7 +202,7 @@ Deno.test("tuned tiles round-trip through their cache file and Engine.create use
     });
     const engine = await Engine.create({ weights: WEIGHTS, tilesFile: path });
     assert.equal(engine.tilesSource, path);
-    assert.deepEqual(engine.ctx.tiles.pointwiseVec4, tiles.pointwiseVec4);
+    assert.deepEqual(engine.ctx.tiles.pointwise, tiles.pointwise);
     assert.deepEqual(engine.ctx.tiles.gram, DEFAULT_TILES.gram);
     engine.dispose();
     // A malformed or stale file is ignored, with the reason reported.
@@ -218,7 +217,7 @@ Deno.test("tuned tiles round-trip through their cache file and Engine.create use
       assert.equal(e.tilesSource, "default");
       assert.deepEqual(e.ctx.tiles, DEFAULT_TILES);
       assert.equal(said.length, 1);
-      assert.match(said[0], /^ignoring .*: (not version 1|malformed entry "gram")/);
+      assert.match(said[0], /^ignoring .*: (not version 2|malformed entry "gram")/);
       e.dispose();
     }
   } finally {

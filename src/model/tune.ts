@@ -28,8 +28,8 @@ const c3 = (TMV: number, TN: number, WG: number, XV: number) => ({ TMV, TN, WG, 
  * to GPUs (more invocations per workgroup, smaller tiles per invocation).
  */
 export const CANDIDATES: TuneCandidates = {
-  pointwiseVec4: [pw(4, 4, 8), pw(4, 2, 16), pw(2, 2, 64), pw(1, 2, 64), pw(1, 1, 128)],
-  gramBackwardVec4: [pw(4, 4, 16), pw(8, 2, 16), pw(2, 2, 64), pw(1, 2, 64), pw(1, 1, 128)],
+  pointwise: [pw(4, 4, 8), pw(4, 2, 16), pw(2, 2, 64), pw(1, 2, 64), pw(1, 1, 128)],
+  gramBackward: [pw(4, 4, 16), pw(8, 2, 16), pw(2, 2, 64), pw(1, 2, 64), pw(1, 1, 128)],
   conv3x3: [c3(8, 8, 32, 1), c3(4, 8, 32, 1), c3(4, 4, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 1)],
   conv3x3Gradient: [c3(4, 8, 32, 1), c3(2, 8, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 1)],
   conv3x3Strided: [c3(8, 16, 16, 1), c3(4, 8, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 0)],
@@ -137,14 +137,14 @@ async function record(
           use: "gradient",
         });
       }
-      if (family === "pointwiseVec4") {
+      if (family === "pointwise") {
         await conv("squeeze", { ...at, ...one, cin: d.c, cout: sq }, "forward");
         await conv("expand1x1", { ...at, ...one, cin: sq, cout: e }, "forward");
         await conv("expand1x1.back", { ...at, ...one, cin: e, cout: sq }, "forward");
         await conv("squeeze.back", { ...at, ...one, cin: sq, cout: d.c }, "forward");
       }
     }
-    if (family === "gramBackwardVec4") {
+    if (family === "gramBackward") {
       const f = view(buf(d.c * p), 0, p);
       await gramBackward(ctx, scope, prog, {
         label: "gram.back",

@@ -73,10 +73,13 @@ export class Scope {
  */
 export interface TileTable {
   /**
-   * pointwise.wgsl: TMV vec4 channel groups × TN pixels per invocation, WG
-   * invocations (TMV is halved for layers whose channels it does not divide).
+   * pointwise.wgsl (1×1 convolutions): TMV vec4 channel groups × TN groups of
+   * 4 pixels per invocation, WG invocations (TMV is halved for layers whose
+   * channels it does not divide).
    */
   pointwise: { TMV: number; TN: number; WG: number };
+  /** pointwise.wgsl for the Gram backward (C×C by C×P). */
+  gramBackward: { TMV: number; TN: number; WG: number };
   /**
    * conv3x3.wgsl, stride 1: TMV vec4 channel groups × a TN-pixel row segment,
    * WG invocations, U-fold channel unroll, XV 1 for vec4 row loads.
@@ -86,19 +89,6 @@ export interface TileTable {
   conv3x3Strided: Conv3x3Tile;
   /** conv3x3.wgsl for input gradients (16–64 output channels). */
   conv3x3Gradient: Conv3x3Tile;
-  /**
-   * pointwise.wgsl for the Gram backward (C×C by C×P): 32 invocations, where
-   * the other 1×1 convolutions (fewer pixels per launch on the small layers)
-   * are faster at 16.
-   */
-  gramBackward: { TMV: number; TN: number; WG: number };
-  /**
-   * pointwise.wgsl's `main4` (aligned planes, vec4 pixel groups): TMV vec4
-   * channel groups × TN groups of 4 pixels per invocation, WG invocations.
-   */
-  pointwiseVec4: { TMV: number; TN: number; WG: number };
-  /** `main4` for the Gram backward. */
-  gramBackwardVec4: { TMV: number; TN: number; WG: number };
   /** conv_s2_backward.wgsl: 2 × 2Q block of dx per invocation, WG invocations. */
   stridedBackward: { Q: number; WG: number };
   /**
@@ -119,10 +109,8 @@ export interface Conv3x3Tile {
 
 /** The default tile table. */
 export const DEFAULT_TILES: TileTable = {
-  pointwise: { TMV: 8, TN: 8, WG: 16 },
-  gramBackward: { TMV: 8, TN: 8, WG: 32 },
-  pointwiseVec4: { TMV: 8, TN: 4, WG: 16 },
-  gramBackwardVec4: { TMV: 8, TN: 4, WG: 16 },
+  pointwise: { TMV: 8, TN: 4, WG: 16 },
+  gramBackward: { TMV: 8, TN: 4, WG: 16 },
   conv3x3: { TMV: 8, TN: 16, WG: 16, U: 1, XV: 1 },
   conv3x3Strided: { TMV: 4, TN: 16, WG: 32, U: 1, XV: 0 },
   conv3x3Gradient: { TMV: 4, TN: 16, WG: 16, U: 1, XV: 1 },
@@ -138,10 +126,8 @@ export const DEFAULT_TILES: TileTable = {
  * Every entry is one of `deno task tune`'s candidates, which refines it.
  */
 export const GPU_TILES: TileTable = {
-  pointwise: { TMV: 2, TN: 4, WG: 64 },
-  gramBackward: { TMV: 2, TN: 4, WG: 64 },
-  pointwiseVec4: { TMV: 2, TN: 2, WG: 64 },
-  gramBackwardVec4: { TMV: 2, TN: 2, WG: 64 },
+  pointwise: { TMV: 2, TN: 2, WG: 64 },
+  gramBackward: { TMV: 2, TN: 2, WG: 64 },
   conv3x3: { TMV: 2, TN: 4, WG: 64, U: 1, XV: 1 },
   conv3x3Strided: { TMV: 2, TN: 4, WG: 64, U: 1, XV: 1 },
   conv3x3Gradient: { TMV: 2, TN: 4, WG: 64, U: 1, XV: 1 },

@@ -125,31 +125,34 @@ export async function conv2d(
     throw new RangeError(`${o.label}: plane stride smaller than a plane`);
   }
   if (s.kh === 1 && s.kw === 1 && s.stride === 1 && s.pad === 0) {
-    if (xPlane !== outPlane) {
-      throw new RangeError(`${o.label}: 1×1 input and output need the same plane stride`);
+    // The kernel moves aligned vec4s: the network's padded planes.
+    if (xPlane !== outPlane || [xPlane, xo, oo, mo].some((v) => v % 4)) {
+      throw new RangeError(
+        `${o.label}: a 1×1 convolution needs one plane stride for input and output, ` +
+          `it and every offset multiples of 4 (planeStride)`,
+      );
     }
-    // Aligned planes and offsets: the vec4 entry point.
-    const vec4 = [xPlane, xo, oo, mo].every((v) => v % 4 === 0);
-    const base = o.use === "gram"
-      ? (vec4 ? ctx.tiles.gramBackwardVec4 : ctx.tiles.gramBackward)
-      : (vec4 ? ctx.tiles.pointwiseVec4 : ctx.tiles.pointwise);
-    const t = fitChannels(base, s.cout, o.label);
+    const t = fitChannels(
+      o.use === "gram" ? ctx.tiles.gramBackward : ctx.tiles.pointwise,
+      s.cout,
+      o.label,
+    );
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
       source: `${pointwise}\n${common}`,
       template: { ...t },
-      entry: vec4 ? "main4" : "main",
+      entry: "main",
       constants: flags(o),
     });
-    const words = new Uint32Array([s.cin, s.cout / 4, oh * ow, xo, oo, mo, xPlane, 0]);
+    const words = new Uint32Array([s.cin, s.cout / 4, xPlane, xo, oo, mo, 0, 0]);
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     const b = bindings(ctx, u, o);
-    const groups = vec4 ? xPlane / 4 : oh * ow;
+    // x, out and the mask through their vec4 views (bindings 6–8).
     prog.dispatch(
       o.label,
       pipeline,
-      vec4 ? [b[0], null, b[2], b[3], null, null, b[1], b[4], b[5]] : b,
-      [s.cout / (4 * t.TMV), Math.ceil(groups / (t.WG * t.TN))],
+      [b[0], null, b[2], b[3], null, null, b[1], b[4], b[5]],
+      [s.cout / (4 * t.TMV), Math.ceil(xPlane / 4 / (t.WG * t.TN))],
       flops,
     );
     return;

@@ -1,7 +1,8 @@
 // Shared by pointwise.wgsl and conv3x3.wgsl (prepended by src/ops/conv.ts):
-// the options every convolution launch has, the bindings besides the
-// parameters (binding 0) and the kernel (binding 2), and the fused epilogue.
-// Each including shader declares `pr: Params` with x_off, out_off and
+// the options every convolution launch has and the bias (binding 3); for
+// conv3x3.wgsl also x, out and the mask as scalars (bindings 1, 4, 5) and
+// the fused scalar epilogue (pointwise.wgsl has its own on vec4 views). Each
+// including shader declares `pr: Params` with x_off, out_off and
 // mask_out_off.
 
 override HAS_BIAS: bool = true;

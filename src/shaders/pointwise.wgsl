@@ -1,77 +1,25 @@
-// 1×1 convolution as a register-tiled GEMM: out[co][p] = Σ_ci W[ci][co]·x[ci][p]
-// (+ bias, ReLU). Serves the squeeze and expand1x1 layers, their input
-// gradients (with the transposed kernel), and the Gram backward (W = dG).
+// 1×1 convolution as a register-tiled GEMM on vec4s of 4 pixels:
+// out[co][p] = Σ_ci W[ci][co]·x[ci][p] (+ bias, ReLU). Serves the squeeze and
+// expand1x1 layers, their input gradients (with the transposed kernel) and
+// the Gram backward (W = dG).
+// Needs the network's padded layout (planeStride() in src/ops/context.ts):
+// channel planes `plane` elements apart with plane and every offset a
+// multiple of 4, and cout % (4·TMV) == 0. All plane/4 pixel groups are
+// computed, the padding included: each output pixel depends only on the same
+// input pixel, so the padding stays in the padding.
 // Template parameters (src/gpu/template.ts): TMV vec4 groups of output
-// channels × TN pixels per invocation, pixels strided by WG (pixel j of a
-// lane = base + j·WG + lane); WG invocations.
-// Needs cout % (4·TMV) == 0; x and out may sit at any element offset, with
-// channel planes `plane` elements apart (≥ np).
-// `main4` is the same product on aligned vec4s of 4 pixels: when the plane
-// stride and every offset are multiples of 4 (the network's padded layout,
-// planeStride() in src/ops/context.ts), a lane owns TN vec4 pixel groups
-// strided by WG and all plane/4 groups are computed, the padding included
-// (each output pixel depends only on the same input pixel, so padding stays
-// in the padding).
-// Options, bindings 1 and 3–5 and the scalar epilogue: conv_common.wgsl.
+// channels × TN vec4 pixel groups per invocation, the groups of a lane
+// strided by WG (group j = base + j·WG + lane); WG invocations.
+// Options and bias (binding 3): conv_common.wgsl; x, out and the mask are
+// read here through vec4 views (bindings 6–8).
 
 struct Params {
-  cin: u32, cout4: u32, np: u32, x_off: u32,
-  out_off: u32, mask_out_off: u32, plane: u32, _p1: u32,
+  cin: u32, cout4: u32, plane: u32, x_off: u32,
+  out_off: u32, mask_out_off: u32, _p0: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> pr: Params;
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;    // [cin][cout]
-
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let np = pr.np;
-  // Channel groups vary fastest over the workgroups, so the launches that
-  // share a block of pixels run back to back while it is in the caches.
-  let cog = wid.x * ${TMV}u;
-  let p0 = wid.y * ${WG*TN}u + li;
-//#for j in 0..TN
-  let q${j} = min(p0 + ${j*WG}u, np - 1u);
-//#end
-//#for i in 0..TMV
-//#for j in 0..TN
-  var a${i}_${j} = vec4<f32>(0.0);
-//#end
-//#end
-  for (var ci = 0u; ci < pr.cin; ci++) {
-    let wr = ci * pr.cout4 + cog;
-    let xr = ci * pr.plane;
-//#for i in 0..TMV
-    let w${i} = w[wr + ${i}u];
-//#end
-//#for j in 0..TN
-    let x${j} = vec4<f32>(load_x(xr + q${j}));
-//#end
-//#for i in 0..TMV
-//#for j in 0..TN
-    a${i}_${j} = fma(w${i}, x${j}, a${i}_${j});
-//#end
-//#end
-  }
-//#for i in 0..TMV
-  {
-    var b = vec4<f32>(0.0);
-    if (HAS_BIAS) {
-      b = bias[cog + ${i}u];
-    }
-    let ob = (cog + ${i}u) * 4u * pr.plane;
-//#for j in 0..TN
-    if (p0 + ${j*WG}u < np) {
-      let v = a${i}_${j} + b;
-      let o = ob + p0 + ${j*WG}u;
-      store(o, v.x);
-      store(o + pr.plane, v.y);
-      store(o + 2u * pr.plane, v.z);
-      store(o + 3u * pr.plane, v.w);
-    }
-//#end
-  }
-//#end
-}
 
 @group(0) @binding(6) var<storage, read> xq: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> outq: array<vec4<f32>>;
@@ -93,7 +41,7 @@ fn store4(o: u32, v: vec4<f32>) {
 }
 
 @compute @workgroup_size(${WG})
-fn main4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let n4 = pr.plane / 4u;
   let cog = wid.x * ${TMV}u;
   let g0 = wid.y * ${WG*TN}u + li;
