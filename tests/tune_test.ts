@@ -186,7 +186,7 @@ Deno.test("tuned tiles round-trip through their cache file and Engine.create use
       k === "STYLIZE_CACHE_DIR" ? dir : undefined))!;
     assert.ok(path.startsWith(join(dir, "tiles")), path);
     assert.deepEqual(await loadTunedTiles(path, gpu.adapterKey), { reason: "no tuned tiles" });
-    const tiles = { pointwise: { TMV: 4, TN: 4, WG: 8 } };
+    const tiles = { pointwise: { TMV: 2, TN: 2, WG: 64 } };
     const file = {
       version: TILES_FILE_VERSION,
       adapterKey: gpu.adapterKey,

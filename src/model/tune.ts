@@ -138,9 +138,9 @@ async function record(
         });
       }
       if (family === "pointwise") {
+        // The network's 1×1 launches (expand1x1's gradient runs inside expand.back).
         await conv("squeeze", { ...at, ...one, cin: d.c, cout: sq }, "forward");
         await conv("expand1x1", { ...at, ...one, cin: sq, cout: e }, "forward");
-        await conv("expand1x1.back", { ...at, ...one, cin: e, cout: sq }, "forward");
         await conv("squeeze.back", { ...at, ...one, cin: sq, cout: d.c }, "forward");
       }
     }
