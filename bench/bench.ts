@@ -4,7 +4,7 @@
  * per-kernel GPU times, pool counters, time to the first iteration, and
  * optionally a TensorFlow.js-WebGPU peer on the same adapter.
  *
- *   deno task bench [--sizes 192x256,512x683] [--iters 10] [--warmup 3]
+ *   deno task bench [--sizes 192x256,512x683] [--iters 6] [--warmup 3]
  *                   [--json] [--kernels N] [--peer tfjs] [--weights PATH]
  *                   [--tiles JSON]   (entries replacing the default tile table)
  *                   [--profile timestamps|fences]   (per-kernel times; fences:
@@ -32,7 +32,7 @@ try {
     args: Deno.args,
     options: {
       sizes: { type: "string", default: "192x256,512x683" },
-      iters: { type: "string", default: "10" },
+      iters: { type: "string", default: "6" },
       warmup: { type: "string", default: "3" },
       json: { type: "boolean", default: false },
       kernels: { type: "string", default: "12" },
@@ -61,7 +61,8 @@ const sizes = values.sizes.split(",").map((spec) => {
   }
   return [Number(m[1]), Number(m[2])];
 });
-const iters = Math.max(10, count("iters", values.iters));
+// Timed batches (of BATCH iterations each): at least 30 iterations.
+const iters = Math.max(3, count("iters", values.iters));
 const warmup = Math.max(1, count("warmup", values.warmup));
 const topKernels = count("kernels", values.kernels);
 if (values.peer !== undefined && values.peer !== "tfjs") {
@@ -115,8 +116,12 @@ export interface BenchResult {
   shares: Record<string, number>;
 }
 
-/** Iterations per timed batch. */
-const BATCH = 3;
+/**
+ * Iterations per timed batch. The CLI never waits for the GPU between
+ * iterations; each wait here adds the queue's fixed latency (~12 ms on
+ * lavapipe) with the GPU idle, so a batch is long enough to spread it.
+ */
+const BATCH = 10;
 
 /** Runs `batches` batches of BATCH submissions; returns ms per submission of each batch. */
 async function timeBatches(batches: number, submit: () => void): Promise<number[]> {
@@ -201,7 +206,7 @@ for (const [h, w] of sizes) {
     ]] as const
   ) {
     parts[name] = median(
-      await timeBatches(5, () => {
+      await timeBatches(2, () => {
         enc = device.createCommandEncoder();
         prog.encode(enc);
         device.queue.submit([enc.finish()]);
