@@ -35,6 +35,7 @@ export const CANDIDATES: TuneCandidates = {
   conv3x3Strided: [c3(8, 16, 16, 1), c3(4, 8, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 0)],
   stridedBackward: [{ Q: 8, WG: 64 }, { Q: 4, WG: 128 }, { Q: 8, WG: 16 }],
   gram: [
+    { T: 16, WG: 32, CHUNK: 256 },
     { T: 8, WG: 32, CHUNK: 256 },
     { T: 8, WG: 64, CHUNK: 256 },
     { T: 8, WG: 64, CHUNK: 512 },

@@ -80,23 +80,36 @@ export async function gram(
   new Float32Array(buf).set([1 / n, w, 4 * w / n, 0], 12);
   const u = ctx.uniform(scope, new Uint32Array(buf), `${o.label}.params`);
   const template = { T: geo.T, WG: t.WG };
-  const partial = await ctx.pipelines.get({
-    name: "gram.wgsl",
-    source,
-    // Each row's realignment is then a constant of the kernel.
-    template: { ...template, S: stride % 4, O: o.f.offset % 4 },
-    entry: "partial",
-  });
-  const groups = Math.ceil(geo.ntiles * geo.nchunks / t.WG);
-  const gx = Math.min(groups, ctx.device.limits.maxComputeWorkgroupsPerDimension);
-  prog.dispatch(`${o.label}.partial`, partial, [u, o.f.buffer, o.f.buffer, o.scratch], [
-    gx,
-    Math.ceil(groups / gx),
-  ], 2 * geo.ntiles * geo.T * geo.T * o.npix);
+  // Two launches: the tiles off the diagonal (none when C = T), then the
+  // diagonal ones (symmetric: half the products, half the loads).
+  const off = geo.nb * (geo.nb - 1) / 2;
+  for (
+    const [D, tiles, pairs, suffix] of [[0, off, geo.T * geo.T, ""], [
+      1,
+      geo.nb,
+      geo.T * (geo.T + 1) / 2,
+      ".diag",
+    ]] as const
+  ) {
+    if (tiles === 0) continue;
+    const partial = await ctx.pipelines.get({
+      name: "gram.wgsl",
+      source,
+      // Each row's realignment is then a constant of the kernel.
+      template: { ...template, D, S: stride % 4, O: o.f.offset % 4 },
+      entry: "partial",
+    });
+    const groups = Math.ceil(tiles * geo.nchunks / t.WG);
+    const gx = Math.min(groups, ctx.device.limits.maxComputeWorkgroupsPerDimension);
+    prog.dispatch(`${o.label}.partial${suffix}`, partial, [u, o.f.buffer, o.f.buffer, o.scratch], [
+      gx,
+      Math.ceil(groups / gx),
+    ], 2 * tiles * pairs * o.npix);
+  }
   const reduce = await ctx.pipelines.get({
     name: "gram.wgsl",
     source,
-    template: { ...template, S: 0, O: 0 }, // reduce does not use them
+    template: { ...template, D: 0, S: 0, O: 0 }, // reduce does not use them
     entry: "reduce",
     constants: { LOSS: o.loss ? 1 : 0 },
   });

@@ -1,14 +1,16 @@
 // Gram matrix G = F·Fᵀ / N of features F [C][P] (N = C·P; rows `stride` ≥ P
 // elements apart) in two passes.
 // `partial`: each invocation owns one T×T tile of the upper block triangle and
-// one chunk of pixels; it streams its 2T rows as aligned vec4s with a sliding
+// one chunk of pixels (two launches: D = 0 the tiles off the diagonal, D = 1
+// the diagonal ones, which load T rows and sum T(T+1)/2 products instead of
+// 2T and T²); it streams its rows as aligned vec4s with a sliding
 // window (one new vec4 per row per 4 pixels, realigned by the row's address
 // mod 4, so F may start at any element offset and P may be odd).
 // `reduce`: sums the chunks (vec4s), mirrors the triangle, scales by 1/N and, with
 // LOSS, forms the style loss w·Σ(G−A)² (per-workgroup partial sums) and
 // dG = (4w/N)·(G−A), the matrix the backward multiplies F by.
 // Template parameters: T (tile side; C % T == 0 and T % 4 == 0), WG, and for
-// `partial` S = stride mod 4 and O = (F's element offset) mod 4. Runtime: chunk
+// `partial` D, S = stride mod 4 and O = (F's element offset) mod 4. Runtime: chunk
 // (a multiple of 4).
 // shift4() comes from shift4.wgsl, workgroup_sum() from workgroup_sum.wgsl.
 
@@ -32,37 +34,57 @@ fn partial(
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
   // One (tile, chunk) pair per invocation, linearly, so no lane idles when
-  // the tiles do not fill a workgroup (64 channels: 36 tiles).
-  let total = pr.ntiles * pr.nchunks;
+  // the tiles do not fill a workgroup (64 channels: 36 tiles). D = 1: the nb
+  // diagonal tiles, D = 0: the nb(nb−1)/2 tiles above them.
+//#if D
+  let nt = pr.nb;
+//#end
+//#if 1 - D
+  let nt = pr.nb * (pr.nb - 1u) / 2u;
+//#end
+  let total = nt * pr.nchunks;
   let g = gid.y * nwg.x * ${WG}u + gid.x;
   let gg = min(g, total - 1u);
-  let t = gg % pr.ntiles;
-  let chunk = gg / pr.ntiles;
+  let t = gg % nt;
+  let chunk = gg / nt;
+//#if D
+  let bi = t;
+  let bj = t;
+//#end
+//#if 1 - D
   var k = t;
   var bi = 0u;
-  while (k >= pr.nb - bi) {
-    k -= pr.nb - bi;
+  while (k >= pr.nb - 1u - bi) {
+    k -= pr.nb - 1u - bi;
     bi++;
   }
-  let bj = bi + k;
+  let bj = bi + 1u + k;
+//#end
+  // The tile's slot in the upper block triangle (row-major), as `reduce` reads it.
+  let slot = bi * pr.nb - (bi * (bi - 1u)) / 2u + (bj - bi);
   let np = pr.np;
   let p0 = chunk * pr.chunk;
   let p1 = min(p0 + pr.chunk, np);
   let n4 = (p1 - p0) / 4u;
 //#for u in 0..T
   let ei${u} = pr.f_off + (bi * ${T}u + ${u}u) * pr.stride + p0;
+//#if 1 - D
   let ej${u} = pr.f_off + (bj * ${T}u + ${u}u) * pr.stride + p0;
+//#end
 //#end
   // Row u of either block starts (O + u·S) mod 4 floats into a vec4: T and
   // the chunk are multiples of 4, so the realignment is a constant per row.
 //#for u in 0..T
   let bi${u} = (ei${u} >> 2u) + 1u;
   var pvi${u} = fv[bi${u} - 1u];
+//#if 1 - D
   let bj${u} = (ej${u} >> 2u) + 1u;
   var pvj${u} = fv[bj${u} - 1u];
 //#end
+//#end
+  // A diagonal tile is symmetric: only u ≤ v is summed (and written twice).
 //#for u in 0..T
-//#for v in 0..T
+//#for v in u*D..T
   var a${u}_${v} = 0.0;
 //#end
 //#end
@@ -71,12 +93,17 @@ fn partial(
     let ci${u} = fv[bi${u} + q];
     let yi${u} = shift4(pvi${u}, ci${u}, ${(O+u*S)%4}u);
     pvi${u} = ci${u};
+//#if D
+    let yj${u} = yi${u};
+//#end
+//#if 1 - D
     let cj${u} = fv[bj${u} + q];
     let yj${u} = shift4(pvj${u}, cj${u}, ${(O+u*S)%4}u);
     pvj${u} = cj${u};
 //#end
+//#end
 //#for u in 0..T
-//#for v in 0..T
+//#for v in u*D..T
     a${u}_${v} = fma(yi${u}.w, yj${v}.w, fma(yi${u}.z, yj${v}.z, fma(yi${u}.y, yj${v}.y, fma(yi${u}.x, yj${v}.x, a${u}_${v}))));
 //#end
 //#end
@@ -84,19 +111,27 @@ fn partial(
   for (var q = p0 + n4 * 4u; q < p1; q++) {
 //#for u in 0..T
     let zi${u} = fs[ei${u} - p0 + q];
+//#if D
+    let zj${u} = zi${u};
+//#end
+//#if 1 - D
     let zj${u} = fs[ej${u} - p0 + q];
 //#end
+//#end
 //#for u in 0..T
-//#for v in 0..T
+//#for v in u*D..T
     a${u}_${v} = fma(zi${u}, zj${v}, a${u}_${v});
 //#end
 //#end
   }
   if (g < total) {
-    let o = gg * ${T*T}u;
+    let o = (chunk * pr.ntiles + slot) * ${T*T}u;
 //#for u in 0..T
-//#for v in 0..T
+//#for v in u*D..T
     part[o + ${u*T+v}u] = a${u}_${v};
+//#if D * v - D * u
+    part[o + ${v*T+u}u] = a${u}_${v};
+//#end
 //#end
 //#end
   }
