@@ -109,7 +109,7 @@ export interface Conv3x3Tile {
 
 /** The default tile table. */
 export const DEFAULT_TILES: TileTable = {
-  pointwise: { TMV: 8, TN: 4, WG: 16 },
+  pointwise: { TMV: 8, TN: 4, WG: 8 },
   gramBackward: { TMV: 8, TN: 4, WG: 16 },
   conv3x3: { TMV: 8, TN: 16, WG: 16, U: 1, XV: 1 },
   conv3x3Strided: { TMV: 4, TN: 16, WG: 32, U: 1, XV: 0 },
