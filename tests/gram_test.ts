@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Program } from "../src/gpu/scheduler.ts";
 import { view } from "../src/ops/context.ts";
-import { gram, gramGeometry } from "../src/ops/gram.ts";
+import { gram, GRAM_LOSS_PARTS, gramGeometry } from "../src/ops/gram.ts";
 import { randomFloats, readFloats, relL2, testContext } from "./helpers.ts";
 
 // 24 channels: the default tile side (16) does not divide them, so it is halved.
@@ -38,3 +38,48 @@ for (const [c, h, w] of [[24, 9, 13], [32, 23, 31], [16, 1, 7]]) {
     scope.dispose();
   });
 }
+
+// 48 channels at 16×16 tiles: three diagonal tiles and three off it; 600
+// pixels: three chunks of 256, the last one partial.
+Deno.test("gram with a loss and no G: w·Σ(G−A)² and dG = (4w/N)(G−A) match a CPU reference", async () => {
+  const { ctx, scope, gpu } = await testContext();
+  const [c, np, weight] = [48, 600, 0.7];
+  const geo = gramGeometry(ctx, c, np);
+  assert.ok(geo.nb >= 3 && geo.nchunks >= 3, JSON.stringify(geo));
+  const f = randomFloats(c * np, 5);
+  // A symmetric target, as every Gram is.
+  const a = randomFloats(c * c, 6);
+  for (let i = 0; i < c; i++) for (let j = 0; j < i; j++) a[i * c + j] = a[j * c + i];
+  const n = c * np;
+  let loss = 0;
+  const wantD = new Float64Array(c * c);
+  for (let i = 0; i < c; i++) {
+    for (let j = 0; j < c; j++) {
+      let acc = 0;
+      for (let p = 0; p < np; p++) acc += f[i * np + p] * f[j * np + p];
+      const d = acc / n - a[i * c + j];
+      loss += weight * d * d;
+      wantD[i * c + j] = (4 * weight / n) * d;
+    }
+  }
+  const dgram = scope.floats(c * c, "dgram");
+  const parts = scope.floats(GRAM_LOSS_PARTS, "parts");
+  const prog = new Program(gpu.device);
+  await gram(ctx, scope, prog, {
+    label: "t",
+    c,
+    npix: np,
+    f: view(ctx.upload(scope, f, "f")),
+    scratch: scope.floats(geo.scratch, "scratch"),
+    loss: { target: ctx.upload(scope, a, "a"), weight, dgram, parts: view(parts) },
+  });
+  const enc = gpu.device.createCommandEncoder();
+  prog.encode(enc);
+  gpu.device.queue.submit([enc.finish()]);
+  const gotD = await readFloats(gpu.device, dgram, 0, c * c);
+  const gotParts = await readFloats(gpu.device, parts, 0, GRAM_LOSS_PARTS);
+  const gotLoss = gotParts.reduce((s, v) => s + v, 0);
+  assert.ok(relL2(gotD, wantD) < 1e-5, `dG rel err ${relL2(gotD, wantD)}`);
+  assert.ok(Math.abs(gotLoss - loss) < 1e-5 * loss, `loss ${gotLoss} against ${loss}`);
+  scope.dispose();
+});

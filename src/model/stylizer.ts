@@ -532,7 +532,6 @@ export class Engine implements Stylizer {
           npix,
           f: F,
           scratch: scope.floats(gramGeometry(ctx, d.c, npix).scratch, `${label}.scratch`),
-          gram: view(scope.floats(d.c * d.c, `${label}.g`)),
           loss: {
             target: styleTargets[s],
             weight: spec.styleWeights[s],

@@ -45,8 +45,8 @@ export interface GramOptions {
   f: View;
   /** Scratch of at least `gramGeometry(...).scratch` floats. */
   scratch: GPUBuffer;
-  /** Receives G [C][C]. */
-  gram: View;
+  /** Receives G [C][C]; may be left out with a loss (which needs only dG). */
+  gram?: View;
   /** With a loss: target A, weight, dG buffer [C][C], and where the partial sums go. */
   loss?: { target: GPUBuffer; weight: number; dgram: GPUBuffer; parts: View };
 }
@@ -59,7 +59,10 @@ export async function gram(
   o: GramOptions,
 ): Promise<void> {
   const geo = gramGeometry(ctx, o.c, o.npix);
-  if (o.gram.offset % 4) throw new RangeError(`${o.label}: G's offset must be a multiple of 4`);
+  if (!o.gram && !o.loss) throw new RangeError(`${o.label}: neither G nor a loss asked for`);
+  if (o.gram && o.gram.offset % 4) {
+    throw new RangeError(`${o.label}: G's offset must be a multiple of 4`);
+  }
   const t = ctx.tiles.gram;
   const n = o.c * o.npix;
   const stride = o.f.plane ?? o.npix;
@@ -72,7 +75,7 @@ export async function gram(
     geo.ntiles,
     geo.nchunks,
     o.f.offset,
-    o.gram.offset,
+    o.gram?.offset ?? 0,
     o.loss?.parts.offset ?? 0,
     stride,
   ]);
@@ -111,7 +114,7 @@ export async function gram(
     source,
     template: { ...template, D: 0, S: 0, O: 0 }, // reduce does not use them
     entry: "reduce",
-    constants: { LOSS: o.loss ? 1 : 0 },
+    constants: { LOSS: o.loss ? 1 : 0, WRITE_G: o.gram ? 1 : 0 },
   });
   const l = o.loss;
   prog.dispatch(
@@ -124,13 +127,18 @@ export async function gram(
       null,
       // Without a loss the kernel skips these, but its layout still has them.
       l ? l.target : ctx.dummy,
-      o.gram.buffer,
+      o.gram ? o.gram.buffer : scope.floats(4, `${o.label}.unused`),
       l ? l.dgram : scope.floats(4, `${o.label}.unused`),
       l ? l.parts.buffer : scope.floats(1, `${o.label}.unused`),
-      o.scratch,
+      null,
       o.scratch,
     ],
-    [l ? GRAM_LOSS_PARTS : Math.min(GRAM_LOSS_PARTS, Math.ceil(o.c * o.c / 4 / 256))],
+    // One 4×4 block of a tile per invocation (256 per workgroup).
+    [
+      l
+        ? GRAM_LOSS_PARTS
+        : Math.min(GRAM_LOSS_PARTS, Math.ceil(geo.ntiles * (geo.T / 4) ** 2 / 256)),
+    ],
     geo.nchunks * o.c * o.c,
   );
 }

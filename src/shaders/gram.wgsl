@@ -6,9 +6,10 @@
 // 2T and T²); it streams its rows as aligned vec4s with a sliding
 // window (one new vec4 per row per 4 pixels, realigned by the row's address
 // mod 4, so F may start at any element offset and P may be odd).
-// `reduce`: sums the chunks (vec4s), mirrors the triangle, scales by 1/N and, with
-// LOSS, forms the style loss w·Σ(G−A)² (per-workgroup partial sums) and
-// dG = (4w/N)·(G−A), the matrix the backward multiplies F by.
+// `reduce`: sums the chunks (4×4 blocks of vec4s), mirrors the triangle,
+// scales by 1/N and, with LOSS, forms the style loss w·Σ(G−A)² (per-workgroup
+// partial sums) and dG = (4w/N)·(G−A), the matrix the backward multiplies F
+// by; WRITE_G = false leaves G itself out.
 // Template parameters: T (tile side; C % T == 0 and T % 4 == 0), WG, and for
 // `partial` D, S = stride mod 4 and O = (F's element offset) mod 4. Runtime: chunk
 // (a multiple of 4).
@@ -137,18 +138,41 @@ fn partial(
   }
 }
 
-// The reduce reads the partial sums through read-only views of binding 3's
-// buffer; A, G and dG are vec4 views (C % 4 == 0, g_off % 4 == 0).
+// The reduce reads the partial sums through a read-only vec4 view of binding
+// 3's buffer; A, G and dG are vec4 views (C % 4 == 0, g_off % 4 == 0).
 @group(0) @binding(4) var<storage, read> target4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> gram4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> dgram4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> loss_part: array<f32>;
-@group(0) @binding(8) var<storage, read> parts: array<f32>;
 @group(0) @binding(9) var<storage, read> parts4: array<vec4<f32>>;
 
-// One vec4 of G per item: row i, columns j..j+3 (one block, T % 4 == 0). In
-// the upper block triangle the 4 sums are consecutive in a tile row (vec4
-// loads); below it they are a tile column of the mirrored tile (4 loads).
+override WRITE_G: bool = true;
+
+// G's rows i..i+3, columns j..j+3 (rows b0..b3 of the block, scaled sums):
+// written (WRITE_G) and, with LOSS, dG = coef·(G − A) there; returns Σ(G−A)²
+// over the block.
+fn put_block(i: u32, j: u32, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> f32 {
+  let c4 = pr.c / 4u;
+  let o = i * c4 + j / 4u;
+  var sq = 0.0;
+//#for r in 0..4
+  if (WRITE_G) {
+    gram4[pr.g_off / 4u + o + ${r}u * c4] = b${r};
+  }
+  if (LOSS) {
+    let d${r} = b${r} - target4[o + ${r}u * c4];
+    dgram4[o + ${r}u * c4] = pr.coef * d${r};
+    sq += dot(d${r}, d${r});
+  }
+//#end
+  return sq;
+}
+
+// One 4×4 block of a tile of the upper block triangle per item: the chunks'
+// sums (vec4 loads along the tile's rows), written where it is and, off the
+// diagonal tiles, transposed where its mirror image is (the diagonal tiles
+// hold both halves already, see `partial`). With LOSS, also the style loss
+// w·Σ(G−A)² (per-workgroup partial sums).
 @compute @workgroup_size(RW)
 fn reduce(
   @builtin(global_invocation_id) gid: vec3<u32>,
@@ -156,35 +180,44 @@ fn reduce(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let c4 = pr.c / 4u;
-  let stride = pr.ntiles * ${T*T}u; // between chunks
+  let items = pr.ntiles * ${(T/4)*(T/4)}u;
+  let chunk4 = pr.ntiles * ${T*T/4}u; // vec4s between chunks
   var sq = 0.0;
-  for (var e = gid.x; e < pr.c * c4; e += nwg.x * RW) {
-    let i = e / c4;
-    let j = (e % c4) * 4u;
-    let bi = i / ${T}u;
-    let bj = j / ${T}u;
-    var s = vec4<f32>(0.0);
-    if (bi <= bj) {
-      let t = bi * pr.nb - (bi * (bi - 1u)) / 2u + (bj - bi);
-      let o = (t * ${T*T}u + (i % ${T}u) * ${T}u + (j % ${T}u)) / 4u;
-      for (var k = 0u; k < pr.nchunks; k++) {
-        s += parts4[k * stride / 4u + o];
-      }
-    } else {
-      let t = bj * pr.nb - (bj * (bj - 1u)) / 2u + (bi - bj);
-      let o = t * ${T*T}u + (j % ${T}u) * ${T}u + (i % ${T}u);
-      for (var k = 0u; k < pr.nchunks; k++) {
-        let q = k * stride + o;
-        s += vec4<f32>(parts[q], parts[q + ${T}u], parts[q + ${2*T}u], parts[q + ${3*T}u]);
-      }
+  for (var e = gid.x; e < items; e += nwg.x * RW) {
+    let t = e / ${(T/4)*(T/4)}u;
+    let u4 = (e / ${T/4}u) % ${T/4}u;
+    let v4 = e % ${T/4}u;
+    var k = t;
+    var bi = 0u;
+    while (k >= pr.nb - bi) {
+      k -= pr.nb - bi;
+      bi++;
     }
-    let g = s * pr.inv_n;
-    gram4[pr.g_off / 4u + e] = g;
-    if (LOSS) {
-      let d = g - target4[e];
-      dgram4[e] = pr.coef * d;
-      sq += dot(d, d);
+    let bj = bi + k;
+    let o = t * ${T*T/4}u + u4 * ${T}u + v4;
+//#for r in 0..4
+    var s${r} = vec4<f32>(0.0);
+//#end
+    for (var q = 0u; q < pr.nchunks; q++) {
+//#for r in 0..4
+      s${r} += parts4[q * chunk4 + o + ${r*T/4}u];
+//#end
+    }
+//#for r in 0..4
+    let b${r} = s${r} * pr.inv_n;
+//#end
+    let i = bi * ${T}u + u4 * 4u;
+    let j = bj * ${T}u + v4 * 4u;
+    sq += put_block(i, j, b0, b1, b2, b3);
+    if (bi != bj) {
+      sq += put_block(
+        j,
+        i,
+        vec4<f32>(b0.x, b1.x, b2.x, b3.x),
+        vec4<f32>(b0.y, b1.y, b2.y, b3.y),
+        vec4<f32>(b0.z, b1.z, b2.z, b3.z),
+        vec4<f32>(b0.w, b1.w, b2.w, b3.w),
+      );
     }
   }
   if (LOSS) {
