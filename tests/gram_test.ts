@@ -1,13 +1,38 @@
 import assert from "node:assert/strict";
 import { Program } from "../src/gpu/scheduler.ts";
 import { view } from "../src/ops/context.ts";
-import { gram, GRAM_LOSS_PARTS, gramGeometry } from "../src/ops/gram.ts";
+import { gram, GRAM_LOSS_PARTS, gramGeometry, type GramOptions } from "../src/ops/gram.ts";
 import { randomFloats, readFloats, relL2, testContext } from "./helpers.ts";
+
+type TestContext = Awaited<ReturnType<typeof testContext>>;
+
+/** Records gram() over features `f` [c][np] with the options in `more`, and submits it. */
+async function submitGram(
+  { ctx, scope, gpu }: TestContext,
+  c: number,
+  np: number,
+  f: Float32Array<ArrayBuffer>,
+  more: Pick<GramOptions, "gram" | "loss">,
+): Promise<void> {
+  const prog = new Program(gpu.device);
+  await gram(ctx, scope, prog, {
+    label: "t",
+    c,
+    npix: np,
+    f: view(ctx.upload(scope, f, "f")),
+    scratch: scope.floats(gramGeometry(ctx, c, np).scratch, "scratch"),
+    ...more,
+  });
+  const enc = gpu.device.createCommandEncoder();
+  prog.encode(enc);
+  gpu.device.queue.submit([enc.finish()]);
+}
 
 // 24 channels: the default tile side (16) does not divide them, so it is halved.
 for (const [c, h, w] of [[24, 9, 13], [32, 23, 31], [16, 1, 7]]) {
   Deno.test(`gram of ${c}×${h}×${w} features matches a CPU F·Fᵀ/N`, async () => {
-    const { ctx, scope, gpu } = await testContext();
+    const t = await testContext();
+    const { ctx, scope, gpu } = t;
     const np = h * w;
     const f = randomFloats(c * np, 31);
     const want = new Float64Array(c * c);
@@ -21,18 +46,7 @@ for (const [c, h, w] of [[24, 9, 13], [32, 23, 31], [16, 1, 7]]) {
     const geo = gramGeometry(ctx, c, np);
     assert.equal(c % geo.T, 0);
     const g = scope.floats(c * c, "g");
-    const prog = new Program(gpu.device);
-    await gram(ctx, scope, prog, {
-      label: "t",
-      c,
-      npix: np,
-      f: view(ctx.upload(scope, f, "f")),
-      scratch: scope.floats(geo.scratch, "scratch"),
-      gram: view(g),
-    });
-    const enc = gpu.device.createCommandEncoder();
-    prog.encode(enc);
-    gpu.device.queue.submit([enc.finish()]);
+    await submitGram(t, c, np, f, { gram: view(g) });
     const got = await readFloats(gpu.device, g, 0, c * c);
     assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
     scope.dispose();
@@ -42,7 +56,8 @@ for (const [c, h, w] of [[24, 9, 13], [32, 23, 31], [16, 1, 7]]) {
 // 48 channels at 16×16 tiles: three diagonal tiles and three off it; 600
 // pixels: three chunks of 256, the last one partial.
 Deno.test("gram with a loss and no G: w·Σ(G−A)² and dG = (4w/N)(G−A) match a CPU reference", async () => {
-  const { ctx, scope, gpu } = await testContext();
+  const t = await testContext();
+  const { ctx, scope, gpu } = t;
   const [c, np, weight] = [48, 600, 0.7];
   const geo = gramGeometry(ctx, c, np);
   assert.ok(geo.nb >= 3 && geo.nchunks >= 3, JSON.stringify(geo));
@@ -64,18 +79,9 @@ Deno.test("gram with a loss and no G: w·Σ(G−A)² and dG = (4w/N)(G−A) matc
   }
   const dgram = scope.floats(c * c, "dgram");
   const parts = scope.floats(GRAM_LOSS_PARTS, "parts");
-  const prog = new Program(gpu.device);
-  await gram(ctx, scope, prog, {
-    label: "t",
-    c,
-    npix: np,
-    f: view(ctx.upload(scope, f, "f")),
-    scratch: scope.floats(geo.scratch, "scratch"),
+  await submitGram(t, c, np, f, {
     loss: { target: ctx.upload(scope, a, "a"), weight, dgram, parts: view(parts) },
   });
-  const enc = gpu.device.createCommandEncoder();
-  prog.encode(enc);
-  gpu.device.queue.submit([enc.finish()]);
   const gotD = await readFloats(gpu.device, dgram, 0, c * c);
   const gotParts = await readFloats(gpu.device, parts, 0, GRAM_LOSS_PARTS);
   const gotLoss = gotParts.reduce((s, v) => s + v, 0);
