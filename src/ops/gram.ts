@@ -86,14 +86,11 @@ export async function gram(
   // Two launches: the tiles off the diagonal (none when C = T), then the
   // diagonal ones (symmetric: half the products, half the loads).
   const off = geo.nb * (geo.nb - 1) / 2;
-  for (
-    const [D, tiles, pairs, suffix] of [[0, off, geo.T * geo.T, ""], [
-      1,
-      geo.nb,
-      geo.T * (geo.T + 1) / 2,
-      ".diag",
-    ]] as const
-  ) {
+  const launches = [
+    { D: 0, tiles: off, pairs: geo.T * geo.T, suffix: "" },
+    { D: 1, tiles: geo.nb, pairs: geo.T * (geo.T + 1) / 2, suffix: ".diag" },
+  ];
+  for (const { D, tiles, pairs, suffix } of launches) {
     if (tiles === 0) continue;
     const partial = await ctx.pipelines.get({
       name: "gram.wgsl",
