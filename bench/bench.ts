@@ -206,7 +206,7 @@ for (const [h, w] of sizes) {
     ]] as const
   ) {
     parts[name] = median(
-      await timeBatches(2, () => {
+      await timeBatches(3, () => {
         enc = device.createCommandEncoder();
         prog.encode(enc);
         device.queue.submit([enc.finish()]);
