@@ -37,33 +37,46 @@ function convRef(s: ConvShape, x: Float32Array, w: Float32Array, b: Float32Array
   return { y, oh, ow };
 }
 
-const SHAPES: [string, ConvShape, "gradient"?][] = [
-  ["1x1", { cin: 13, cout: 24, h: 7, w: 9, kh: 1, kw: 1, stride: 1, pad: 0 }],
-  ["1x1 over more pixels than one workgroup tile", {
-    cin: 5,
-    cout: 16,
-    h: 29,
-    w: 31,
-    kh: 1,
-    kw: 1,
-    stride: 1,
-    pad: 0,
-  }],
-  ["3x3 pad 1", { cin: 5, cout: 16, h: 9, w: 13, kh: 3, kw: 3, stride: 1, pad: 1 }],
-  ["3x3 pad 1 with the gradient tile", {
-    cin: 5,
-    cout: 16,
-    h: 9,
-    w: 37,
-    kh: 3,
-    kw: 3,
-    stride: 1,
-    pad: 1,
-  }, "gradient"],
+const pad1 = (cin: number, cout: number, h: number, w: number): ConvShape => ({
+  cin,
+  cout,
+  h,
+  w,
+  kh: 3,
+  kw: 3,
+  stride: 1,
+  pad: 1,
+});
+
+// "padded": the network's layout (planes rounded up to 4, aligned offsets),
+// which 1×1 convolutions need and which gives 3×3 ones flattened pixel
+// segments (rows wrapping inside an invocation's 16 pixels) and vec4 stores.
+const SHAPES: [string, ConvShape, ("gradient" | undefined)?, "padded"?][] = [
+  ["1x1", { cin: 13, cout: 24, h: 7, w: 9, kh: 1, kw: 1, stride: 1, pad: 0 }, undefined, "padded"],
+  [
+    "1x1 over more pixels than one workgroup tile",
+    {
+      cin: 5,
+      cout: 16,
+      h: 29,
+      w: 31,
+      kh: 1,
+      kw: 1,
+      stride: 1,
+      pad: 0,
+    },
+    undefined,
+    "padded",
+  ],
+  ["3x3 pad 1", pad1(5, 16, 9, 13)],
+  ["3x3 pad 1 on padded planes", pad1(5, 16, 9, 13), undefined, "padded"],
+  ["3x3 pad 1 on padded planes, 5-pixel rows", pad1(6, 16, 7, 5), undefined, "padded"],
+  ["3x3 pad 1 on padded planes, 37-pixel rows", pad1(4, 32, 4, 37), undefined, "padded"],
+  ["3x3 pad 1 with the gradient tile", pad1(5, 16, 9, 37), "gradient"],
   ["3x3 stride 2 (conv1)", { cin: 3, cout: 16, h: 12, w: 23, kh: 3, kw: 3, stride: 2, pad: 0 }],
 ];
 
-for (const [name, s, use] of SHAPES) {
+for (const [name, s, use, layout] of SHAPES) {
   Deno.test(`conv2d ${name} with bias and ReLU matches a CPU convolution`, async () => {
     const { ctx, scope, gpu } = await testContext();
     const x = randomFloats(s.cin * s.h * s.w, 1);
@@ -71,10 +84,9 @@ for (const [name, s, use] of SHAPES) {
     const b = randomFloats(s.cout, 3);
     const ref = convRef(s, x, w, b);
     const np = ref.oh * ref.ow;
-    // 1×1 convolutions need the network's padded planes (and aligned offsets);
-    // 3×3 ones take any layout: dense, the output at an odd offset.
-    const one = s.kh === 1;
-    const [xp, op, at] = one ? [planeStride(s.h, s.w), planeStride(ref.oh, ref.ow), 8] : [
+    // Padded planes with NaN in the padding and aligned offsets, or (3×3
+    // only) dense planes with the output at an odd offset.
+    const [xp, op, at] = layout ? [planeStride(s.h, s.w), planeStride(ref.oh, ref.ow), 8] : [
       s.h * s.w,
       np,
       5,

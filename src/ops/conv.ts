@@ -177,6 +177,12 @@ export async function conv2d(
       `${o.label}: plus1x1 needs stride 1, padding 1, vec4 rows and an input in x's buffer and layout`,
     );
   }
+  // Flattened pixel segments and vec4 stores: a "same" convolution writing
+  // aligned planes with bias and ReLU only (the expand3x3 layers).
+  const fl = s.stride === 1 && s.pad === 1 && xv && !p1 && !o.accumulate && !o.maskOut &&
+      oo % 4 === 0 && outPlane % 4 === 0
+    ? 1
+    : 0;
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
     source: `${conv3x3}\n${common}\n${shift4}`,
@@ -188,6 +194,7 @@ export async function conv2d(
       // Unroll the input channels by the largest of 1..t.U dividing cin.
       U: unrollFor(s.cin, t.U),
       E1: p1 ? 1 : 0,
+      FL: fl,
     },
     entry: "main",
     constants: flags(o),
@@ -214,10 +221,16 @@ export async function conv2d(
   // With XV the kernel reads x only through its vec4 view (binding 6).
   const b = bindings(ctx, u, o);
   if (xv) b[1] = null;
-  prog.dispatch(o.label, pipeline, [...b, xv ? o.x.buffer : null, p1?.weights ?? null], [
-    s.cout / (4 * t.TMV),
-    Math.ceil(oh * nseg / t.WG),
-  ], flops + (p1 ? 2 * s.cout * oh * ow * p1.cin : 0));
+  // With FL it writes out only through its vec4 view (binding 8), no mask.
+  if (fl) b[4] = b[5] = null;
+  const segments = fl ? Math.ceil(oh * ow / t.TN) : oh * nseg;
+  prog.dispatch(
+    o.label,
+    pipeline,
+    [...b, xv ? o.x.buffer : null, p1?.weights ?? null, fl ? o.out.buffer : null],
+    [s.cout / (4 * t.TMV), Math.ceil(segments / t.WG)],
+    flops + (p1 ? 2 * s.cout * oh * ow * p1.cin : 0),
+  );
 }
 
 /**

@@ -9,7 +9,12 @@
 // XV 1 (TN % 4 == 0) loads each row segment (TN·S values) as aligned vec4s
 // realigned in registers instead of one scalar load per value; with stride 2
 // every other value is used. E1 1 also sums a 1×1 convolution of a second
-// input (see below). Template parameters: TMV, TN, WG, S, PAD, U, XV, E1.
+// input (see below). FL 1 (stride 1, PAD 1, XV, an output as large as the
+// input in aligned planes): the TN pixels of an invocation are consecutive in
+// the flattened plane (a row may wrap inside them), every tap masked at the
+// borders per pixel, so the epilogue stores vec4s (a scalar store costs
+// lavapipe what a vec4 one does). Template parameters: TMV, TN, WG, S, PAD,
+// U, XV, E1, FL.
 // Needs cout % (4·TMV) == 0; x and out at any element offset, their channel
 // planes x_plane and out_plane elements apart.
 // Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl; shift4()
@@ -30,19 +35,23 @@ struct Params {
 //#if E1
 @group(0) @binding(7) var<storage, read> wone: array<vec4<f32>>;  // [cin2][cout] (E1 only)
 //#end
+//#if FL
+@group(0) @binding(8) var<storage, read_write> outq: array<vec4<f32>>;  // out again, as vec4 (FL only)
+//#end
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   // Channel groups vary fastest over the workgroups (neighbouring launches
   // share their input rows while they are in the caches).
   let cog = wid.x * ${TMV}u;
+  let hw = pr.x_plane;
+  let tapstride = pr.cin * pr.cout4;
+//#if 1 - FL
   let seg = wid.y * ${WG}u + li;
   let live = seg < pr.oh * pr.nseg;
   let sg = min(seg, pr.oh * pr.nseg - 1u);
   let oy = sg / pr.nseg;
   let ox0 = (sg % pr.nseg) * ${TN}u;
-  let hw = pr.x_plane;
-  let tapstride = pr.cin * pr.cout4;
 //#for t in 0..(TN-1)*S+3
   let cx${t} = i32(ox0 * ${S}u + ${t}u) - ${PAD};
   let cv${t} = cx${t} >= 0 && cx${t} < i32(pr.w);
@@ -52,6 +61,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ry${ky} = i32(oy * ${S}u + ${ky}u) - ${PAD};
   let rv${ky} = ry${ky} >= 0 && ry${ky} < i32(pr.h);
   let rb${ky} = u32(clamp(ry${ky}, 0, i32(pr.h) - 1)) * pr.w;
+//#end
+//#end
+//#if FL
+  // Pixel j of the segment: live (inside the plane), and which of the rows
+  // above/below (r0, r2) and columns left/right (c0, c2) exist.
+  let p0 = (wid.y * ${WG}u + li) * ${TN}u;
+  var fx = p0 % pr.w;
+  var fy = p0 / pr.w;
+//#for j in 0..TN
+  let r1_${j} = p0 + ${j}u < pr.h * pr.w;
+  let r0_${j} = r1_${j} && fy > 0u;
+  let r2_${j} = r1_${j} && fy + 1u < pr.h;
+  let c0_${j} = fx > 0u;
+  let c1_${j} = true;
+  let c2_${j} = fx + 1u < pr.w;
+  fx += 1u;
+  fy = select(fy, fy + 1u, fx == pr.w);
+  fx = select(fx, 0u, fx == pr.w);
+//#end
 //#end
 //#for i in 0..TMV
 //#for j in 0..TN
@@ -67,7 +95,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let xc = ci * hw;
     let wc = ci * pr.cout4 + cog;
 //#if XV
+//#if 1 - FL
     let e = i32(pr.x_off + xc + rb${ky} + ox0 * ${S}u) + ${kx} - ${PAD};
+//#end
+//#if FL
+    let e = i32(pr.x_off + xc + p0) + i32(pr.w) * ${ky} - i32(pr.w) + ${kx} - 1;
+//#end
     let q = e >> 2u;
     let s = u32(e & 3);
 //#for g in 0..TN*S/4+1
@@ -77,7 +110,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let y${g} = shift4(X${g}, X${g+1}, s);
 //#end
 //#for j in 0..TN
+//#if 1 - FL
     let v${j} = select(0.0, y${(j*S)/4}[${(j*S)%4}], rv${ky} && cv${j*S+kx});
+//#end
+//#if FL
+    let v${j} = select(0.0, y${j/4}[${j%4}], r${ky}_${j} && c${kx}_${j});
+//#end
 //#end
 //#end
 //#if 1-XV
@@ -125,6 +163,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
   }
 //#end
+//#if 1 - FL
   let npix = pr.out_plane;
 //#for i in 0..TMV
   {
@@ -144,5 +183,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
 //#end
   }
+//#end
+//#end
+//#if FL
+  // Bias and ReLU only (no ACCUMULATE or MASK_OUT); the vec4s past H·W but
+  // inside the plane get the bias (padding, which nothing reads).
+  let q4 = pr.out_plane / 4u;
+//#for i in 0..TMV
+  {
+    var b = vec4<f32>(0.0);
+    if (HAS_BIAS) {
+      b = bias[cog + ${i}u];
+    }
+//#for k in 0..4
+    {
+      let ob = pr.out_off / 4u + ((cog + ${i}u) * 4u + ${k}u) * q4 + p0 / 4u;
+//#for g in 0..TN/4
+      if (p0 + ${4*g}u < pr.out_plane) {
+        var r = vec4<f32>(a${i}_${4*g}[${k}], a${i}_${4*g+1}[${k}], a${i}_${4*g+2}[${k}], a${i}_${4*g+3}[${k}]) + vec4<f32>(b[${k}]);
+        if (RELU) {
+          r = max(r, vec4<f32>(0.0));
+        }
+        outq[ob + ${g}u] = r;
+      }
+//#end
+    }
+//#end
+  }
+//#end
 //#end
 }
