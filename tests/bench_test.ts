@@ -6,7 +6,7 @@ const BENCH = new URL("../bench/bench.ts", import.meta.url).pathname;
 /** Runs bench/bench.ts with `args` and parses its --json lines. */
 async function bench(args: string[]): Promise<Record<string, unknown>[]> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", BENCH, "--json", "--iters", "10", "--warmup", "1", ...args],
+    args: ["run", "-A", BENCH, "--json", "--iters", "3", "--warmup", "1", ...args],
     env: {
       STYLIZE_WEIGHTS: `${sharedDir()}/weights/sqz_notop.mat`,
       XDG_RUNTIME_DIR: "/tmp",
