@@ -167,10 +167,15 @@ export class OpContext {
     this.dummy = device.createBuffer({ size: 256, usage: STORAGE, label: "dummy" });
   }
 
-  /** A uniform buffer holding `words` (u32 or f32 bit patterns), held by `scope`. */
+  /**
+   * A uniform buffer holding `words` (u32 or f32 bit patterns), held by
+   * `scope`: a kernel's `Params`, which the shaders declare as
+   * `array<Params, 2>` and read at an index the driver cannot fold, so the
+   * buffer has room for two.
+   */
   uniform(scope: Scope, words: ArrayBufferView<ArrayBuffer>, label: string): GPUBuffer {
     const b = scope.acquire(
-      Math.max(256, words.byteLength),
+      Math.max(256, 2 * words.byteLength),
       GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
       label,
     );

@@ -11,7 +11,11 @@ struct Params {
   hi: vec4<f32>,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// The parameters sit at index 0, read at an index the driver cannot fold
+// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
+// the uniforms that steer their loops (bench/NOTES.md, row 41).
+@group(0) @binding(0) var<uniform> params: array<Params, 2>;
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> m: array<vec4<f32>>;
@@ -21,7 +25,8 @@ struct Params {
 // scalar ones do). The last vec4 may run past n into the buffers' padding
 // (their sizes are multiples of 16 bytes), which nothing reads.
 @compute @workgroup_size(64, 1, 1)
-fn step(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
+  p = params[nwg_p.x >> 16u];
   let i = gid.x;
   if (i * 4u >= p.n) {
     return;

@@ -27,7 +27,11 @@ struct Params {
   cin2: u32, x2_off: u32, _p0: u32, _p1: u32,
 }
 
-@group(0) @binding(0) var<uniform> pr: Params;
+// The parameters sit at index 0, read at an index the driver cannot fold
+// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
+// the uniforms that steer their loops (bench/NOTES.md, row 41).
+@group(0) @binding(0) var<uniform> params: array<Params, 2>;
+var<private> pr: Params;
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // [ky][kx][cin][cout]
 //#if XV
 @group(0) @binding(6) var<storage, read> xv: array<vec4<f32>>;  // x again, as vec4 (XV only)
@@ -40,7 +44,8 @@ struct Params {
 //#end
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg_p: vec3<u32>) {
+  pr = params[nwg_p.x >> 16u];
   // Channel groups vary fastest over the workgroups (neighbouring launches
   // share their input rows while they are in the caches).
   let cog = wid.x * ${TMV}u;

@@ -14,13 +14,18 @@ struct Params {
   dx_off: u32, dy_plane: u32, dx_plane: u32, _p2: u32,
 }
 
-@group(0) @binding(0) var<uniform> pr: Params;
+// The parameters sit at index 0, read at an index the driver cannot fold
+// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
+// the uniforms that steer their loops (bench/NOTES.md, row 41).
+@group(0) @binding(0) var<uniform> params: array<Params, 2>;
+var<private> pr: Params;
 @group(0) @binding(1) var<storage, read> dyv: array<vec4<f32>>; // dy as vec4s
 @group(0) @binding(2) var<storage, read> wb: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
+  pr = params[nwg_p.x >> 16u];
   let nrow = (pr.h + 1u) / 2u;
   let live = gid.x < nrow * pr.nseg;
   let sg = min(gid.x, nrow * pr.nseg - 1u);

@@ -24,7 +24,11 @@ struct Params {
   inv_n: f32, weight: f32, coef: f32, _p3: f32,
 }
 
-@group(0) @binding(0) var<uniform> pr: Params;
+// The parameters sit at index 0, read at an index the driver cannot fold
+// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
+// the uniforms that steer their loops (bench/NOTES.md, row 41).
+@group(0) @binding(0) var<uniform> params: array<Params, 2>;
+var<private> pr: Params;
 @group(0) @binding(1) var<storage, read> fv: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> fs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;
@@ -34,6 +38,7 @@ fn partial(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
+  pr = params[nwg.x >> 16u];
   // One (tile, chunk) pair per invocation, linearly, so no lane idles when
   // the tiles do not fill a workgroup (64 channels: 36 tiles). D = 1: the nb
   // diagonal tiles, D = 0: the nb(nb−1)/2 tiles above them.
@@ -180,6 +185,7 @@ fn reduce(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
+  pr = params[nwg.x >> 16u];
   let items = pr.ntiles * ${(T/4)*(T/4)}u;
   let chunk4 = pr.ntiles * ${T*T/4}u; // vec4s between chunks
   var sq = 0.0;

@@ -15,7 +15,11 @@ struct Params {
   weight: f32, _p1: f32, _p2: f32, _p3: f32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+// The parameters sit at index 0, read at an index the driver cannot fold
+// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
+// the uniforms that steer their loops (bench/NOTES.md, row 41).
+@group(0) @binding(0) var<uniform> params: array<Params, 2>;
+var<private> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> loss_part: array<f32>;
@@ -44,6 +48,7 @@ fn content(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
+  p = params[nwg.x >> 16u];
   let a0 = p.a_off / 4u;
   let g0 = p.g_off / 4u;
   let q4 = p.plane / 4u;
@@ -75,6 +80,7 @@ fn tv(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
+  p = params[nwg.x >> 16u];
   let hw = p.h * p.w;
   let sw = p.w & 3u; // realignment of the rows below (and, mirrored, above)
   var sq = 0.0;
@@ -116,7 +122,8 @@ fn tv(
 // (start, count) for n terms; term sums go to grad[g_off + t], and their total
 // to grad[g_off + n]. One workgroup.
 @compute @workgroup_size(RW, 1, 1)
-fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
+fn finalize(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
+  p = params[nwg_p.x >> 16u];
   var total = 0.0;
   for (var t = 0u; t < p.n; t++) {
     let start = u32(a[2u * t]);

@@ -18,7 +18,11 @@ struct Params {
   out_off: u32, mask_out_off: u32, _p0: u32, _p1: u32,
 }
 
-@group(0) @binding(0) var<uniform> pr: Params;
+// The parameters sit at index 0, read at an index the driver cannot fold
+// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
+// the uniforms that steer their loops (bench/NOTES.md, row 41).
+@group(0) @binding(0) var<uniform> params: array<Params, 2>;
+var<private> pr: Params;
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;    // [cin][cout]
 
 @group(0) @binding(6) var<storage, read> xq: array<vec4<f32>>;
@@ -41,7 +45,8 @@ fn store4(o: u32, v: vec4<f32>) {
 }
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg_p: vec3<u32>) {
+  pr = params[nwg_p.x >> 16u];
   let n4 = pr.plane / 4u;
   let cog = wid.x * ${TMV}u;
   let g0 = wid.y * ${WG*TN}u + li;

@@ -6,12 +6,17 @@ struct Params {
   n: u32, g_off: u32, y_off: u32, _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> pr: Params;
+// The parameters sit at index 0, read at an index the driver cannot fold
+// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
+// the uniforms that steer their loops (bench/NOTES.md, row 41).
+@group(0) @binding(0) var<uniform> params: array<Params, 2>;
+var<private> pr: Params;
 @group(0) @binding(1) var<storage, read_write> g: array<f32>;
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 
 @compute @workgroup_size(64)
-fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
+  pr = params[nwg_p.x >> 16u];
   // 4 elements per invocation.
   let i0 = gid.x * 4u;
   for (var k = 0u; k < 4u; k++) {
