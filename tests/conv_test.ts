@@ -47,6 +47,11 @@ const pad1 = (cin: number, cout: number, h: number, w: number): ConvShape => ({
   stride: 1,
   pad: 1,
 });
+const s2 = (cin: number, cout: number, h: number, w: number): ConvShape => ({
+  ...pad1(cin, cout, h, w),
+  stride: 2,
+  pad: 0,
+});
 
 // "padded": the network's layout (planes rounded up to 4, aligned offsets),
 // which 1×1 convolutions need and which gives 3×3 ones flattened pixel
@@ -74,6 +79,8 @@ const SHAPES: [string, ConvShape, ("gradient" | undefined)?, "padded"?][] = [
   ["3x3 pad 1 on padded planes, 37-pixel rows", pad1(4, 32, 4, 37), undefined, "padded"],
   ["3x3 pad 1 with the gradient tile", pad1(5, 16, 9, 37), "gradient"],
   ["3x3 stride 2 (conv1)", { cin: 3, cout: 16, h: 12, w: 23, kh: 3, kw: 3, stride: 2, pad: 0 }],
+  ["3x3 stride 2 on padded planes, 11-pixel rows", s2(3, 16, 12, 23), undefined, "padded"],
+  ["3x3 stride 2 on padded planes, 20-pixel rows", s2(3, 32, 19, 41), undefined, "padded"],
 ];
 
 for (const [name, s, use, layout] of SHAPES) {

@@ -177,9 +177,11 @@ export async function conv2d(
       `${o.label}: plus1x1 needs stride 1, padding 1, vec4 rows and an input in x's buffer and layout`,
     );
   }
-  // Flattened pixel segments and vec4 stores: a "same" convolution writing
-  // aligned planes with bias and ReLU only (the expand3x3 layers).
-  const fl = s.stride === 1 && s.pad === 1 && xv && !p1 && !o.accumulate && !o.maskOut &&
+  // Flattened pixel segments and vec4 stores, for launches writing aligned
+  // planes with bias and ReLU only: a "same" convolution with vec4 row loads
+  // (the expand3x3 layers) or an unpadded one with scalar loads (conv1).
+  const flat = (s.stride === 1 && s.pad === 1 && xv) || (s.pad === 0 && !xv);
+  const fl = flat && t.TN % 4 === 0 && !p1 && !o.accumulate && !o.maskOut &&
       oo % 4 === 0 && outPlane % 4 === 0
     ? 1
     : 0;

@@ -9,11 +9,13 @@
 // XV 1 (TN % 4 == 0) loads each row segment (TN·S values) as aligned vec4s
 // realigned in registers instead of one scalar load per value; with stride 2
 // every other value is used. E1 1 also sums a 1×1 convolution of a second
-// input (see below). FL 1 (stride 1, PAD 1, XV, an output as large as the
-// input in aligned planes): the TN pixels of an invocation are consecutive in
-// the flattened plane (a row may wrap inside them), every tap masked at the
-// borders per pixel, so the epilogue stores vec4s (on lavapipe 0.26 ns per
-// float against 1.6–1.9 for scalar stores). Template parameters: TMV, TN,
+// input (see below). FL 1 (aligned output planes, TN % 4 == 0): the TN
+// pixels of an invocation are consecutive in the flattened output plane (a
+// row may wrap inside them), so the epilogue stores vec4s (on lavapipe 0.26
+// ns per float against 1.6–1.9 for scalar stores); with XV (stride 1, PAD 1,
+// an output as large as the input) every tap is masked at the borders per
+// pixel, without XV (PAD 0, any stride: conv1) each pixel loads its own
+// scalars. Template parameters: TMV, TN,
 // WG, S, PAD, U, XV, E1, FL.
 // Needs cout % (4·TMV) == 0; x and out at any element offset, their channel
 // planes x_plane and out_plane elements apart.
@@ -69,9 +71,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
 //#end
 //#if FL
+  let p0 = (wid.y * ${WG}u + li) * ${TN}u;
+//#end
+//#if FL * XV
   // Pixel j of the segment: live (inside the plane), and which of the rows
   // above/below (r0, r2) and columns left/right (c0, c2) exist.
-  let p0 = (wid.y * ${WG}u + li) * ${TN}u;
   var fx = p0 % pr.w;
   var fy = p0 / pr.w;
 //#for j in 0..TN
@@ -84,6 +88,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   fx += 1u;
   fy = select(fy, fy + 1u, fx == pr.w);
   fx = select(fx, 0u, fx == pr.w);
+//#end
+//#end
+//#if FL * (1 - XV)
+  // PAD 0: every tap of a live pixel is inside x. Pixel j's top-left tap at
+  // element b_j of a plane (dead pixels past oh·ow read pixel 0's taps).
+  var fx = p0 % pr.ow;
+  var fy = p0 / pr.ow;
+//#for j in 0..TN
+  let b_${j} = select(0u, fy * ${S}u * pr.w + fx * ${S}u, p0 + ${j}u < pr.oh * pr.ow);
+  fx += 1u;
+  fy = select(fy, fy + 1u, fx == pr.ow);
+  fx = select(fx, 0u, fx == pr.ow);
 //#end
 //#end
 //#for i in 0..TMV
@@ -123,9 +139,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
 //#end
 //#end
-//#if 1-XV
+//#if (1 - XV) * (1 - FL)
 //#for j in 0..TN
     let v${j} = select(0.0, load_x(xc + rb${ky} + cc${j*S+kx}), rv${ky} && cv${j*S+kx});
+//#end
+//#end
+//#if FL * (1 - XV)
+//#for j in 0..TN
+    let v${j} = load_x(xc + b_${j} + ${ky}u * pr.w + ${kx}u);
 //#end
 //#end
 //#for i in 0..TMV
