@@ -139,34 +139,45 @@ Deno.test("conv2d rejects a 1×1 convolution on unaligned planes", async () => {
   scope.dispose();
 });
 
-Deno.test("conv2d accumulate and output mask: out = (out + x conv w)·[mo>0]", async () => {
-  const { ctx, scope, gpu } = await testContext();
-  const s: ConvShape = { cin: 6, cout: 8, h: 5, w: 11, kh: 3, kw: 3, stride: 1, pad: 1 };
-  const n = s.cout * s.h * s.w;
-  const x = randomFloats(s.cin * s.h * s.w, 4);
-  const w = randomFloats(9 * s.cin * s.cout, 6);
-  const mo = randomFloats(n, 7);
-  const init = randomFloats(n, 8);
-  const ref = convRef(s, x, w, null);
-  const want = ref.y.map((v, i) => mo[i] > 0 ? v + init[i] : 0);
-  const out = ctx.upload(scope, init, "out");
-  const prog = new Program(gpu.device);
-  await conv2d(ctx, scope, prog, {
-    label: "t",
-    shape: s,
-    x: view(ctx.upload(scope, x, "x")),
-    weights: ctx.upload(scope, w, "w"),
-    out: view(out),
-    accumulate: true,
-    maskOut: view(ctx.upload(scope, mo, "mo")),
+// Dense planes take the row-segment kernel, padded ones the flattened one.
+for (const layout of ["dense", "padded"]) {
+  Deno.test(`conv2d accumulate and output mask on ${layout} planes: out = (out + x conv w)·[mo>0]`, async () => {
+    const { ctx, scope, gpu } = await testContext();
+    const s: ConvShape = { cin: 6, cout: 8, h: 5, w: 11, kh: 3, kw: 3, stride: 1, pad: 1 };
+    const np = s.h * s.w;
+    const n = s.cout * np;
+    const x = randomFloats(s.cin * np, 4);
+    const w = randomFloats(9 * s.cin * s.cout, 6);
+    const mo = randomFloats(n, 7);
+    const init = randomFloats(n, 8);
+    const ref = convRef(s, x, w, null);
+    const want = ref.y.map((v, i) => mo[i] > 0 ? v + init[i] : 0);
+    // Padded: the buffers start at different aligned offsets.
+    const p = layout === "padded" ? planeStride(s.h, s.w) : np;
+    const planes = (a: Float32Array<ArrayBuffer>, c: number, label: string, at: number) =>
+      view(ctx.upload(scope, padPlanes(a, c, np, p, NaN, at), label), at, p);
+    const [x0, o0, m0] = layout === "padded" ? [12, 4, 8] : [0, 0, 0];
+    const out = planes(init, s.cout, "out", o0);
+    const prog = new Program(gpu.device);
+    await conv2d(ctx, scope, prog, {
+      label: "t",
+      shape: s,
+      x: planes(x, s.cin, "x", x0),
+      weights: ctx.upload(scope, w, "w"),
+      out,
+      accumulate: true,
+      maskOut: planes(mo, s.cout, "mo", m0),
+    });
+    const enc = gpu.device.createCommandEncoder();
+    prog.encode(enc);
+    gpu.device.queue.submit([enc.finish()]);
+    const all = await readFloats(gpu.device, out.buffer, o0, s.cout * p);
+    const got = new Float32Array(n);
+    for (let k = 0; k < s.cout; k++) got.set(all.subarray(k * p, k * p + np), k * np);
+    assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
+    scope.dispose();
   });
-  const enc = gpu.device.createCommandEncoder();
-  prog.encode(enc);
-  gpu.device.queue.submit([enc.finish()]);
-  const got = await readFloats(gpu.device, out, 0, n);
-  assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
-  scope.dispose();
-});
+}
 
 Deno.test("conv2dBackwardStrided is the adjoint of the strided convolution", async () => {
   // <conv(x), dy> == <x, convᵀ(dy)> for any x: checks the gather indexing.
@@ -256,41 +267,42 @@ for (
   });
 }
 
-Deno.test("conv2d 3x3 plus a 1×1 of a second input (fire expand gradients) on padded planes", async () => {
-  const { ctx, scope, gpu } = await testContext();
-  const [h, w, c3, c1, cout] = [5, 7, 8, 12, 16];
-  const np = h * w;
-  const plane = 36;
-  const s: ConvShape = { cin: c3, cout, h, w, kh: 3, kw: 3, stride: 1, pad: 1 };
-  const x3 = randomFloats(c3 * np, 21);
-  const x1 = randomFloats(c1 * np, 22);
-  const w3 = randomFloats(9 * c3 * cout, 23);
-  const w1 = randomFloats(c1 * cout, 24);
-  const mo = randomFloats(cout * np, 25);
-  const y3 = convRef(s, x3, w3, null).y;
-  const y1 = convRef({ ...s, cin: c1, kh: 1, kw: 1, pad: 0 }, x1, w1, null).y;
-  const want = y3.map((v, i) => mo[i] > 0 ? v + y1[i] : 0);
-  // One buffer: the 1×1's input first (c1 planes), then the 3×3's (c3 planes).
-  const both = new Float32Array([...x1, ...x3]);
-  const x = ctx.upload(scope, padPlanes(both, c1 + c3, np, plane, NaN), "x");
-  const out = scope.floats(cout * plane, "out");
-  const prog = new Program(gpu.device);
-  await conv2d(ctx, scope, prog, {
-    label: "t",
-    shape: s,
-    x: view(x, c1 * plane, plane),
-    weights: ctx.upload(scope, w3, "w3"),
-    plus1x1: { x: view(x, 0, plane), weights: ctx.upload(scope, w1, "w1"), cin: c1 },
-    out: view(out, 0, plane),
-    maskOut: view(ctx.upload(scope, padPlanes(mo, cout, np, plane, NaN), "mo"), 0, plane),
-    use: "gradient",
+for (const [h, w, c3, c1, cout] of [[5, 7, 8, 12, 16], [9, 37, 16, 16, 32]]) {
+  Deno.test(`conv2d 3x3 plus a 1×1 of a second input (fire expand gradients) on padded ${h}×${w} planes`, async () => {
+    const { ctx, scope, gpu } = await testContext();
+    const np = h * w;
+    const plane = planeStride(h, w);
+    const s: ConvShape = { cin: c3, cout, h, w, kh: 3, kw: 3, stride: 1, pad: 1 };
+    const x3 = randomFloats(c3 * np, 21);
+    const x1 = randomFloats(c1 * np, 22);
+    const w3 = randomFloats(9 * c3 * cout, 23);
+    const w1 = randomFloats(c1 * cout, 24);
+    const mo = randomFloats(cout * np, 25);
+    const y3 = convRef(s, x3, w3, null).y;
+    const y1 = convRef({ ...s, cin: c1, kh: 1, kw: 1, pad: 0 }, x1, w1, null).y;
+    const want = y3.map((v, i) => mo[i] > 0 ? v + y1[i] : 0);
+    // One buffer: the 1×1's input first (c1 planes), then the 3×3's (c3 planes).
+    const both = new Float32Array([...x1, ...x3]);
+    const x = ctx.upload(scope, padPlanes(both, c1 + c3, np, plane, NaN), "x");
+    const out = scope.floats(cout * plane, "out");
+    const prog = new Program(gpu.device);
+    await conv2d(ctx, scope, prog, {
+      label: "t",
+      shape: s,
+      x: view(x, c1 * plane, plane),
+      weights: ctx.upload(scope, w3, "w3"),
+      plus1x1: { x: view(x, 0, plane), weights: ctx.upload(scope, w1, "w1"), cin: c1 },
+      out: view(out, 0, plane),
+      maskOut: view(ctx.upload(scope, padPlanes(mo, cout, np, plane, NaN), "mo"), 0, plane),
+      use: "gradient",
+    });
+    const enc = gpu.device.createCommandEncoder();
+    prog.encode(enc);
+    gpu.device.queue.submit([enc.finish()]);
+    const all = await readFloats(gpu.device, out, 0, cout * plane);
+    const got = new Float32Array(cout * np);
+    for (let k = 0; k < cout; k++) got.set(all.subarray(k * plane, k * plane + np), k * np);
+    assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
+    scope.dispose();
   });
-  const enc = gpu.device.createCommandEncoder();
-  prog.encode(enc);
-  gpu.device.queue.submit([enc.finish()]);
-  const all = await readFloats(gpu.device, out, 0, cout * plane);
-  const got = new Float32Array(cout * np);
-  for (let k = 0; k < cout; k++) got.set(all.subarray(k * plane, k * plane + np), k * np);
-  assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
-  scope.dispose();
-});
+}

@@ -178,13 +178,14 @@ export async function conv2d(
     );
   }
   // Flattened pixel segments and vec4 stores, for launches writing aligned
-  // planes with bias and ReLU only: a "same" convolution with vec4 row loads
-  // (the expand3x3 layers) or an unpadded one with scalar loads (conv1).
-  const flat = (s.stride === 1 && s.pad === 1 && xv) || (s.pad === 0 && !xv);
-  const fl = flat && t.TN % 4 === 0 && !p1 && !o.accumulate && !o.maskOut &&
-      oo % 4 === 0 && outPlane % 4 === 0
-    ? 1
-    : 0;
+  // planes: a "same" convolution with vec4 row loads (the expand3x3 layers
+  // and the fire modules' input gradients) or an unpadded one with scalar
+  // loads (conv1).
+  const flat = (s.stride === 1 && s.pad === 1 && xv) || (s.pad === 0 && !xv && !p1);
+  const fl =
+    flat && t.TN % 4 === 0 && [oo, mo, outPlane, p1?.x.offset ?? 0].every((v) => v % 4 === 0)
+      ? 1
+      : 0;
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
     source: `${conv3x3}\n${common}\n${shift4}`,
@@ -223,13 +224,20 @@ export async function conv2d(
   // With XV the kernel reads x only through its vec4 view (binding 6).
   const b = bindings(ctx, u, o);
   if (xv) b[1] = null;
-  // With FL it writes out only through its vec4 view (binding 8), no mask.
+  // With FL it writes out and reads the mask only through vec4 views
+  // (bindings 8 and 9).
   if (fl) b[4] = b[5] = null;
   const segments = fl ? Math.ceil(oh * ow / t.TN) : oh * nseg;
   prog.dispatch(
     o.label,
     pipeline,
-    [...b, xv ? o.x.buffer : null, p1?.weights ?? null, fl ? o.out.buffer : null],
+    [
+      ...b,
+      xv ? o.x.buffer : null,
+      p1?.weights ?? null,
+      fl ? o.out.buffer : null,
+      fl ? o.maskOut?.buffer ?? ctx.dummy : null,
+    ],
     [s.cout / (4 * t.TMV), Math.ceil(segments / t.WG)],
     flops + (p1 ? 2 * s.cout * oh * ow * p1.cin : 0),
   );

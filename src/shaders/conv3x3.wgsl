@@ -43,6 +43,7 @@ var<private> pr: Params;
 //#end
 //#if FL
 @group(0) @binding(8) var<storage, read_write> outq: array<vec4<f32>>;  // out again, as vec4 (FL only)
+@group(0) @binding(9) var<storage, read> maskq: array<vec4<f32>>;  // mask_out as vec4 (FL only)
 //#end
 
 @compute @workgroup_size(${WG})
@@ -167,6 +168,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // same buffer (at x2_off, cin2 channels, weights wone) summed in: the input
   // gradient of a fire module's expand1x1 beside that of its expand3x3.
   for (var c2 = 0u; c2 < pr.cin2; c2++) {
+//#if FL
+    // The flattened segment's own pixels: aligned vec4s, the live ones only.
+    let e = (pr.x2_off + c2 * hw + p0) / 4u;
+//#for g in 0..TN/4
+    let X${g} = xv[e + ${g}u];
+//#end
+//#for j in 0..TN
+    let v${j} = select(0.0, X${j/4}[${j%4}], r1_${j});
+//#end
+//#end
+//#if 1 - FL
     let e = pr.x2_off + c2 * hw + rb1 + ox0;
     let q = e >> 2u;
     let s = e & 3u;
@@ -178,6 +190,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
 //#for j in 0..TN
     let v${j} = select(0.0, y${j/4}[${j%4}], cv${j+1});
+//#end
 //#end
 //#for i in 0..TMV
     let w${i} = wone[c2 * pr.cout4 + cog + ${i}u];
@@ -212,8 +225,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
 //#end
 //#if FL
-  // Bias and ReLU only (no ACCUMULATE or MASK_OUT); the vec4s past H·W but
-  // inside the plane get the bias (padding, which nothing reads).
+  // The epilogue of store() on vec4s; the vec4s past H·W but inside the
+  // plane get values too (padding, which nothing reads).
   let q4 = pr.out_plane / 4u;
 //#for i in 0..TMV
   {
@@ -227,8 +240,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#for g in 0..TN/4
       if (p0 + ${4*g}u < pr.out_plane) {
         var r = vec4<f32>(a${i}_${4*g}[${k}], a${i}_${4*g+1}[${k}], a${i}_${4*g+2}[${k}], a${i}_${4*g+3}[${k}]) + vec4<f32>(b[${k}]);
+        if (ACCUMULATE) {
+          r += outq[ob + ${g}u];
+        }
         if (RELU) {
           r = max(r, vec4<f32>(0.0));
+        }
+        if (MASK_OUT) {
+          let mo = pr.mask_out_off / 4u + ((cog + ${i}u) * 4u + ${k}u) * q4 + p0 / 4u;
+          r = select(vec4<f32>(0.0), r, maskq[mo + ${g}u] > vec4<f32>(0.0));
         }
         outq[ob + ${g}u] = r;
       }
