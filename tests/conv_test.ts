@@ -267,11 +267,18 @@ for (
   });
 }
 
-for (const [h, w, c3, c1, cout] of [[5, 7, 8, 12, 16], [9, 37, 16, 16, 32]]) {
-  Deno.test(`conv2d 3x3 plus a 1×1 of a second input (fire expand gradients) on padded ${h}×${w} planes`, async () => {
+// Padded planes take the flattened kernel, dense ones (35 pixels) the row segments.
+for (
+  const [h, w, c3, c1, cout, layout] of [
+    [5, 7, 8, 12, 16, "padded"],
+    [9, 37, 16, 16, 32, "padded"],
+    [5, 7, 8, 12, 16, "dense"],
+  ] as const
+) {
+  Deno.test(`conv2d 3x3 plus a 1×1 of a second input (fire expand gradients) on ${layout} ${h}×${w} planes`, async () => {
     const { ctx, scope, gpu } = await testContext();
     const np = h * w;
-    const plane = planeStride(h, w);
+    const plane = layout === "padded" ? planeStride(h, w) : np;
     const s: ConvShape = { cin: c3, cout, h, w, kh: 3, kw: 3, stride: 1, pad: 1 };
     const x3 = randomFloats(c3 * np, 21);
     const x1 = randomFloats(c1 * np, 22);

@@ -182,10 +182,10 @@ export async function conv2d(
   // and the fire modules' input gradients) or an unpadded one with scalar
   // loads (conv1).
   const flat = (s.stride === 1 && s.pad === 1 && xv) || (s.pad === 0 && !xv && !p1);
-  const fl =
-    flat && t.TN % 4 === 0 && [oo, mo, outPlane, p1?.x.offset ?? 0].every((v) => v % 4 === 0)
-      ? 1
-      : 0;
+  const fl = flat && t.TN % 4 === 0 &&
+      [oo, mo, outPlane, p1?.x.offset ?? 0, p1 ? xPlane : 0].every((v) => v % 4 === 0)
+    ? 1
+    : 0;
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
     source: `${conv3x3}\n${common}\n${shift4}`,
