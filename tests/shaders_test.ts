@@ -27,7 +27,7 @@ Deno.test("every kernel reads its uniform parameters at an index the driver cann
       const [, entry, args, first] = m;
       const nwg = args.match(/@builtin\(num_workgroups\)\s*(\w+)/)?.[1];
       assert.ok(nwg, `${name}:${entry} lacks num_workgroups`);
-      assert.equal(first.trim(), `${param} = params[${nwg}.x >> 16u];`, `${name}:${entry}`);
+      assert.equal(first.trim(), `${param} = params[${nwg}.x >> 31u];`, `${name}:${entry}`);
       kernels++;
     }
   }

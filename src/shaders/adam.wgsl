@@ -12,8 +12,9 @@ struct Params {
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
-// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
-// the uniforms that steer their loops (bench/NOTES.md, row 41).
+// (num_workgroups.x >> 31 is 0 for any legal count): lavapipe otherwise
+// specialises kernels on the uniforms that steer their loops (bench/NOTES.md,
+// row 41).
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> p: Params;
 @group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;
@@ -26,7 +27,7 @@ var<private> p: Params;
 // (their sizes are multiples of 16 bytes), which nothing reads.
 @compute @workgroup_size(64, 1, 1)
 fn step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
-  p = params[nwg_p.x >> 16u];
+  p = params[nwg_p.x >> 31u];
   let i = gid.x;
   if (i * 4u >= p.n) {
     return;

@@ -25,8 +25,9 @@ struct Params {
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
-// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
-// the uniforms that steer their loops (bench/NOTES.md, row 41).
+// (num_workgroups.x >> 31 is 0 for any legal count): lavapipe otherwise
+// specialises kernels on the uniforms that steer their loops (bench/NOTES.md,
+// row 41).
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> pr: Params;
 @group(0) @binding(1) var<storage, read> fv: array<vec4<f32>>;
@@ -38,7 +39,7 @@ fn partial(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  pr = params[nwg.x >> 16u];
+  pr = params[nwg.x >> 31u];
   // One (tile, chunk) pair per invocation, linearly, so no lane idles when
   // the tiles do not fill a workgroup (64 channels: 36 tiles). D = 1: the nb
   // diagonal tiles, D = 0: the nb(nb−1)/2 tiles above them.
@@ -185,7 +186,7 @@ fn reduce(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  pr = params[nwg.x >> 16u];
+  pr = params[nwg.x >> 31u];
   let items = pr.ntiles * ${(T/4)*(T/4)}u;
   let chunk4 = pr.ntiles * ${T*T/4}u; // vec4s between chunks
   var sq = 0.0;

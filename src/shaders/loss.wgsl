@@ -16,8 +16,9 @@ struct Params {
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
-// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
-// the uniforms that steer their loops (bench/NOTES.md, row 41).
+// (num_workgroups.x >> 31 is 0 for any legal count): lavapipe otherwise
+// specialises kernels on the uniforms that steer their loops (bench/NOTES.md,
+// row 41).
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -48,7 +49,7 @@ fn content(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  p = params[nwg.x >> 16u];
+  p = params[nwg.x >> 31u];
   let a0 = p.a_off / 4u;
   let g0 = p.g_off / 4u;
   let q4 = p.plane / 4u;
@@ -80,7 +81,7 @@ fn tv(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  p = params[nwg.x >> 16u];
+  p = params[nwg.x >> 31u];
   let hw = p.h * p.w;
   let sw = p.w & 3u; // realignment of the rows below (and, mirrored, above)
   var sq = 0.0;
@@ -123,7 +124,7 @@ fn tv(
 // to grad[g_off + n]. One workgroup.
 @compute @workgroup_size(RW, 1, 1)
 fn finalize(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
-  p = params[nwg_p.x >> 16u];
+  p = params[nwg_p.x >> 31u];
   var total = 0.0;
   for (var t = 0u; t < p.n; t++) {
     let start = u32(a[2u * t]);

@@ -19,8 +19,9 @@ struct Params {
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
-// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
-// the uniforms that steer their loops (bench/NOTES.md, row 41).
+// (num_workgroups.x >> 31 is 0 for any legal count): lavapipe otherwise
+// specialises kernels on the uniforms that steer their loops (bench/NOTES.md,
+// row 41).
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> pr: Params;
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;    // [cin][cout]
@@ -46,7 +47,7 @@ fn store4(o: u32, v: vec4<f32>) {
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg_p: vec3<u32>) {
-  pr = params[nwg_p.x >> 16u];
+  pr = params[nwg_p.x >> 31u];
   let n4 = pr.plane / 4u;
   let cog = wid.x * ${TMV}u;
   let g0 = wid.y * ${WG*TN}u + li;

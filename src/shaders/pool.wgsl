@@ -15,8 +15,9 @@ struct Params {
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
-// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
-// the uniforms that steer their loops (bench/NOTES.md, row 41).
+// (num_workgroups.x >> 31 is 0 for any legal count): lavapipe otherwise
+// specialises kernels on the uniforms that steer their loops (bench/NOTES.md,
+// row 41).
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> p: Params;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -38,7 +39,7 @@ fn shift4u(a: vec4<u32>, b: vec4<u32>, s: u32) -> vec4<u32> {
 // rows 2oy … 2oy+2 and the 2Q+1 columns from 2·ox0, each loaded once.
 @compute @workgroup_size(64, 1, 1)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
-  p = params[nwg_p.x >> 16u];
+  p = params[nwg_p.x >> 31u];
   let rows = p.oh * p.nseg;
   if (gid.x >= p.c * rows) {
     return;
@@ -96,7 +97,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 // windows in the order (a−1, b−1), (a−1, b), (a, b−1), (a, b).
 @compute @workgroup_size(64, 1, 1)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
-  p = params[nwg_p.x >> 16u];
+  p = params[nwg_p.x >> 31u];
   let bh = (p.h + 1u) / 2u;
   let rows = bh * p.nseg;
   if (gid.x >= p.c * rows) {

@@ -7,8 +7,9 @@ struct Params {
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
-// (num_workgroups.x >> 16 is 0): lavapipe otherwise specialises kernels on
-// the uniforms that steer their loops (bench/NOTES.md, row 41).
+// (num_workgroups.x >> 31 is 0 for any legal count): lavapipe otherwise
+// specialises kernels on the uniforms that steer their loops (bench/NOTES.md,
+// row 41).
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> pr: Params;
 @group(0) @binding(1) var<storage, read_write> g: array<f32>;
@@ -16,7 +17,7 @@ var<private> pr: Params;
 
 @compute @workgroup_size(64)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
-  pr = params[nwg_p.x >> 16u];
+  pr = params[nwg_p.x >> 31u];
   // 4 elements per invocation.
   let i0 = gid.x * 4u;
   for (var k = 0u; k < 4u; k++) {
