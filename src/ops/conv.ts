@@ -181,7 +181,7 @@ export async function conv2d(
   // planes: a "same" convolution with vec4 row loads (the expand3x3 layers
   // and the fire modules' input gradients) or an unpadded one with scalar
   // loads (conv1).
-  const flat = (s.stride === 1 && s.pad === 1 && xv) || (s.pad === 0 && !xv && !p1);
+  const flat = (s.stride === 1 && s.pad === 1 && xv) || (s.pad === 0 && !xv);
   const fl = flat && t.TN % 4 === 0 &&
       [oo, mo, outPlane, p1?.x.offset ?? 0, p1 ? xPlane : 0].every((v) => v % 4 === 0)
     ? 1
