@@ -60,4 +60,29 @@ Deno.test("gradient check: single pixels with the largest gradients match finite
   }
 });
 
+Deno.test("gradient check: a content term in its own launch (fire3, below a pool) matches finite differences", async () => {
+  // fire4's content term above goes into fire5's squeeze gradient launch;
+  // fire3's gradient is written by pool3's backward, so its term keeps the
+  // content kernel.
+  const own: LossSpec = {
+    ...spec,
+    contentLayer: "fire3",
+    contentWeight: 1e-2,
+    contentTarget: content.fire3!,
+    styleLayers: ["fire4"],
+    styleWeights: [1e-3],
+    styleTargets: [await stylizer.gram(style.fire4!)],
+  };
+  const { gradient } = await stylizer.lossAndGradient(x, own);
+  const at = async (data: Float32Array) =>
+    (await stylizer.lossAndGradient({ shape: x.shape, data }, own)).loss;
+  const d = randomFloats(x.data.length, 7);
+  const eps = 0.01;
+  const fd = (await at(x.data.map((v, i) => v + eps * d[i])) -
+    await at(x.data.map((v, i) => v - eps * d[i]))) / (2 * eps);
+  let an = 0;
+  for (let i = 0; i < d.length; i++) an += gradient.data[i] * d[i];
+  assert.ok(Math.abs(fd - an) <= 0.02 * Math.abs(an), `fd ${fd} vs ${an}`);
+});
+
 globalThis.addEventListener("unload", () => stylizer.dispose());

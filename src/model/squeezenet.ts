@@ -6,7 +6,13 @@
  * @module
  */
 import type { Program } from "../gpu/scheduler.ts";
-import { conv2d, conv2dBackwardStrided, convOut, packStridedKernel } from "../ops/conv.ts";
+import {
+  type ContentTerm,
+  conv2d,
+  conv2dBackwardStrided,
+  convOut,
+  packStridedKernel,
+} from "../ops/conv.ts";
 import { type OpContext, planeStride, type Scope, type View, view } from "../ops/context.ts";
 import { maxPool, maxPoolBackward, poolOut } from "../ops/pool.ts";
 import { reluBackward } from "../ops/relu.ts";
@@ -278,6 +284,12 @@ export interface BackwardLosses {
    * it returns whether it did.
    */
   inject(layer: number, grad: GPUBuffer, relu: View | null, fresh: boolean): Promise<boolean>;
+  /**
+   * Asked when a 1×1 convolution writes `layer`'s gradient last: the content
+   * term to fuse into that write (which then also applies the layer's ReLU
+   * backward), or null. A term given here is left out of {@link inject}.
+   */
+  fuseContent?(layer: number): ContentTerm | null;
 }
 
 /**
@@ -369,9 +381,12 @@ export async function recordBackward(
         maskOut: sq,
         use: "gradient",
       });
-      // When nothing else adds into the input's gradient, the input layer's
-      // ReLU backward is fused into this write.
-      const below = i > 0 && SQUEEZENET[i - 1].kind !== "pool" && !losses.hasLoss(i - 1);
+      // When nothing else adds into the input's gradient (or only a content
+      // term, fused into this write), the input layer's ReLU backward is
+      // fused into this write.
+      const conv = i > 0 && SQUEEZENET[i - 1].kind !== "pool";
+      const content = conv ? losses.fuseContent?.(i - 1) ?? null : null;
+      const below = conv && (content !== null || !losses.hasLoss(i - 1));
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.squeeze1x1.back`,
         shape: { ...at, cin: l.squeeze, cout: d.c, kh: 1, kw: 1, pad: 0 },
@@ -379,6 +394,7 @@ export async function recordBackward(
         weights: s.back,
         out: dx,
         maskOut: below ? view(fwd.outputs[i - 1].buffer, 0, plane) : undefined,
+        content: content ?? undefined,
       });
       if (below) masked[i - 1] = true;
     }

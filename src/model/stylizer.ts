@@ -21,6 +21,7 @@ import {
 } from "../ops/context.ts";
 import { gram, GRAM_LOSS_PARTS, gramBackward, gramGeometry } from "../ops/gram.ts";
 import { contentLoss, finalizeLosses, LOSS_PARTS, tvLoss } from "../ops/loss.ts";
+import { type ContentTerm, pointwiseInvocations } from "../ops/conv.ts";
 import {
   type Forward,
   layerDims,
@@ -478,15 +479,20 @@ export class Engine implements Stylizer {
       at += count;
       return at - count;
     };
-    const contentPart = seg(spec.contentWeight > 0 ? LOSS_PARTS : 0);
+    const cIdx = tapLayerIndex(spec.contentLayer);
+    const cOut = fwd.outputs[cIdx];
+    // The content term's partials: LOSS_PARTS from its own launch, or one per
+    // invocation of the 1×1 launch it is fused into (see fuseContent).
+    const fusedParts = pointwiseInvocations(ctx, cOut.dims.c, cOut.plane);
+    const contentCap = spec.contentWeight > 0 ? Math.max(LOSS_PARTS, fusedParts) : 0;
+    const contentPart = seg(contentCap);
+    segments[0][1] = Math.min(contentCap, LOSS_PARTS);
     const stylePart = spec.styleLayers.map((_, i) =>
       seg(spec.styleWeights[i] > 0 ? GRAM_LOSS_PARTS : 0)
     );
     const tvPart = seg(spec.tvWeight > 0 ? LOSS_PARTS : 0);
     const parts = scope.floats(Math.max(at, 1), "loss.parts");
     const scalars = scope.floats(L + 3, "loss.scalars");
-    const cIdx = tapLayerIndex(spec.contentLayer);
-    const cOut = fwd.outputs[cIdx];
     const contentTarget = scope.floats(cOut.dims.c * cOut.plane, "content.target");
     const styleTargets = spec.styleLayers.map((l) => {
       const c = fwd.outputs[tapLayerIndex(l)].dims.c;
@@ -503,7 +509,7 @@ export class Engine implements Stylizer {
       const F = view(out.buffer, 0, out.plane);
       const G = view(g, 0, out.plane);
       const styles = styleAt(i);
-      const content = i === cIdx && spec.contentWeight > 0;
+      const content = i === cIdx && spec.contentWeight > 0 && !contentFused;
       // The ReLU backward is fused into the last loss write: the content
       // term's when no style term follows (relu is the layer's output, F).
       const contentMasks = content && styles.length === 0 && relu !== null &&
@@ -555,6 +561,20 @@ export class Engine implements Stylizer {
       }
       return contentMasks || (styles.length > 0 && relu !== null);
     };
+    // The content term alone at its layer goes into the 1×1 launch that
+    // writes the layer's gradient last, when there is one.
+    let contentFused = false;
+    const fuseContent = (i: number): ContentTerm | null => {
+      if (i !== cIdx || !(spec.contentWeight > 0) || styleAt(i).length > 0) return null;
+      contentFused = true;
+      segments[0][1] = fusedParts;
+      return {
+        target: contentTarget,
+        weight: spec.contentWeight,
+        npix: cOut.dims.h * cOut.dims.w,
+        parts: view(parts, contentPart),
+      };
+    };
     const hasLoss = (i: number) => (i === cIdx && spec.contentWeight > 0) || styleAt(i).length > 0;
     // Style terms come first at a layer without a content term: the first
     // Gram backward can overwrite a gradient nothing else wrote.
@@ -564,6 +584,7 @@ export class Engine implements Stylizer {
       inject,
       hasLoss,
       overwrites,
+      fuseContent,
     });
     if (spec.tvWeight > 0) {
       await tvLoss(ctx, scope, prog, {

@@ -78,6 +78,24 @@ export interface Conv2dOptions {
    * output channels, "gram" (1×1) for the Gram backward's square products.
    */
   use?: "forward" | "gradient" | "gram";
+  /**
+   * 1×1 only: the content loss of the layer `maskOut` holds (F, a ReLU
+   * output), fused into the epilogue: `out` = result + 2w·(F − P), then
+   * masked; each invocation writes w·Σ(F − P)² over its valid pixels (the
+   * first `npix` of each plane) to `parts` — {@link pointwiseInvocations}
+   * of them.
+   */
+  content?: ContentTerm;
+}
+
+/** A content loss term fused into a 1×1 convolution (see {@link Conv2dOptions}). */
+export interface ContentTerm {
+  /** P, laid out as the output (plane stride included), at offset 0. */
+  target: GPUBuffer;
+  weight: number;
+  /** Valid pixels (H·W) of each plane. */
+  npix: number;
+  parts: View;
 }
 
 function flags(o: Conv2dOptions): Record<string, number> {
@@ -132,28 +150,45 @@ export async function conv2d(
           `it and every offset multiples of 4 (planeStride)`,
       );
     }
-    const t = fitChannels(
-      o.use === "gram" ? ctx.tiles.gramBackward : ctx.tiles.pointwise,
-      s.cout,
-      o.label,
-    );
+    const c = o.content;
+    if (c && (!o.maskOut || oo !== 0)) {
+      throw new RangeError(
+        `${o.label}: a fused content term needs maskOut (F) and out at offset 0`,
+      );
+    }
+    const { tile: t, grid } = pointwiseLaunch(ctx, s.cout, xPlane, o.use, o.label);
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
       source: `${pointwise}\n${common}`,
       template: { ...t },
       entry: "main",
-      constants: flags(o),
+      constants: { ...flags(o), CONTENT: c ? 1 : 0 },
     });
-    const words = new Uint32Array([s.cin, s.cout / 4, xPlane, xo, oo, mo, 0, 0]);
+    const words = new Uint32Array(12);
+    words.set([s.cin, s.cout / 4, xPlane, xo, oo, mo, c?.npix ?? 0, c?.parts.offset ?? 0]);
+    new Float32Array(words.buffer).set([c?.weight ?? 0], 8);
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     const b = bindings(ctx, u, o);
-    // x, out and the mask through their vec4 views (bindings 6–8).
+    // x, out and the mask through their vec4 views (bindings 6–8), P and
+    // the loss partials (9, 10).
     prog.dispatch(
       o.label,
       pipeline,
-      [b[0], null, b[2], b[3], null, null, b[1], b[4], b[5]],
-      [s.cout / (4 * t.TMV), Math.ceil(xPlane / 4 / (t.WG * t.TN))],
-      flops,
+      [
+        b[0],
+        null,
+        b[2],
+        b[3],
+        null,
+        null,
+        b[1],
+        b[4],
+        b[5],
+        c?.target ?? ctx.dummy,
+        c?.parts.buffer ?? o.out.buffer,
+      ],
+      grid,
+      flops + (c ? 5 * s.cout * c.npix : 0),
     );
     return;
   }
@@ -241,6 +276,31 @@ export async function conv2d(
     [s.cout / (4 * t.TMV), Math.ceil(segments / t.WG)],
     flops + (p1 ? 2 * s.cout * oh * ow * p1.cin : 0),
   );
+}
+
+/**
+ * The tile and grid of a 1×1 convolution launch with `cout` output channels
+ * on planes of `plane` elements.
+ */
+function pointwiseLaunch(
+  ctx: OpContext,
+  cout: number,
+  plane: number,
+  use: Conv2dOptions["use"],
+  label: string,
+): { tile: { TMV: number; TN: number; WG: number }; grid: [number, number] } {
+  const t = fitChannels(use === "gram" ? ctx.tiles.gramBackward : ctx.tiles.pointwise, cout, label);
+  return { tile: t, grid: [cout / (4 * t.TMV), Math.ceil(plane / 4 / (t.WG * t.TN))] };
+}
+
+/**
+ * The invocations of a 1×1 convolution launch (forward or input-gradient
+ * tile) with `cout` output channels on planes of `plane` elements: the loss
+ * partials a fused content term writes.
+ */
+export function pointwiseInvocations(ctx: OpContext, cout: number, plane: number): number {
+  const { tile, grid } = pointwiseLaunch(ctx, cout, plane, "forward", "content");
+  return grid[0] * grid[1] * tile.WG;
 }
 
 /**

@@ -12,10 +12,18 @@
 // strided by WG (group j = base + j·WG + lane); WG invocations.
 // Options and bias (binding 3): conv_common.wgsl; x, out and the mask are
 // read here through vec4 views (bindings 6–8).
+// CONTENT: the content loss of the output layer F (the mask, binding 8) is
+// fused into the epilogue: out = result + 2w·(F − P) before the mask
+// (P at binding 9, laid out as out), and each invocation writes
+// w·Σ(F − P)² over its valid pixels (< npix in each plane) to
+// parts[part_off + its index] (binding 10).
+
+override CONTENT: bool = false;
 
 struct Params {
   cin: u32, cout4: u32, plane: u32, x_off: u32,
-  out_off: u32, mask_out_off: u32, _p0: u32, _p1: u32,
+  out_off: u32, mask_out_off: u32, npix: u32, part_off: u32,
+  cweight: f32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -29,12 +37,25 @@ var<private> pr: Params;
 @group(0) @binding(6) var<storage, read> xq: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> outq: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> maskq: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> ctarget: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read_write> parts: array<f32>;
 
-// Writes 4 pixels of one channel at vec4 index o (relative to out_off/4).
-fn store4(o: u32, v: vec4<f32>) {
+// The invocation's sum of squared content differences (CONTENT).
+var<private> csum: f32;
+
+// Writes 4 pixels of one channel at vec4 index o (relative to out_off/4),
+// pixels 4q … 4q+3 of their plane.
+fn store4(o: u32, q: u32, v: vec4<f32>) {
   var r = v;
   if (ACCUMULATE) {
     r += outq[pr.out_off / 4u + o];
+  }
+  if (CONTENT) {
+    let f = maskq[pr.mask_out_off / 4u + o];
+    let valid = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(pr.npix);
+    let d = select(vec4<f32>(0.0), f - ctarget[o], valid);
+    r += 2.0 * pr.cweight * d;
+    csum += dot(d, d);
   }
   if (RELU) {
     r = max(r, vec4<f32>(0.0));
@@ -48,6 +69,7 @@ fn store4(o: u32, v: vec4<f32>) {
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg_p: vec3<u32>) {
   pr = params[nwg_p.x >> 31u];
+  csum = 0.0;
   let n4 = pr.plane / 4u;
   let cog = wid.x * ${TMV}u;
   let g0 = wid.y * ${WG*TN}u + li;
@@ -90,11 +112,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let ob = (cog * 4u + ${i*4+k}u) * n4 + g0;
 //#for j in 0..TN
       if (g0 + ${j*WG}u < n4) {
-        store4(ob + ${j*WG}u, a${i}_${k}_${j} + vec4<f32>(b[${k}]));
+        store4(ob + ${j*WG}u, g0 + ${j*WG}u, a${i}_${k}_${j} + vec4<f32>(b[${k}]));
       }
 //#end
     }
 //#end
   }
 //#end
+  if (CONTENT) {
+    parts[pr.part_off + (wid.y * nwg_p.x + wid.x) * ${WG}u + li] = pr.cweight * csum;
+  }
 }
