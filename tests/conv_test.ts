@@ -230,6 +230,45 @@ Deno.test("conv2d 1×1 with a fused content term: out = (x conv w + 2c·(F−P))
   scope.dispose();
 });
 
+Deno.test("conv2d 1×1 plus a second 1×1 input (squeeze gradient + Gram backward): out = (x conv w + x2 conv w2)·[mo>0]", async () => {
+  const { ctx, scope, gpu } = await testContext();
+  const s: ConvShape = { cin: 5, cout: 8, h: 3, w: 7, kh: 1, kw: 1, stride: 1, pad: 0 };
+  const np = s.h * s.w;
+  const p = planeStride(s.h, s.w); // 24: three padding pixels per plane, NaN
+  const cin2 = 6;
+  const x = randomFloats(s.cin * np, 21);
+  const w = randomFloats(s.cin * s.cout, 22);
+  const x2 = randomFloats(cin2 * np, 23);
+  const w2 = randomFloats(cin2 * s.cout, 24);
+  const mo = randomFloats(s.cout * np, 25);
+  const a = convRef(s, x, w, null).y;
+  const b = convRef({ ...s, cin: cin2 }, x2, w2, null).y;
+  const want = a.map((v, i) => mo[i] > 0 ? v + b[i] : 0);
+  const planes = (d: Float32Array<ArrayBuffer>, ch: number, label: string, at = 0) =>
+    view(ctx.upload(scope, padPlanes(d, ch, np, p, NaN, at), label), at, p);
+  // The second input at another aligned offset of its own buffer.
+  const out = planes(new Float32Array(s.cout * np), s.cout, "out", 4);
+  const prog = new Program(gpu.device);
+  await conv2d(ctx, scope, prog, {
+    label: "t",
+    shape: s,
+    x: planes(x, s.cin, "x"),
+    weights: ctx.upload(scope, w, "w"),
+    out,
+    maskOut: planes(mo, s.cout, "mo", 8),
+    plus1x1: { x: planes(x2, cin2, "x2", 12), weights: ctx.upload(scope, w2, "w2"), cin: cin2 },
+    use: "gram",
+  });
+  const enc = gpu.device.createCommandEncoder();
+  prog.encode(enc);
+  gpu.device.queue.submit([enc.finish()]);
+  const all = await readFloats(gpu.device, out.buffer, 4, s.cout * p);
+  const got = new Float32Array(s.cout * np);
+  for (let k = 0; k < s.cout; k++) got.set(all.subarray(k * p, k * p + np), k * np);
+  assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
+  scope.dispose();
+});
+
 Deno.test("conv2dBackwardStrided is the adjoint of the strided convolution", async () => {
   // <conv(x), dy> == <x, convᵀ(dy)> for any x: checks the gather indexing.
   const { ctx, scope, gpu } = await testContext();

@@ -290,6 +290,24 @@ export interface BackwardLosses {
    * backward), or null. A term given here is left out of {@link inject}.
    */
   fuseContent?(layer: number): ContentTerm | null;
+  /**
+   * Asked (after {@link fuseContent} declined) when a 1×1 convolution writes
+   * `layer`'s gradient last: records a style term's Gram and returns its
+   * backward dG·F to sum into that write (which then also applies the
+   * layer's ReLU backward), or null. A term given here is left out of
+   * {@link inject}.
+   */
+  fuseStyle?(layer: number): Promise<FusedStyle | null>;
+}
+
+/** A Gram backward dF += dG·F fused into another 1×1 launch (see {@link BackwardLosses}). */
+export interface FusedStyle {
+  /** F, the layer's output. */
+  f: View;
+  /** dG [C][C], already scaled. */
+  dgram: GPUBuffer;
+  /** C. */
+  c: number;
 }
 
 /**
@@ -386,15 +404,18 @@ export async function recordBackward(
       // fused into this write.
       const conv = i > 0 && SQUEEZENET[i - 1].kind !== "pool";
       const content = conv ? losses.fuseContent?.(i - 1) ?? null : null;
-      const below = conv && (content !== null || !losses.hasLoss(i - 1));
+      const style = conv && !content ? await losses.fuseStyle?.(i - 1) ?? null : null;
+      const below = conv && (content !== null || style !== null || !losses.hasLoss(i - 1));
       await conv2d(ctx, scope, prog, {
-        label: `${l.name}.squeeze1x1.back`,
+        label: `${l.name}.squeeze1x1.back${style ? "+gram.back" : ""}`,
         shape: { ...at, cin: l.squeeze, cout: d.c, kh: 1, kw: 1, pad: 0 },
         x: gs,
         weights: s.back,
         out: dx,
         maskOut: below ? view(fwd.outputs[i - 1].buffer, 0, plane) : undefined,
         content: content ?? undefined,
+        plus1x1: style ? { x: style.f, weights: style.dgram, cin: style.c } : undefined,
+        use: style ? "gram" : undefined,
       });
       if (below) masked[i - 1] = true;
     }

@@ -24,6 +24,7 @@ import { contentLoss, finalizeLosses, LOSS_PARTS, tvLoss } from "../ops/loss.ts"
 import { type ContentTerm, pointwiseInvocations } from "../ops/conv.ts";
 import {
   type Forward,
+  type FusedStyle,
   layerDims,
   NetWeights,
   recordBackward,
@@ -529,22 +530,9 @@ export class Engine implements Stylizer {
         });
       }
       for (const s of styles) {
+        if (styleFused.has(s)) continue;
         const label = `${spec.styleLayers[s]}.style`;
-        const npix = d.h * d.w;
-        const dgram = scope.floats(d.c * d.c, `${label}.dgram`);
-        await gram(ctx, scope, prog, {
-          label: `${label}.gram`,
-          c: d.c,
-          npix,
-          f: F,
-          scratch: scope.floats(gramGeometry(ctx, d.c, npix).scratch, `${label}.scratch`),
-          loss: {
-            target: styleTargets[s],
-            weight: spec.styleWeights[s],
-            dgram,
-            parts: view(parts, stylePart[s]),
-          },
-        });
+        const dgram = await styleGram(i, s);
         await gramBackward(ctx, scope, prog, {
           label: `${label}.gram.back`,
           c: d.c,
@@ -560,6 +548,41 @@ export class Engine implements Stylizer {
         });
       }
       return contentMasks || (styles.length > 0 && relu !== null);
+    };
+    // Style term s at layer i: its Gram, loss partials and dG (returned).
+    const styleGram = async (i: number, s: number): Promise<GPUBuffer> => {
+      const d = fwd.outputs[i].dims;
+      const label = `${spec.styleLayers[s]}.style`;
+      const npix = d.h * d.w;
+      const dgram = scope.floats(d.c * d.c, `${label}.dgram`);
+      await gram(ctx, scope, prog, {
+        label: `${label}.gram`,
+        c: d.c,
+        npix,
+        f: view(fwd.outputs[i].buffer, 0, fwd.outputs[i].plane),
+        scratch: scope.floats(gramGeometry(ctx, d.c, npix).scratch, `${label}.scratch`),
+        loss: {
+          target: styleTargets[s],
+          weight: spec.styleWeights[s],
+          dgram,
+          parts: view(parts, stylePart[s]),
+        },
+      });
+      return dgram;
+    };
+    // A style term alone at its layer: its Gram backward goes into the 1×1
+    // launch that writes the layer's gradient last, when there is one.
+    const styleFused = new Set<number>();
+    const fuseStyle = async (i: number): Promise<FusedStyle | null> => {
+      const styles = styleAt(i);
+      if (styles.length !== 1 || (i === cIdx && spec.contentWeight > 0)) return null;
+      styleFused.add(styles[0]);
+      const out = fwd.outputs[i];
+      return {
+        f: view(out.buffer, 0, out.plane),
+        dgram: await styleGram(i, styles[0]),
+        c: out.dims.c,
+      };
     };
     // The content term alone at its layer goes into the 1×1 launch that
     // writes the layer's gradient last, when there is one.
@@ -585,6 +608,7 @@ export class Engine implements Stylizer {
       hasLoss,
       overwrites,
       fuseContent,
+      fuseStyle,
     });
     if (spec.tvWeight > 0) {
       await tvLoss(ctx, scope, prog, {

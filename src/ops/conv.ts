@@ -68,9 +68,11 @@ export interface Conv2dOptions {
   /** Multiply the result by (maskOut > 0). */
   maskOut?: View;
   /**
-   * 3×3, stride 1, padding 1 only: a second input in `x`'s buffer (same plane
-   * stride) whose 1×1 convolution by `weights` [cin][cout] is summed in — the
-   * input gradients of a fire module's two expand layers in one launch.
+   * A second input (same plane stride) whose 1×1 convolution by `weights`
+   * [cin][cout] is summed in: for a 3×3 convolution (stride 1, padding 1,
+   * input in `x`'s buffer) the input gradients of a fire module's two expand
+   * layers in one launch; for a 1×1 one any second product, e.g. a Gram
+   * backward beside the squeeze layer's input gradient.
    */
   plus1x1?: { x: View; weights: GPUBuffer; cin: number };
   /**
@@ -151,6 +153,12 @@ export async function conv2d(
       );
     }
     const c = o.content;
+    const p2 = o.plus1x1;
+    if (p2 && ((p2.x.plane ?? s.h * s.w) !== xPlane || p2.x.offset % 4)) {
+      throw new RangeError(
+        `${o.label}: plus1x1 needs x's plane stride and an offset multiple of 4`,
+      );
+    }
     if (c && (!o.maskOut || oo !== 0)) {
       throw new RangeError(
         `${o.label}: a fused content term needs maskOut (F) and out at offset 0`,
@@ -160,13 +168,14 @@ export async function conv2d(
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
       source: `${pointwise}\n${common}`,
-      template: { ...t },
+      template: { ...t, E1: p2 ? 1 : 0 },
       entry: "main",
       constants: { ...flags(o), CONTENT: c ? 1 : 0 },
     });
     const words = new Uint32Array(12);
     words.set([s.cin, s.cout / 4, xPlane, xo, oo, mo, c?.npix ?? 0, c?.parts.offset ?? 0]);
     new Float32Array(words.buffer).set([c?.weight ?? 0], 8);
+    words.set([p2?.cin ?? 0, p2?.x.offset ?? 0], 9);
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     const b = bindings(ctx, u, o);
     // x, out and the mask through their vec4 views (bindings 6–8), P and
@@ -186,9 +195,11 @@ export async function conv2d(
         b[5],
         c?.target ?? ctx.dummy,
         c?.parts.buffer ?? o.out.buffer,
+        p2?.x.buffer ?? null,
+        p2?.weights ?? null,
       ],
       grid,
-      flops + (c ? 5 * s.cout * c.npix : 0),
+      flops + (c ? 5 * s.cout * c.npix : 0) + (p2 ? 2 * s.cout * s.h * s.w * p2.cin : 0),
     );
     return;
   }

@@ -12,6 +12,9 @@
 // strided by WG (group j = base + j·WG + lane); WG invocations.
 // Options and bias (binding 3): conv_common.wgsl; x, out and the mask are
 // read here through vec4 views (bindings 6–8).
+// E1: a second input x2 (binding 11, laid out as x, at x2_off) whose 1×1
+// convolution by wsec [cin2][cout] (binding 12) is summed in after the first:
+// two gradients of one layer in one launch.
 // CONTENT: the content loss of the output layer F (the mask, binding 8) is
 // fused into the epilogue: out = result + 2w·(F − P) before the mask
 // (P at binding 9, laid out as out), and each invocation writes
@@ -23,7 +26,7 @@ override CONTENT: bool = false;
 struct Params {
   cin: u32, cout4: u32, plane: u32, x_off: u32,
   out_off: u32, mask_out_off: u32, npix: u32, part_off: u32,
-  cweight: f32, _p0: u32, _p1: u32, _p2: u32,
+  cweight: f32, cin2: u32, x2_off: u32, _p2: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -37,6 +40,10 @@ var<private> pr: Params;
 @group(0) @binding(6) var<storage, read> xq: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> outq: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> maskq: array<vec4<f32>>;
+//#if E1
+@group(0) @binding(11) var<storage, read> x2q: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read> wsec: array<vec4<f32>>;
+//#end
 @group(0) @binding(9) var<storage, read> ctarget: array<vec4<f32>>;
 @group(0) @binding(10) var<storage, read_write> parts: array<f32>;
 
@@ -101,6 +108,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
 //#end
   }
+//#if E1
+  for (var ci = 0u; ci < pr.cin2; ci++) {
+    let wr = ci * pr.cout4 + cog;
+    let xr = (pr.x2_off + ci * pr.plane) / 4u;
+//#for i in 0..TMV
+    let w${i} = wsec[wr + ${i}u];
+//#end
+//#for j in 0..TN
+    let x${j} = x2q[xr + q${j}];
+//#end
+//#for i in 0..TMV
+//#for j in 0..TN
+    a${i}_0_${j} = fma(vec4<f32>(w${i}.x), x${j}, a${i}_0_${j});
+    a${i}_1_${j} = fma(vec4<f32>(w${i}.y), x${j}, a${i}_1_${j});
+    a${i}_2_${j} = fma(vec4<f32>(w${i}.z), x${j}, a${i}_2_${j});
+    a${i}_3_${j} = fma(vec4<f32>(w${i}.w), x${j}, a${i}_3_${j});
+//#end
+//#end
+  }
+//#end
 //#for i in 0..TMV
   {
     var b = vec4<f32>(0.0);
