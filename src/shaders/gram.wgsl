@@ -181,7 +181,6 @@ fn put_block(i: u32, j: u32, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: ve
 // w·Σ(G−A)² (per-workgroup partial sums).
 @compute @workgroup_size(RW)
 fn reduce(
-  @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(local_invocation_id) lid: vec3<u32>,
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
@@ -190,7 +189,12 @@ fn reduce(
   let items = pr.ntiles * ${(T/4)*(T/4)}u;
   let chunk4 = pr.ntiles * ${T*T/4}u; // vec4s between chunks
   var sq = 0.0;
-  for (var e = gid.x; e < items; e += nwg.x * RW) {
+  // Each workgroup takes an equal share of the items (lavapipe gives each
+  // thread a contiguous half of the workgroups: with the items packed into
+  // the first workgroups, one thread would do them all).
+  let per = (items + nwg.x - 1u) / nwg.x;
+  let end = min(wid.x * per + per, items);
+  for (var e = wid.x * per + lid.x; e < end; e += RW) {
     let t = e / ${(T/4)*(T/4)}u;
     let u4 = (e / ${T/4}u) % ${T/4}u;
     let v4 = e % ${T/4}u;
