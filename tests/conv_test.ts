@@ -7,6 +7,7 @@ import {
   type ConvShape,
   packStridedKernel,
   pointwiseInvocations,
+  stridedBackwardInvocations,
 } from "../src/ops/conv.ts";
 import { planeStride, view } from "../src/ops/context.ts";
 import { randomFloats, readFloats, relL2, testContext } from "./helpers.ts";
@@ -268,6 +269,81 @@ Deno.test("conv2d 1×1 plus a second 1×1 input (squeeze gradient + Gram backwar
   assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
   scope.dispose();
 });
+
+/** CPU total variation: w·Σ(squared differences down and right) and its gradient. */
+function tvRef(x: Float32Array, c: number, h: number, w: number, weight: number) {
+  let loss = 0;
+  const grad = new Float64Array(x.length);
+  for (let ch = 0; ch < c; ch++) {
+    for (let y = 0; y < h; y++) {
+      for (let xx = 0; xx < w; xx++) {
+        const e = (ch * h + y) * w + xx;
+        for (const [ok, o] of [[y + 1 < h, w], [xx + 1 < w, 1]] as const) {
+          if (!ok) continue;
+          const d = x[e + o] - x[e];
+          loss += weight * d * d;
+          grad[e] -= 2 * weight * d;
+          grad[e + o] += 2 * weight * d;
+        }
+      }
+    }
+  }
+  return { loss, grad };
+}
+
+// Widths that are not multiples of 4, odd heights (a last row of dx blocks
+// half outside), 1–3 channels.
+for (const [cin, h, w] of [[3, 13, 70], [3, 7, 9], [1, 6, 4], [2, 9, 35]]) {
+  Deno.test(`conv2dBackwardStrided with a fused TV term ${cin}×${h}×${w}: dx = convᵀ(dy) + the TV gradient, partials sum the TV loss`, async () => {
+    const { ctx, scope, gpu } = await testContext();
+    const s: ConvShape = { cin, cout: 5, h, w, kh: 3, kw: 3, stride: 2, pad: 0 };
+    const n = cin * h * w;
+    const oh = convOut(h, 3, 2, 0);
+    const ow = convOut(w, 3, 2, 0);
+    const dy = view(ctx.upload(scope, randomFloats(s.cout * oh * ow, 31), "dy"));
+    const packed = ctx.upload(
+      scope,
+      packStridedKernel(randomFloats(9 * cin * s.cout, 32), cin, s.cout),
+      "wb",
+    );
+    const x = randomFloats(n, 33);
+    const ref = tvRef(x, cin, h, w, 0.5);
+    const plain = scope.floats(n, "dx");
+    const fused = scope.floats(n, "dx.tv");
+    const nparts = stridedBackwardInvocations(ctx, h, w);
+    const parts = ctx.upload(scope, new Float32Array(2 + nparts + 2).fill(-1), "parts");
+    const prog = new Program(gpu.device);
+    await conv2dBackwardStrided(ctx, scope, prog, {
+      label: "t",
+      shape: s,
+      dy,
+      packed,
+      dx: view(plain),
+    });
+    await conv2dBackwardStrided(ctx, scope, prog, {
+      label: "t.tv",
+      shape: s,
+      dy,
+      packed,
+      dx: view(fused),
+      tv: { x: ctx.upload(scope, x, "x"), weight: 0.5, parts: view(parts, 2) },
+    });
+    const enc = gpu.device.createCommandEncoder();
+    prog.encode(enc);
+    gpu.device.queue.submit([enc.finish()]);
+    const base = await readFloats(gpu.device, plain, 0, n);
+    const got = await readFloats(gpu.device, fused, 0, n);
+    assert.ok(
+      relL2(got, ref.grad.map((g, i) => g + base[i])) < 1e-6,
+      `rel err ${relL2(got, ref.grad.map((g, i) => g + base[i]))}`,
+    );
+    const ps = await readFloats(gpu.device, parts, 0, 2 + nparts + 2);
+    assert.deepEqual([...ps.subarray(0, 2), ...ps.subarray(2 + nparts)], [-1, -1, -1, -1]);
+    const loss = ps.subarray(2, 2 + nparts).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(loss - ref.loss) <= 1e-5 * ref.loss, `loss ${loss} vs ${ref.loss}`);
+    scope.dispose();
+  });
+}
 
 Deno.test("conv2dBackwardStrided is the adjoint of the strided convolution", async () => {
   // <conv(x), dy> == <x, convᵀ(dy)> for any x: checks the gather indexing.

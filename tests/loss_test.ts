@@ -1,58 +1,84 @@
 import assert from "node:assert/strict";
 import { Program } from "../src/gpu/scheduler.ts";
-import { LOSS_PARTS, tvLoss } from "../src/ops/loss.ts";
-import { view } from "../src/ops/context.ts";
+import { contentLoss, finalizeLosses, LOSS_PARTS } from "../src/ops/loss.ts";
+import { planeStride, view } from "../src/ops/context.ts";
 import { randomFloats, readFloats, relL2, testContext } from "./helpers.ts";
 
-/** CPU total variation: w·Σ(squared differences down and right) and its gradient. */
-function tvRef(x: Float32Array, c: number, h: number, w: number, weight: number) {
-  let loss = 0;
-  const grad = new Float64Array(x.length);
-  for (let ch = 0; ch < c; ch++) {
-    for (let y = 0; y < h; y++) {
-      for (let xx = 0; xx < w; xx++) {
-        const e = (ch * h + y) * w + xx;
-        for (const [ok, o] of [[y + 1 < h, w], [xx + 1 < w, 1]] as const) {
-          if (!ok) continue;
-          const d = x[e + o] - x[e];
-          loss += weight * d * d;
-          grad[e] -= 2 * weight * d;
-          grad[e + o] += 2 * weight * d;
-        }
-      }
-    }
-  }
-  return { loss, grad };
-}
-
-// Widths that are not multiples of 4, rows shorter than a vec4, several channels.
-for (const [c, h, w] of [[3, 7, 9], [3, 13, 5], [1, 4, 4], [2, 3, 3]]) {
-  Deno.test(`tvLoss ${c}×${h}×${w}: value and gradient match a CPU total variation`, async () => {
+// The content term in its own launch (a layer whose gradient no 1×1 launch
+// writes last), on padded planes whose NaN padding must stay out of the sum.
+for (const mask of [false, true]) {
+  Deno.test(`contentLoss${mask ? " with the ReLU mask" : ""}: value and gradient match a CPU content loss on padded planes`, async () => {
     const { ctx, scope, gpu } = await testContext();
-    const n = c * h * w;
-    const x = randomFloats(n, 7);
-    const init = randomFloats(n, 8);
-    const ref = tvRef(x, c, h, w, 0.5);
-    const grad = ctx.upload(scope, init, "grad");
+    const [c, h, w] = [5, 3, 7];
+    const np = h * w;
+    const p = planeStride(h, w); // 24: three padding pixels per plane
+    const pad = (a: Float32Array, at = 0) => {
+      const out = new Float32Array(at + c * p).fill(NaN);
+      for (let k = 0; k < c; k++) out.set(a.subarray(k * np, (k + 1) * np), at + k * p);
+      return out;
+    };
+    const f = randomFloats(c * np, 41);
+    const target = randomFloats(c * np, 42);
+    const init = randomFloats(c * np, 43);
+    const weight = 0.3;
+    let loss = 0;
+    const want = new Float64Array(c * np);
+    for (let i = 0; i < c * np; i++) {
+      loss += weight * (f[i] - target[i]) ** 2;
+      const g = init[i] + 2 * weight * (f[i] - target[i]);
+      want[i] = mask && !(f[i] > 0) ? 0 : g;
+    }
+    const grad = ctx.upload(scope, pad(init, 4), "grad");
     const parts = scope.floats(LOSS_PARTS, "parts");
     const prog = new Program(gpu.device);
-    await tvLoss(ctx, scope, prog, {
-      label: "tv",
+    await contentLoss(ctx, scope, prog, {
+      label: "content",
       c,
       h,
       w,
-      x: ctx.upload(scope, x, "x"),
-      weight: 0.5,
-      grad: view(grad),
+      f: view(ctx.upload(scope, pad(f, 8), "f"), 8, p),
+      target: ctx.upload(scope, pad(target), "p"),
+      weight,
+      grad: view(grad, 4, p),
       parts: view(parts),
+      reluMask: mask,
     });
     const enc = gpu.device.createCommandEncoder();
     prog.encode(enc);
     gpu.device.queue.submit([enc.finish()]);
-    const got = await readFloats(gpu.device, grad, 0, n);
-    const loss = (await readFloats(gpu.device, parts, 0, LOSS_PARTS)).reduce((a, b) => a + b, 0);
-    assert.ok(relL2(got, ref.grad.map((g, i) => g + init[i])) < 1e-6, "gradient");
-    assert.ok(Math.abs(loss - ref.loss) <= 1e-5 * ref.loss, `loss ${loss} vs ${ref.loss}`);
+    const all = await readFloats(gpu.device, grad, 4, c * p);
+    const got = new Float32Array(c * np);
+    for (let k = 0; k < c; k++) got.set(all.subarray(k * p, k * p + np), k * np);
+    assert.ok(relL2(got, want) < 1e-6, `gradient: rel err ${relL2(got, want)}`);
+    const sum = (await readFloats(gpu.device, parts, 0, LOSS_PARTS)).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(sum - loss) <= 1e-5 * loss, `loss ${sum} vs ${loss}`);
     scope.dispose();
   });
 }
+
+Deno.test("finalizeLosses sums each segment of partials and their total", async () => {
+  const { ctx, scope, gpu } = await testContext();
+  const values = randomFloats(1000, 44);
+  const segments: [number, number][] = [[0, 3], [3, 700], [703, 0], [703, 297]];
+  const out = scope.floats(8, "out");
+  const prog = new Program(gpu.device);
+  await finalizeLosses(ctx, scope, prog, {
+    label: "losses",
+    parts: ctx.upload(scope, values, "parts"),
+    segments,
+    out: view(out, 2),
+  });
+  const enc = gpu.device.createCommandEncoder();
+  prog.encode(enc);
+  gpu.device.queue.submit([enc.finish()]);
+  const got = await readFloats(gpu.device, out, 2, segments.length + 1);
+  const want = segments.map(([s, n]) => values.subarray(s, s + n).reduce((a, b) => a + b, 0));
+  want.push(want.reduce((a, b) => a + b, 0));
+  for (let t = 0; t < want.length; t++) {
+    assert.ok(
+      Math.abs(got[t] - want[t]) <= 1e-5 * Math.max(1, Math.abs(want[t])),
+      `${t}: ${got[t]} vs ${want[t]}`,
+    );
+  }
+  scope.dispose();
+});

@@ -12,6 +12,7 @@ import {
   conv2dBackwardStrided,
   convOut,
   packStridedKernel,
+  type TvTerm,
 } from "../ops/conv.ts";
 import { type OpContext, planeStride, type Scope, type View, view } from "../ops/context.ts";
 import { maxPool, maxPoolBackward, poolOut } from "../ops/pool.ts";
@@ -298,6 +299,11 @@ export interface BackwardLosses {
    * {@link inject}.
    */
   fuseStyle?(layer: number): Promise<FusedStyle | null>;
+  /**
+   * Asked when the first layer's strided convolution writes the image's
+   * gradient: the total-variation term to fuse into that write, or null.
+   */
+  fuseTv?(): TvTerm | null;
 }
 
 /** A Gram backward dF += dG·F fused into another 1×1 launch (see {@link BackwardLosses}). */
@@ -371,6 +377,8 @@ export async function recordBackward(
         dy,
         packed: net.get(l.name).packed!,
         dx,
+        // Writing the image's gradient: the TV term may go into this write.
+        tv: (i === 0 ? losses.fuseTv?.() : null) ?? undefined,
       });
     } else if (l.kind === "pool") {
       await maxPoolBackward(ctx, scope, prog, {

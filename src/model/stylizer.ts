@@ -20,8 +20,13 @@ import {
   view,
 } from "../ops/context.ts";
 import { gram, GRAM_LOSS_PARTS, gramBackward, gramGeometry } from "../ops/gram.ts";
-import { contentLoss, finalizeLosses, LOSS_PARTS, tvLoss } from "../ops/loss.ts";
-import { type ContentTerm, pointwiseInvocations } from "../ops/conv.ts";
+import { contentLoss, finalizeLosses, LOSS_PARTS } from "../ops/loss.ts";
+import {
+  type ContentTerm,
+  pointwiseInvocations,
+  stridedBackwardInvocations,
+  type TvTerm,
+} from "../ops/conv.ts";
 import {
   type Forward,
   type FusedStyle,
@@ -491,7 +496,9 @@ export class Engine implements Stylizer {
     const stylePart = spec.styleLayers.map((_, i) =>
       seg(spec.styleWeights[i] > 0 ? GRAM_LOSS_PARTS : 0)
     );
-    const tvPart = seg(spec.tvWeight > 0 ? LOSS_PARTS : 0);
+    // The TV term's partials: one per invocation of the launch that writes
+    // the image gradient, which it is fused into (see fuseTv).
+    const tvPart = seg(spec.tvWeight > 0 ? stridedBackwardInvocations(ctx, h, w) : 0);
     const parts = scope.floats(Math.max(at, 1), "loss.parts");
     const scalars = scope.floats(L + 3, "loss.scalars");
     const contentTarget = scope.floats(cOut.dims.c * cOut.plane, "content.target");
@@ -598,6 +605,13 @@ export class Engine implements Stylizer {
         parts: view(parts, contentPart),
       };
     };
+    // The TV term goes into the launch that writes the image's gradient.
+    let tvFused = false;
+    const fuseTv = (): TvTerm | null => {
+      if (!(spec.tvWeight > 0)) return null;
+      tvFused = true;
+      return { x, weight: spec.tvWeight, parts: view(parts, tvPart) };
+    };
     const hasLoss = (i: number) => (i === cIdx && spec.contentWeight > 0) || styleAt(i).length > 0;
     // Style terms come first at a layer without a content term: the first
     // Gram backward can overwrite a gradient nothing else wrote.
@@ -609,18 +623,10 @@ export class Engine implements Stylizer {
       overwrites,
       fuseContent,
       fuseStyle,
+      fuseTv,
     });
-    if (spec.tvWeight > 0) {
-      await tvLoss(ctx, scope, prog, {
-        label: "tv",
-        c: 3,
-        h,
-        w,
-        x,
-        weight: spec.tvWeight,
-        grad: view(grad),
-        parts: view(parts, tvPart),
-      });
+    if (spec.tvWeight > 0 && !tvFused) {
+      throw new Error("internal: the TV term found no launch writing the image gradient");
     }
     await finalizeLosses(ctx, scope, prog, {
       label: "losses",

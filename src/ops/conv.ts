@@ -335,16 +335,28 @@ export function packStridedKernel(
   return out;
 }
 
+/** A total-variation loss term fused into {@link conv2dBackwardStrided}. */
+export interface TvTerm {
+  /** The image x [cin][h][w], dense, at the buffer's start. */
+  x: GPUBuffer;
+  weight: number;
+  /** Where the loss partials go: {@link stridedBackwardInvocations} of them. */
+  parts: View;
+}
+
 /**
  * Appends the input gradient of a 3×3 stride-2 unpadded convolution with ≤ 4
  * input channels: `dy` (gradient of the convolution's output) → `dx`
- * (overwritten). `packed` comes from {@link packStridedKernel}.
+ * (overwritten). `packed` comes from {@link packStridedKernel}. With `tv`
+ * (dx dense at offset 0: the image's gradient), the total-variation loss of
+ * the image is fused in: dx gets its gradient added and each invocation
+ * writes its loss partial.
  */
 export async function conv2dBackwardStrided(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: { label: string; shape: ConvShape; dy: View; packed: GPUBuffer; dx: View },
+  o: { label: string; shape: ConvShape; dy: View; packed: GPUBuffer; dx: View; tv?: TvTerm },
 ): Promise<void> {
   const s = o.shape;
   if (s.kh !== 3 || s.kw !== 3 || s.stride !== 2 || s.pad !== 0 || s.cin > 4) {
@@ -354,15 +366,19 @@ export async function conv2dBackwardStrided(
   const ow = convOut(s.w, 3, 2, 0);
   const t = ctx.tiles.stridedBackward;
   if (t.Q % 4) throw new RangeError(`${o.label}: the tile's Q must be a multiple of 4`);
+  const tv = o.tv;
+  if (tv && (o.dx.offset !== 0 || (o.dx.plane ?? s.h * s.w) !== s.h * s.w)) {
+    throw new RangeError(`${o.label}: a fused TV term needs a dense dx at offset 0`);
+  }
   const pipeline = await ctx.pipelines.get({
     name: "conv_s2_backward.wgsl",
     source: `${strided}\n${shift4}`,
-    template: { ...t },
+    template: { ...t, TV: tv ? 1 : 0 },
     entry: "main",
   });
-  const nseg = Math.ceil(Math.ceil(s.w / 2) / t.Q);
-  const nrow = Math.ceil(s.h / 2);
-  const words = new Uint32Array([
+  const { nseg, groups } = stridedGrid(t, s.h, s.w);
+  const words = new Uint32Array(16);
+  words.set([
     s.cout,
     s.cin,
     s.h,
@@ -374,10 +390,30 @@ export async function conv2dBackwardStrided(
     o.dx.offset,
     o.dy.plane ?? oh * ow,
     o.dx.plane ?? s.h * s.w,
-    0,
+    tv?.parts.offset ?? 0,
   ]);
+  new Float32Array(words.buffer).set([tv?.weight ?? 0], 12);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
-  prog.dispatch(o.label, pipeline, [u, o.dy.buffer, o.packed, o.dx.buffer], [
-    Math.ceil(nrow * nseg / t.WG),
-  ], 2 * s.cout * oh * ow * s.cin * 9);
+  prog.dispatch(
+    o.label,
+    pipeline,
+    [u, o.dy.buffer, o.packed, o.dx.buffer, tv?.x ?? null, tv?.parts.buffer ?? null],
+    [groups],
+    2 * s.cout * oh * ow * s.cin * 9 + (tv ? 10 * s.cin * s.h * s.w : 0),
+  );
+}
+
+/** Row segments and workgroups of a strided-backward launch for an h×w input. */
+function stridedGrid(t: { Q: number; WG: number }, h: number, w: number) {
+  const nseg = Math.ceil(Math.ceil(w / 2) / t.Q);
+  return { nseg, groups: Math.ceil(Math.ceil(h / 2) * nseg / t.WG) };
+}
+
+/**
+ * The invocations of {@link conv2dBackwardStrided} for an h×w input: the
+ * loss partials a fused TV term writes.
+ */
+export function stridedBackwardInvocations(ctx: OpContext, h: number, w: number): number {
+  const t = ctx.tiles.stridedBackward;
+  return stridedGrid(t, h, w).groups * t.WG;
 }

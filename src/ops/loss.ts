@@ -1,18 +1,19 @@
 /**
- * Loss wrappers over src/shaders/loss.wgsl: content and total-variation
- * losses with their gradients (accumulated into gradient buffers), and the
- * reduction of all partial sums into scalar losses on the GPU.
+ * Loss wrappers over src/shaders/loss.wgsl: the content loss with its
+ * gradient (accumulated into the gradient buffer) where it has a launch of
+ * its own, and the reduction of all partial sums into scalar losses on the
+ * GPU. (The total-variation loss is fused into the image gradient's launch,
+ * {@link conv2dBackwardStrided} in conv.ts.)
  * @module
  */
 import lossSource from "../shaders/loss.wgsl" with { type: "text" };
 import workgroupSum from "../shaders/workgroup_sum.wgsl" with { type: "text" };
-import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
 import type { Program } from "../gpu/scheduler.ts";
 import type { OpContext, Scope, View } from "./context.ts";
 
-const source = `${lossSource}\n${workgroupSum}\n${shift4}`;
+const source = `${lossSource}\n${workgroupSum}`;
 
-/** Partial sums each content/TV launch writes (its workgroups). */
+/** Partial sums a content launch writes (its workgroups). */
 export const LOSS_PARTS = 32;
 
 function params(
@@ -102,47 +103,6 @@ export async function contentLoss(
   prog.dispatch(o.label, pipeline, [u, null, null, null, b, o.f.buffer, o.target, o.grad.buffer], [
     LOSS_PARTS,
   ], 5 * o.c * o.h * o.w);
-}
-
-/**
- * Appends the total-variation loss of image `x` [c][h][w] (partials) and grad
- * += its gradient. Both buffers are read as vec4s past c·h·w up to their size
- * (a multiple of 16 bytes); the gradient's offset must be a multiple of 4
- * and the width at least 3.
- */
-export async function tvLoss(
-  ctx: OpContext,
-  scope: Scope,
-  prog: Program,
-  o: {
-    label: string;
-    c: number;
-    h: number;
-    w: number;
-    x: GPUBuffer;
-    weight: number;
-    grad: View;
-    parts: View;
-  },
-): Promise<void> {
-  const n = o.c * o.h * o.w;
-  if (o.grad.offset % 4) {
-    throw new RangeError(`${o.label}: the gradient's offset must be a multiple of 4`);
-  }
-  const pipeline = await ctx.pipelines.get({ name: "loss.wgsl", source, entry: "tv" });
-  const u = ctx.uniform(
-    scope,
-    params({ n, aOff: 0, gOff: o.grad.offset, partOff: o.parts.offset, ...o }, o.weight),
-    `${o.label}.params`,
-  );
-  // x as scalars (binding 1) and vec4s (5), the gradient as vec4s (7).
-  prog.dispatch(
-    o.label,
-    pipeline,
-    [u, o.x, null, null, o.parts.buffer, o.x, null, o.grad.buffer],
-    [LOSS_PARTS],
-    10 * n,
-  );
 }
 
 /**

@@ -5,13 +5,20 @@
 // 2·m0+2Q−1) for all input channels (vec4 accumulators). Per co it loads the
 // 2 × (Q+1) values of dy (rows n−1, n; columns m0−1 … m0+Q−1, as realigned
 // vec4s; Q % 4 == 0) and the 9 taps as vec4s from the repacked kernel
-// wb[co][ky·3+kx] = vec4(W[ky][kx][0..3][co]). Template parameters: Q, WG.
-// shift4() comes from shift4.wgsl.
+// wb[co][ky·3+kx] = vec4(W[ky][kx][0..3][co]). Template parameters: Q, WG,
+// TV. shift4() comes from shift4.wgsl.
+// TV 1 (dx is the image's gradient, dense at offset 0): the total-variation
+// loss of the image x (binding 4, dense like dx) is fused in, as loss.wgsl's
+// `tv` would add it: dx = result + 2w·(the adjoint of the differences), and
+// each invocation writes w·Σ(differences²) over its pixels to
+// parts[part_off + its index] (binding 5). Its rows 2n−1 … 2n+2, columns
+// 2·m0 − 1 … 2·m0 + 2Q, are loaded once per channel as realigned vec4s.
 
 struct Params {
   cout: u32, cin: u32, h: u32, w: u32,
   oh: u32, ow: u32, nseg: u32, dy_off: u32,
-  dx_off: u32, dy_plane: u32, dx_plane: u32, _p2: u32,
+  dx_off: u32, dy_plane: u32, dx_plane: u32, part_off: u32,
+  tv_weight: f32, _p0: u32, _p1: u32, _p2: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -23,6 +30,10 @@ var<private> pr: Params;
 @group(0) @binding(1) var<storage, read> dyv: array<vec4<f32>>; // dy as vec4s
 @group(0) @binding(2) var<storage, read> wb: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+//#if TV
+@group(0) @binding(4) var<storage, read> xv: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> parts: array<f32>;
+//#end
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
@@ -81,6 +92,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 //#end
   }
   let hw = pr.dx_plane;
+//#if 1 - TV
 //#for r in 0..2
 //#for t in 0..2*Q
   {
@@ -94,5 +106,41 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
   }
 //#end
+//#end
+//#end
+//#if TV
+  var tsq = 0.0;
+  let tw = 2.0 * pr.tv_weight;
+  for (var ci = 0u; ci < pr.cin; ci++) {
+    // Image rows 2n − 1 + k (clamped; the masks drop what lies outside).
+//#for k in 0..4
+    let e${k} = i32(ci * hw + min(max(2u * n + ${k}u, 1u) - 1u, pr.h - 1u) * pr.w + 2u * m0) - 1;
+    let s${k} = u32(e${k} & 3);
+//#for g in 0..Q/2+2
+    let X${k}_${g} = xv[u32((e${k} >> 2u) + ${g})];
+//#end
+//#for g in 0..Q/2+1
+    let y${k}_${g} = shift4(X${k}_${g}, X${k}_${g+1}, s${k});
+//#end
+//#end
+//#for r in 0..2
+//#for t in 0..2*Q
+    {
+      let iy = 2u * n + ${r}u;
+      let ix = 2u * m0 + ${t}u;
+      let v = y${r+1}_${(t+1)/4}[${(t+1)%4}];
+      let dd = select(0.0, y${r+2}_${(t+1)/4}[${(t+1)%4}] - v, iy + 1u < pr.h);
+      let du = select(0.0, v - y${r}_${(t+1)/4}[${(t+1)%4}], iy > 0u);
+      let dr = select(0.0, y${r+1}_${(t+2)/4}[${(t+2)%4}] - v, ix + 1u < pr.w);
+      let dl = select(0.0, v - y${r+1}_${t/4}[${t%4}], ix > 0u);
+      if (live && iy < pr.h && ix < pr.w) {
+        dx[iy * pr.w + ix + ci * hw] = a${r}_${t}[ci] + tw * (du - dd + dl - dr);
+        tsq += dd * dd + dr * dr;
+      }
+    }
+//#end
+//#end
+  }
+  parts[pr.part_off + gid.x] = pr.tv_weight * tsq;
 //#end
 }

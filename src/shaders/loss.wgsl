@@ -1,11 +1,12 @@
-// Content and total-variation losses with their gradients, and the final
-// reduction of every loss term's per-workgroup partial sums into scalars.
+// The content loss with its gradient, where it has a launch of its own, and
+// the final reduction of every loss term's partial sums into scalars. (The
+// total-variation loss is fused into the image gradient's launch,
+// conv_s2_backward.wgsl; the content loss, where it can be, into the 1×1
+// launch writing its layer's gradient, pointwise.wgsl.)
 //
 // content: L = w·Σ(F−P)²,   dF += 2w·(F−P); with MASK, dF is then
 //          multiplied by (F > 0): F is a ReLU output, so that is the ReLU
 //          backward, fused into the last write of the layer's gradient.
-// tv:      L = w·(Σ(x[h+1]−x[h])² + Σ(x[w+1]−x[w])²) over [C][H][W],
-//          dx += 2w·(the adjoint of those differences)
 
 override MASK: bool = false;
 
@@ -66,55 +67,6 @@ fn content(
     }
     g4[g0 + e] = g;
     sq += dot(d, d);
-  }
-  finish(lid.x, wid.x, sq);
-}
-
-// a = image x [c][h][w] (also read as vec4s, f4); grad at g_off (a multiple
-// of 4) as vec4s (g4). Four elements per step: their own values and those a
-// row below and above as (realigned) vec4s, the neighbours left and right of
-// the four as scalars. Lanes past n (the buffers' padding) add nothing.
-@compute @workgroup_size(RW, 1, 1)
-fn tv(
-  @builtin(global_invocation_id) gid: vec3<u32>,
-  @builtin(local_invocation_id) lid: vec3<u32>,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  p = params[nwg.x >> 31u];
-  let hw = p.h * p.w;
-  let sw = p.w & 3u; // realignment of the rows below (and, mirrored, above)
-  var sq = 0.0;
-  for (var q = gid.x; q * 4u < p.n; q += nwg.x * RW) {
-    let e0 = 4u * q;
-    let v = f4[q];
-    let below = shift4(f4[(e0 + p.w) >> 2u], f4[((e0 + p.w) >> 2u) + 1u], sw);
-    // May start before the buffer (e0 < w): those lanes are masked (y = 0).
-    let ua = i32(e0) - i32(p.w);
-    let above = shift4(f4[u32(ua >> 2u)], f4[u32((ua >> 2u) + 1)], u32(ua & 3));
-    let left = a[max(e0, 1u) - 1u];
-    let right = a[min(e0 + 4u, p.n - 1u)];
-    // Each lane's neighbours to the left and right.
-    let l = vec4<f32>(left, v.xyz);
-    let r = vec4<f32>(v.yzw, right);
-    let e = vec4<u32>(e0) + vec4<u32>(0u, 1u, 2u, 3u);
-    let live = e < vec4<u32>(p.n);
-    // Row and column of the first lane by division, the others by stepping
-    // (w ≥ 3 and h ≥ 3: at most one wrap of each; u32 divisions of vectors
-    // cost lavapipe one division per lane).
-    let i0 = e0 % hw;
-    let x1 = vec4<u32>(i0 % p.w) + vec4<u32>(0u, 1u, 2u, 3u);
-    let wrap = x1 >= vec4<u32>(p.w);
-    let xx = select(x1, x1 - vec4<u32>(p.w), wrap);
-    let y1 = vec4<u32>(i0 / p.w) + select(vec4<u32>(0u), vec4<u32>(1u), wrap);
-    let y = select(y1, y1 - vec4<u32>(p.h), y1 >= vec4<u32>(p.h));
-    let zero = vec4<f32>(0.0);
-    let dd = select(zero, below - v, live & (y + vec4<u32>(1u) < vec4<u32>(p.h)));
-    let du = select(zero, v - above, live & (y > vec4<u32>(0u)));
-    let dr = select(zero, r - v, live & (xx + vec4<u32>(1u) < vec4<u32>(p.w)));
-    let dl = select(zero, v - l, live & (xx > vec4<u32>(0u)));
-    sq += dot(dd, dd) + dot(dr, dr);
-    g4[p.g_off / 4u + q] += 2.0 * p.weight * (du - dd + dl - dr);
   }
   finish(lid.x, wid.x, sq);
 }
