@@ -78,9 +78,14 @@ export interface OptimizeResult {
   records: IterationRecord[];
 }
 
-/** Loss terms at the start of iteration `i`, from the scalars. */
-function record(i: number, s: Float32Array, styleCount: number, t0: number): IterationRecord {
-  const { loss, terms } = Engine.terms(s, styleCount);
+/** Loss terms at the start of iteration `i`, from the loss partials. */
+function record(
+  i: number,
+  parts: Float32Array,
+  segments: [number, number][],
+  t0: number,
+): IterationRecord {
+  const { loss, terms } = Engine.terms(parts, segments);
   return { i, loss, ...terms, ms: performance.now() - t0 };
 }
 
@@ -253,7 +258,7 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
   const opt = await Optimizer.create(engine, o);
   const { plan } = opt;
   const n = opt.size;
-  const ring = new ReadbackRing(device, 4, (plan.styleCount + 3) * 4);
+  const ring = new ReadbackRing(device, 4, plan.partsFloats * 4);
   const imageRing = new ReadbackRing(device, 1, n * 4);
   const records: IterationRecord[] = [];
   const pending: { i: number; slot: number }[] = [];
@@ -261,7 +266,7 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
   const drain = async (keep: number) => {
     while (pending.length > keep) {
       const { i, slot } = pending.shift()!;
-      const r = record(i, new Float32Array(await ring.take(slot)), plan.styleCount, t0);
+      const r = record(i, new Float32Array(await ring.take(slot)), plan.segments, t0);
       records.push(r);
       o.onRecord?.(r);
     }
@@ -280,7 +285,7 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
       if (o.signal?.aborted) break;
       const enc = device.createCommandEncoder();
       opt.encode(enc, i);
-      const slot = ring.record(enc, plan.scalars);
+      const slot = ring.record(enc, plan.parts);
       device.queue.submit([enc.finish()]);
       ring.map(slot);
       pending.push({ i, slot });

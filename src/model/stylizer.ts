@@ -20,7 +20,7 @@ import {
   view,
 } from "../ops/context.ts";
 import { gram, GRAM_LOSS_PARTS, gramBackward, gramGeometry } from "../ops/gram.ts";
-import { contentLoss, finalizeLosses, LOSS_PARTS } from "../ops/loss.ts";
+import { contentLoss, LOSS_PARTS } from "../ops/loss.ts";
 import {
   type ContentTerm,
   pointwiseInvocations,
@@ -107,14 +107,6 @@ export interface Plan {
   scope: Scope;
 }
 
-/** Segments of the loss-partials buffer and where each term's scalar lands. */
-export interface LossLayout {
-  /** Number of terms reduced (content, styles…, tv). */
-  terms: number;
-  /** Index of the total in the scalars buffer. */
-  total: number;
-}
-
 /** A loss-and-gradient plan: the forward, losses and backward of one configuration. */
 export interface LossPlan extends Plan {
   fwd: Forward;
@@ -122,11 +114,17 @@ export interface LossPlan extends Plan {
   x: GPUBuffer;
   /** d loss / d x. */
   grad: GPUBuffer;
-  /** Scalars: [content, style_1..L, tv, total]. */
-  scalars: GPUBuffer;
+  /**
+   * The loss terms' partial sums, summed on the CPU when read (see
+   * {@link Engine.terms}): segment t of `segments` ([start, count] in
+   * floats) holds term t's (content, style 1..L, tv).
+   */
+  parts: GPUBuffer;
+  segments: [number, number][];
+  /** Floats of `parts` the segments span. */
+  partsFloats: number;
   contentTarget: GPUBuffer;
   styleTargets: GPUBuffer[];
-  styleCount: number;
   /** d loss / d output of each layer (laid out as the layer's output, padded planes). */
   grads: GPUBuffer[];
 }
@@ -476,7 +474,6 @@ export class Engine implements Stylizer {
     const x = scope.floats(3 * h * w, "x");
     const grad = scope.floats(3 * h * w, "x.grad");
     const fwd = await recordForward(ctx, scope, prog, this.net, x, h, w, upto);
-    const L = spec.styleLayers.length;
     // Partial sums: content, each style layer, tv.
     const segments: [number, number][] = [];
     let at = 0;
@@ -500,7 +497,6 @@ export class Engine implements Stylizer {
     // the image gradient, which it is fused into (see fuseTv).
     const tvPart = seg(spec.tvWeight > 0 ? stridedBackwardInvocations(ctx, h, w) : 0);
     const parts = scope.floats(Math.max(at, 1), "loss.parts");
-    const scalars = scope.floats(L + 3, "loss.scalars");
     const contentTarget = scope.floats(cOut.dims.c * cOut.plane, "content.target");
     const styleTargets = spec.styleLayers.map((l) => {
       const c = fwd.outputs[tapLayerIndex(l)].dims.c;
@@ -628,12 +624,6 @@ export class Engine implements Stylizer {
     if (spec.tvWeight > 0 && !tvFused) {
       throw new Error("internal: the TV term found no launch writing the image gradient");
     }
-    await finalizeLosses(ctx, scope, prog, {
-      label: "losses",
-      parts,
-      segments,
-      out: view(scalars),
-    });
     return {
       prog,
       scope,
@@ -641,10 +631,11 @@ export class Engine implements Stylizer {
       x,
       grad,
       grads,
-      scalars,
+      parts,
+      segments,
+      partsFloats: Math.max(at, 1),
       contentTarget,
       styleTargets,
-      styleCount: L,
     };
   }
 
@@ -659,14 +650,25 @@ export class Engine implements Stylizer {
     );
   }
 
-  /** Splits the scalars buffer's values into the total and the terms. */
-  static terms(s: Float32Array, styleCount: number): { loss: number; terms: LossTerms } {
+  /**
+   * The total and the terms from a loss plan's partial sums (`parts`, as
+   * read from {@link LossPlan.parts}), each segment summed in doubles.
+   */
+  static terms(
+    parts: Float32Array,
+    segments: [number, number][],
+  ): { loss: number; terms: LossTerms } {
+    const s = segments.map(([start, count]) => {
+      let sum = 0;
+      for (let k = start; k < start + count; k++) sum += parts[k];
+      return sum;
+    });
+    const styleCount = segments.length - 2;
     let style = 0;
     for (let i = 0; i < styleCount; i++) style += s[1 + i];
-    return {
-      loss: s[styleCount + 2],
-      terms: { content: s[0], style, tv: s[styleCount + 1] },
-    };
+    const content = s[0];
+    const tv = s[styleCount + 1];
+    return { loss: content + style + tv, terms: { content, style, tv } };
   }
 
   async lossAndGradient(x: Tensor, spec: LossSpec): Promise<LossAndGradient> {
@@ -677,12 +679,12 @@ export class Engine implements Stylizer {
     this.writeTargets(plan, spec);
     this.gpu.device.queue.writeBuffer(plan.x, 0, new Float32Array(x.data));
     this.run(plan.prog);
-    const [scalars, g] = await this.read([
-      { buffer: plan.scalars, offset: 0, floats: plan.styleCount + 3 },
+    const [parts, g] = await this.read([
+      { buffer: plan.parts, offset: 0, floats: plan.partsFloats },
       { buffer: plan.grad, offset: 0, floats: 3 * h * w },
     ]);
     return {
-      ...Engine.terms(scalars, plan.styleCount),
+      ...Engine.terms(parts, plan.segments),
       gradient: { shape: [1, 3, h, w], data: g },
     };
   }

@@ -1,9 +1,10 @@
 /**
- * Loss wrappers over src/shaders/loss.wgsl: the content loss with its
- * gradient (accumulated into the gradient buffer) where it has a launch of
- * its own, and the reduction of all partial sums into scalar losses on the
- * GPU. (The total-variation loss is fused into the image gradient's launch,
- * {@link conv2dBackwardStrided} in conv.ts.)
+ * The content-loss wrapper over src/shaders/loss.wgsl: the content loss with
+ * its gradient (accumulated into the gradient buffer) where it has a launch
+ * of its own. Every loss term leaves partial sums, which the CPU adds up when
+ * it reads them (`Engine.terms`). (The content loss goes, where it can, into
+ * the 1×1 launch writing its layer's gradient and the total-variation loss
+ * into the image gradient's launch: conv.ts.)
  * @module
  */
 import lossSource from "../shaders/loss.wgsl" with { type: "text" };
@@ -103,25 +104,4 @@ export async function contentLoss(
   prog.dispatch(o.label, pipeline, [u, null, null, null, b, o.f.buffer, o.target, o.grad.buffer], [
     LOSS_PARTS,
   ], 5 * o.c * o.h * o.w);
-}
-
-/**
- * Appends the reduction of partial-sum segments into scalars: `out[t]` = sum of
- * segment t, `out[segments.length]` = their total. `table` is a scope-held
- * buffer this call fills with the segment table.
- */
-export async function finalizeLosses(
-  ctx: OpContext,
-  scope: Scope,
-  prog: Program,
-  o: { label: string; parts: GPUBuffer; segments: [number, number][]; out: View },
-): Promise<void> {
-  const pipeline = await ctx.pipelines.get({ name: "loss.wgsl", source, entry: "finalize" });
-  const table = ctx.upload(scope, new Float32Array(o.segments.flat()), `${o.label}.table`);
-  const u = ctx.uniform(
-    scope,
-    params({ n: o.segments.length, aOff: 0, gOff: o.out.offset, partOff: 0 }, 0),
-    `${o.label}.params`,
-  );
-  prog.dispatch(o.label, pipeline, [u, table, null, o.out.buffer, o.parts], [1]);
 }

@@ -1,8 +1,8 @@
-// The content loss with its gradient, where it has a launch of its own, and
-// the final reduction of every loss term's partial sums into scalars. (The
+// The content loss with its gradient, where it has a launch of its own (the
 // total-variation loss is fused into the image gradient's launch,
 // conv_s2_backward.wgsl; the content loss, where it can be, into the 1×1
-// launch writing its layer's gradient, pointwise.wgsl.)
+// launch writing its layer's gradient, pointwise.wgsl). The partial sums of
+// every loss term are added up on the CPU.
 //
 // content: L = w·Σ(F−P)²,   dF += 2w·(F−P); with MASK, dF is then
 //          multiplied by (F > 0): F is a ReLU output, so that is the ReLU
@@ -22,8 +22,6 @@ struct Params {
 // row 41).
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(3) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(4) var<storage, read_write> loss_part: array<f32>;
 
 // Writes the workgroup's weighted partial sum (workgroup_sum.wgsl).
@@ -69,29 +67,4 @@ fn content(
     sq += dot(d, d);
   }
   finish(lid.x, wid.x, sq);
-}
-
-// Sums segments of loss_part into scalars. Segment table in `a` as f32 pairs
-// (start, count) for n terms; term sums go to grad[g_off + t], and their total
-// to grad[g_off + n]. One workgroup.
-@compute @workgroup_size(RW, 1, 1)
-fn finalize(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
-  p = params[nwg_p.x >> 31u];
-  var total = 0.0;
-  for (var t = 0u; t < p.n; t++) {
-    let start = u32(a[2u * t]);
-    let count = u32(a[2u * t + 1u]);
-    var s = 0.0;
-    for (var e = lid.x; e < count; e += RW) {
-      s += loss_part[start + e];
-    }
-    let sum = workgroup_sum(lid.x, s);
-    if (lid.x == 0u) {
-      grad[p.g_off + t] = sum;
-    }
-    total += sum;
-  }
-  if (lid.x == 0u) {
-    grad[p.g_off + p.n] = total;
-  }
 }
