@@ -4,7 +4,11 @@
  * kernels for stride-1 input gradients (flipped, transposed kernel; the ReLU
  * mask applied beforehand) and the Gram backward, and the input gradient of a
  * strided 3×3 convolution (src/shaders/conv_s2_backward.wgsl, for conv1).
- * Tile shapes are template parameters taken from the context's tile table.
+ * Loss terms can ride on the launches that write gradients: a content term
+ * on a 1×1 launch ({@link ContentTerm}), a Gram backward as a 1×1 launch's
+ * second input (`plus1x1`), the total-variation term on the image gradient's
+ * launch ({@link TvTerm}). Tile shapes are template parameters taken from the
+ * context's tile table.
  * @module
  */
 import common from "../shaders/conv_common.wgsl" with { type: "text" };

@@ -9,7 +9,7 @@
 // input pixel, so the padding stays in the padding.
 // Template parameters (src/gpu/template.ts): TMV vec4 groups of output
 // channels × TN vec4 pixel groups per invocation, the groups of a lane
-// strided by WG (group j = base + j·WG + lane); WG invocations.
+// strided by WG (group j = base + j·WG + lane); WG invocations; E1 (below).
 // Options and bias (binding 3): conv_common.wgsl; x, out and the mask are
 // read here through vec4 views (bindings 6–8).
 // E1: a second input x2 (binding 11, laid out as x, at x2_off) whose 1×1
