@@ -12,8 +12,8 @@
 // strided by WG (group j = base + j·WG + lane); WG invocations; E1 (below).
 // Options and bias (binding 3): conv_common.wgsl; x, out and the mask are
 // read here through vec4 views (bindings 6–8).
-// E1: a second input x2 (binding 11, laid out as x, at x2_off) whose 1×1
-// convolution by wsec [cin2][cout] (binding 12) is summed in after the first:
+// E1: a second input (binding 11, laid out as x, at x2_off) whose 1×1
+// convolution by wt1 [cin2][cout] (binding 12) is summed in after the first:
 // two gradients of one layer in one launch.
 // CONTENT: the content loss of the output layer F (the mask, binding 8) is
 // fused into the epilogue: out = result + 2w·(F − P) before the mask
@@ -35,14 +35,14 @@ struct Params {
 // row 41).
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> pr: Params;
-@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;    // [cin][cout]
+@group(0) @binding(2) var<storage, read> wt0: array<vec4<f32>>;   // [cin][cout]
 
-@group(0) @binding(6) var<storage, read> xq: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> xin0: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> outq: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> maskq: array<vec4<f32>>;
 //#if E1
-@group(0) @binding(11) var<storage, read> x2q: array<vec4<f32>>;
-@group(0) @binding(12) var<storage, read> wsec: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> xin1: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read> wt1: array<vec4<f32>>;   // [cin2][cout]
 //#end
 @group(0) @binding(9) var<storage, read> ctarget: array<vec4<f32>>;
 @group(0) @binding(10) var<storage, read_write> parts: array<f32>;
@@ -90,33 +90,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
 //#end
 //#end
-  for (var ci = 0u; ci < pr.cin; ci++) {
+  // Input s (the second one with E1): cin_s channels at xoff_s (elements).
+  let cin0 = pr.cin;
+  let xoff0 = pr.x_off;
+  let cin1 = pr.cin2;
+  let xoff1 = pr.x2_off;
+//#for s in 0..1+E1
+  for (var ci = 0u; ci < cin${s}; ci++) {
     let wr = ci * pr.cout4 + cog;
-    let xr = (pr.x_off + ci * pr.plane) / 4u;
+    let xr = (xoff${s} + ci * pr.plane) / 4u;
 //#for i in 0..TMV
-    let w${i} = w[wr + ${i}u];
+    let w${i} = wt${s}[wr + ${i}u];
 //#end
 //#for j in 0..TN
-    let x${j} = xq[xr + q${j}];
-//#end
-//#for i in 0..TMV
-//#for j in 0..TN
-    a${i}_0_${j} = fma(vec4<f32>(w${i}.x), x${j}, a${i}_0_${j});
-    a${i}_1_${j} = fma(vec4<f32>(w${i}.y), x${j}, a${i}_1_${j});
-    a${i}_2_${j} = fma(vec4<f32>(w${i}.z), x${j}, a${i}_2_${j});
-    a${i}_3_${j} = fma(vec4<f32>(w${i}.w), x${j}, a${i}_3_${j});
-//#end
-//#end
-  }
-//#if E1
-  for (var ci = 0u; ci < pr.cin2; ci++) {
-    let wr = ci * pr.cout4 + cog;
-    let xr = (pr.x2_off + ci * pr.plane) / 4u;
-//#for i in 0..TMV
-    let w${i} = wsec[wr + ${i}u];
-//#end
-//#for j in 0..TN
-    let x${j} = x2q[xr + q${j}];
+    let x${j} = xin${s}[xr + q${j}];
 //#end
 //#for i in 0..TMV
 //#for j in 0..TN
