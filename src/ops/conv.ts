@@ -183,7 +183,8 @@ export async function conv2d(
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     const b = bindings(ctx, u, o);
     // x, out and the mask through their vec4 views (bindings 6–8), P and
-    // the loss partials (9, 10).
+    // the loss partials (9, 10; out's buffer stands in, unwritten, without a
+    // content term), the second input and its weights (11, 12).
     prog.dispatch(
       o.label,
       pipeline,
