@@ -135,7 +135,7 @@ export interface OptimizerOptions {
 export class Optimizer {
   /** The engine. */
   readonly engine: Engine;
-  /** The loss plan (x, gradient, scalars). */
+  /** The loss plan (x, gradient, loss partials). */
   readonly plan: LossPlan;
   /** The Adam step program. */
   readonly step: Program;
