@@ -10,7 +10,15 @@ import {
   stridedBackwardInvocations,
 } from "../src/ops/conv.ts";
 import { planeStride, view } from "../src/ops/context.ts";
-import { randomFloats, readFloats, relL2, testContext } from "./helpers.ts";
+import {
+  padPlanes,
+  randomFloats,
+  readFloats,
+  relL2,
+  runProgram,
+  testContext,
+  unpadPlanes,
+} from "./helpers.ts";
 
 /** CPU reference: y = conv(x, w [KH][KW][Cin][Cout]) + b, optional ReLU. */
 function convRef(s: ConvShape, x: Float32Array, w: Float32Array, b: Float32Array | null) {
@@ -112,12 +120,9 @@ for (const [name, s, use, layout] of SHAPES) {
       relu: true,
       use,
     });
-    const enc = gpu.device.createCommandEncoder();
-    prog.encode(enc);
-    gpu.device.queue.submit([enc.finish()]);
+    runProgram(gpu.device, prog);
     const all = await readFloats(gpu.device, out, at, s.cout * op);
-    const got = new Float32Array(s.cout * np);
-    for (let k = 0; k < s.cout; k++) got.set(all.subarray(k * op, k * op + np), k * np);
+    const got = unpadPlanes(all, s.cout, np, op);
     const want = ref.y.map((v) => Math.max(v, 0));
     assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
     scope.dispose();
@@ -170,12 +175,9 @@ for (const layout of ["dense", "padded"]) {
       accumulate: true,
       maskOut: planes(mo, s.cout, "mo", m0),
     });
-    const enc = gpu.device.createCommandEncoder();
-    prog.encode(enc);
-    gpu.device.queue.submit([enc.finish()]);
+    runProgram(gpu.device, prog);
     const all = await readFloats(gpu.device, out.buffer, o0, s.cout * p);
-    const got = new Float32Array(n);
-    for (let k = 0; k < s.cout; k++) got.set(all.subarray(k * p, k * p + np), k * np);
+    const got = unpadPlanes(all, s.cout, np, p);
     assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
     scope.dispose();
   });
@@ -217,12 +219,9 @@ Deno.test("conv2d 1×1 with a fused content term: out = (x conv w + 2c·(F−P))
       parts: view(parts, 4),
     },
   });
-  const enc = gpu.device.createCommandEncoder();
-  prog.encode(enc);
-  gpu.device.queue.submit([enc.finish()]);
+  runProgram(gpu.device, prog);
   const all = await readFloats(gpu.device, out.buffer, 0, s.cout * p);
-  const got = new Float32Array(n);
-  for (let k = 0; k < s.cout; k++) got.set(all.subarray(k * p, k * p + np), k * np);
+  const got = unpadPlanes(all, s.cout, np, p);
   assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
   const ps = await readFloats(gpu.device, parts, 0, 4 + nparts + 4);
   assert.deepEqual([...ps.subarray(0, 4), ...ps.subarray(4 + nparts)], new Array(8).fill(-1));
@@ -260,12 +259,9 @@ Deno.test("conv2d 1×1 plus a second 1×1 input (squeeze gradient + Gram backwar
     plus1x1: { x: planes(x2, cin2, "x2", 12), weights: ctx.upload(scope, w2, "w2"), cin: cin2 },
     use: "gram",
   });
-  const enc = gpu.device.createCommandEncoder();
-  prog.encode(enc);
-  gpu.device.queue.submit([enc.finish()]);
+  runProgram(gpu.device, prog);
   const all = await readFloats(gpu.device, out.buffer, 4, s.cout * p);
-  const got = new Float32Array(s.cout * np);
-  for (let k = 0; k < s.cout; k++) got.set(all.subarray(k * p, k * p + np), k * np);
+  const got = unpadPlanes(all, s.cout, np, p);
   assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
   scope.dispose();
 });
@@ -328,9 +324,7 @@ for (const [cin, h, w] of [[3, 13, 70], [3, 7, 9], [1, 6, 4], [2, 9, 35]]) {
       dx: view(fused),
       tv: { x: ctx.upload(scope, x, "x"), weight: 0.5, parts: view(parts, 2) },
     });
-    const enc = gpu.device.createCommandEncoder();
-    prog.encode(enc);
-    gpu.device.queue.submit([enc.finish()]);
+    runProgram(gpu.device, prog);
     const base = await readFloats(gpu.device, plain, 0, n);
     const got = await readFloats(gpu.device, fused, 0, n);
     assert.ok(
@@ -362,9 +356,7 @@ Deno.test("conv2dBackwardStrided is the adjoint of the strided convolution", asy
     packed: ctx.upload(scope, packStridedKernel(w, s.cin, s.cout), "wb"),
     dx: view(dx),
   });
-  const enc = gpu.device.createCommandEncoder();
-  prog.encode(enc);
-  gpu.device.queue.submit([enc.finish()]);
+  runProgram(gpu.device, prog);
   const got = await readFloats(gpu.device, dx, 0, s.cin * s.h * s.w);
   // Column i of the adjoint = convolution of the unit vector e_i.
   const want = new Float64Array(got.length);
@@ -380,16 +372,6 @@ Deno.test("conv2dBackwardStrided is the adjoint of the strided convolution", asy
   assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
   scope.dispose();
 });
-
-/**
- * `c` planes of `np` values spread `plane` apart from element `at`, the gaps
- * (and the `at` elements before) filled with `fill`.
- */
-function padPlanes(data: Float32Array, c: number, np: number, plane: number, fill: number, at = 0) {
-  const out = new Float32Array(at + c * plane).fill(fill);
-  for (let k = 0; k < c; k++) out.set(data.subarray(k * np, (k + 1) * np), at + k * plane);
-  return out;
-}
 
 for (
   const [name, kh, pad, cin, cout, use] of [
@@ -422,12 +404,9 @@ for (
       maskOut: view(ctx.upload(scope, padPlanes(mo, s.cout, np, plane, NaN, 8), "mo"), 8, plane),
       use,
     });
-    const enc = gpu.device.createCommandEncoder();
-    prog.encode(enc);
-    gpu.device.queue.submit([enc.finish()]);
+    runProgram(gpu.device, prog);
     const all = await readFloats(gpu.device, out, 8, s.cout * plane);
-    const got = new Float32Array(s.cout * np);
-    for (let k = 0; k < s.cout; k++) got.set(all.subarray(k * plane, k * plane + np), k * np);
+    const got = unpadPlanes(all, s.cout, np, plane);
     assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
     scope.dispose();
   });
@@ -469,12 +448,9 @@ for (
       maskOut: view(ctx.upload(scope, padPlanes(mo, cout, np, plane, NaN), "mo"), 0, plane),
       use: "gradient",
     });
-    const enc = gpu.device.createCommandEncoder();
-    prog.encode(enc);
-    gpu.device.queue.submit([enc.finish()]);
+    runProgram(gpu.device, prog);
     const all = await readFloats(gpu.device, out, 0, cout * plane);
-    const got = new Float32Array(cout * np);
-    for (let k = 0; k < cout; k++) got.set(all.subarray(k * plane, k * plane + np), k * np);
+    const got = unpadPlanes(all, cout, np, plane);
     assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
     scope.dispose();
   });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Program } from "../src/gpu/scheduler.ts";
 import { view } from "../src/ops/context.ts";
 import { gram, GRAM_LOSS_PARTS, gramGeometry, type GramOptions } from "../src/ops/gram.ts";
-import { randomFloats, readFloats, relL2, testContext } from "./helpers.ts";
+import { randomFloats, readFloats, relL2, runProgram, testContext } from "./helpers.ts";
 
 type TestContext = Awaited<ReturnType<typeof testContext>>;
 
@@ -23,9 +23,7 @@ async function submitGram(
     scratch: scope.floats(gramGeometry(ctx, c, np).scratch, "scratch"),
     ...more,
   });
-  const enc = gpu.device.createCommandEncoder();
-  prog.encode(enc);
-  gpu.device.queue.submit([enc.finish()]);
+  runProgram(gpu.device, prog);
 }
 
 // 24 channels: the default tile side (16) does not divide them, so it is halved.

@@ -6,7 +6,7 @@
 import { acquireGpu, type Gpu } from "../src/gpu/device.ts";
 import { BufferPool } from "../src/gpu/pool.ts";
 import { PipelineCache } from "../src/gpu/pipelines.ts";
-import { readBuffer } from "../src/gpu/scheduler.ts";
+import { type Program, readBuffer } from "../src/gpu/scheduler.ts";
 import { OpContext, Scope } from "../src/ops/context.ts";
 
 let gpuPromise: Promise<Gpu> | null = null;
@@ -99,4 +99,35 @@ export function readSafetensors(
     tensors.set(name, { shape: t.shape, data });
   }
   return { tensors, metadata };
+}
+
+/**
+ * `c` planes of `np` values spread `plane` apart from element `at`, the gaps
+ * (and the `at` elements before) filled with `fill`.
+ */
+export function padPlanes(
+  data: Float32Array,
+  c: number,
+  np: number,
+  plane: number,
+  fill: number,
+  at = 0,
+): Float32Array<ArrayBuffer> {
+  const out = new Float32Array(at + c * plane).fill(fill);
+  for (let k = 0; k < c; k++) out.set(data.subarray(k * np, (k + 1) * np), at + k * plane);
+  return out;
+}
+
+/** The inverse of {@link padPlanes}: the first `np` values of each of `c` planes `plane` apart. */
+export function unpadPlanes(all: Float32Array, c: number, np: number, plane: number): Float32Array {
+  const out = new Float32Array(c * np);
+  for (let k = 0; k < c; k++) out.set(all.subarray(k * plane, k * plane + np), k * np);
+  return out;
+}
+
+/** Records `prog` into one command buffer and submits it. */
+export function runProgram(device: GPUDevice, prog: Program): void {
+  const enc = device.createCommandEncoder();
+  prog.encode(enc);
+  device.queue.submit([enc.finish()]);
 }

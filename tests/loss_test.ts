@@ -2,7 +2,15 @@ import assert from "node:assert/strict";
 import { Program } from "../src/gpu/scheduler.ts";
 import { contentLoss, LOSS_PARTS } from "../src/ops/loss.ts";
 import { planeStride, view } from "../src/ops/context.ts";
-import { randomFloats, readFloats, relL2, testContext } from "./helpers.ts";
+import {
+  padPlanes,
+  randomFloats,
+  readFloats,
+  relL2,
+  runProgram,
+  testContext,
+  unpadPlanes,
+} from "./helpers.ts";
 
 // The content term in its own launch (a layer whose gradient no 1×1 launch
 // writes last), on padded planes whose NaN padding must stay out of the sum.
@@ -12,11 +20,7 @@ for (const mask of [false, true]) {
     const [c, h, w] = [5, 3, 7];
     const np = h * w;
     const p = planeStride(h, w); // 24: three padding pixels per plane
-    const pad = (a: Float32Array, at = 0) => {
-      const out = new Float32Array(at + c * p).fill(NaN);
-      for (let k = 0; k < c; k++) out.set(a.subarray(k * np, (k + 1) * np), at + k * p);
-      return out;
-    };
+    const pad = (a: Float32Array, at = 0) => padPlanes(a, c, np, p, NaN, at);
     const f = randomFloats(c * np, 41);
     const target = randomFloats(c * np, 42);
     const init = randomFloats(c * np, 43);
@@ -43,12 +47,9 @@ for (const mask of [false, true]) {
       parts: view(parts),
       reluMask: mask,
     });
-    const enc = gpu.device.createCommandEncoder();
-    prog.encode(enc);
-    gpu.device.queue.submit([enc.finish()]);
+    runProgram(gpu.device, prog);
     const all = await readFloats(gpu.device, grad, 4, c * p);
-    const got = new Float32Array(c * np);
-    for (let k = 0; k < c; k++) got.set(all.subarray(k * p, k * p + np), k * np);
+    const got = unpadPlanes(all, c, np, p);
     assert.ok(relL2(got, want) < 1e-6, `gradient: rel err ${relL2(got, want)}`);
     const sum = (await readFloats(gpu.device, parts, 0, LOSS_PARTS)).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(sum - loss) <= 1e-5 * loss, `loss ${sum} vs ${loss}`);

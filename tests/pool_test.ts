@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Program } from "../src/gpu/scheduler.ts";
 import { view } from "../src/ops/context.ts";
 import { maxPool, maxPoolBackward, poolOut } from "../src/ops/pool.ts";
-import { randomFloats, readFloats, testContext } from "./helpers.ts";
+import { randomFloats, readFloats, runProgram, testContext } from "./helpers.ts";
 
 Deno.test("poolOut follows PyTorch's ceil mode (a last window starting inside is kept)", () => {
   // ceil((n-3)/2)+1, minus one when that window would start past the end.
@@ -65,9 +65,7 @@ for (const [h, w, ties] of cases) {
       argmax,
       dx: view(gx),
     });
-    const enc = gpu.device.createCommandEncoder();
-    prog.encode(enc);
-    gpu.device.queue.submit([enc.finish()]);
+    runProgram(gpu.device, prog);
     assert.deepEqual(await readFloats(gpu.device, out, 0, y.length), y);
     const got = await readFloats(gpu.device, gx, 0, dx.length);
     got.forEach((v, i) => assert.ok(Math.abs(v - dx[i]) < 1e-6, `dx[${i}] ${v} vs ${dx[i]}`));

@@ -28,7 +28,7 @@ import {
   tunedTilesPath,
 } from "../src/model/tiles_cache.ts";
 import { CANDIDATES, TUNE_MARGIN, tuneTiles } from "../src/model/tune.ts";
-import { randomFloats, readFloats, relL2, sharedDir, testGpu } from "./helpers.ts";
+import { randomFloats, readFloats, relL2, runProgram, sharedDir, testGpu } from "./helpers.ts";
 
 const WEIGHTS = `${sharedDir()}/weights/sqz_notop.mat`;
 
@@ -113,9 +113,7 @@ async function runFamily(family: keyof TileTable, tiles: TileTable): Promise<Flo
   } else {
     throw new Error(`no test launch for ${family}`);
   }
-  const enc = gpu.device.createCommandEncoder();
-  prog.encode(enc);
-  gpu.device.queue.submit([enc.finish()]);
+  runProgram(gpu.device, prog);
   const got = await readFloats(gpu.device, out, 0, n);
   scope.dispose();
   ctx.destroy();

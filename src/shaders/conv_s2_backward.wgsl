@@ -8,8 +8,8 @@
 // wb[co][ky·3+kx] = vec4(W[ky][kx][0..3][co]). Template parameters: Q, WG,
 // TV. shift4() comes from shift4.wgsl.
 // TV 1 (dx is the image's gradient, dense at offset 0): the total-variation
-// loss of the image x (binding 4, dense like dx) is fused in, as loss.wgsl's
-// `tv` would add it: dx = result + 2w·(the adjoint of the differences), and
+// loss w·(Σ(x[y+1]−x[y])² + Σ(x[x+1]−x[x])²) of the image x (binding 4, dense
+// like dx) is fused in: dx = result + 2w·(the adjoint of the differences), and
 // each invocation writes w·Σ(differences²) over its pixels to
 // parts[part_off + its index] (binding 5). Its rows 2n−1 … 2n+2, columns
 // 2·m0 − 1 … 2·m0 + 2Q, are loaded once per channel as realigned vec4s.
