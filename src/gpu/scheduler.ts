@@ -44,8 +44,15 @@ export interface CopyStep {
 /** Anything a {@link Program} records. */
 export type Step = DispatchStep | ClearStep | CopyStep;
 
-/** A binding: a whole buffer, a range of it, or null for a binding the entry point does not use. */
-export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number } | null;
+/**
+ * A binding: a whole buffer, a range of it, a texture view, or null for a
+ * binding the entry point does not use.
+ */
+export type Binding =
+  | GPUBuffer
+  | { buffer: GPUBuffer; offset?: number; size?: number }
+  | GPUTextureView
+  | null;
 
 /** Builds the bind group for group 0 of `pipeline` from `bindings` (binding i = entry i). */
 export function bindGroup(

@@ -14,7 +14,14 @@ import {
   packStridedKernel,
   type TvTerm,
 } from "../ops/conv.ts";
-import { type OpContext, planeStride, type Scope, type View, view } from "../ops/context.ts";
+import {
+  type FeatureTexture,
+  type OpContext,
+  planeStride,
+  type Scope,
+  type View,
+  view,
+} from "../ops/context.ts";
 import { maxPool, maxPoolBackward, poolOut } from "../ops/pool.ts";
 import { reluBackward } from "../ops/relu.ts";
 import type { ConvWeights } from "./weights.ts";
@@ -175,13 +182,21 @@ export interface Forward {
   /** Fire layers: their squeeze activation; pools: their argmax. */
   squeeze: (GPUBuffer | null)[];
   argmax: (GPUBuffer | null)[];
+  /**
+   * The outputs also written to a feature texture (the layers asked for
+   * whose launches could write one), else null.
+   */
+  textures: (FeatureTexture | null)[];
   /** Input dims. */
   dims: Dims;
 }
 
 /**
  * Records the forward pass of an h×w image up to layer index `upto`
- * (inclusive) into `prog`. The input buffer is `input` (written by the caller).
+ * (inclusive) into `prog`. The input buffer is `input` (written by the
+ * caller). The outputs of the layers in `textured` also go to feature
+ * textures where their launches can write them (the Gram's partial sums read
+ * them faster).
  */
 export async function recordForward(
   ctx: OpContext,
@@ -192,9 +207,17 @@ export async function recordForward(
   h: number,
   w: number,
   upto: number,
+  textured: ReadonlySet<number> = new Set(),
 ): Promise<Forward> {
   const dims = layerDims(h, w);
-  const fwd: Forward = { input, outputs: [], squeeze: [], argmax: [], dims: { c: 3, h, w } };
+  const fwd: Forward = {
+    input,
+    outputs: [],
+    squeeze: [],
+    argmax: [],
+    textures: [],
+    dims: { c: 3, h, w },
+  };
   // The image is dense; every activation after it has padded planes.
   let x = view(input);
   let d: Dims = fwd.dims;
@@ -205,9 +228,15 @@ export async function recordForward(
     const out = scope.floats(o.c * plane, `${l.name}.out`);
     let sq: GPUBuffer | null = null;
     let arg: GPUBuffer | null = null;
+    let tex = textured.has(i) && l.kind !== "pool"
+      ? scope.featureTexture(ctx.device, o.c, plane, `${l.name}.tex`)
+      : null;
+    // Its launches write the texture when they can (all of them, or it is dropped).
+    const texOut = (c0: number) => tex ? { tex, c0 } : undefined;
+    let wrote = true;
     if (l.kind === "conv") {
       const p = net.get(l.name);
-      await conv2d(ctx, scope, prog, {
+      wrote = await conv2d(ctx, scope, prog, {
         label: l.name,
         shape: { cin: d.c, cout: o.c, h: d.h, w: d.w, kh: l.k, kw: l.k, stride: l.stride, pad: 0 },
         x,
@@ -215,6 +244,7 @@ export async function recordForward(
         bias: p.b,
         out: view(out, 0, plane),
         relu: true,
+        texOut: texOut(0),
       });
     } else if (l.kind === "pool") {
       arg = scope.acquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
@@ -240,7 +270,7 @@ export async function recordForward(
         out: view(sq, 0, plane),
         relu: true,
       });
-      await conv2d(ctx, scope, prog, {
+      wrote = await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand1x1`,
         shape: { ...at, cin: l.squeeze, cout: l.expand, kh: 1, kw: 1, pad: 0 },
         x: view(sq, 0, plane),
@@ -248,8 +278,9 @@ export async function recordForward(
         bias: e1.b,
         out: view(out, 0, plane),
         relu: true,
+        texOut: texOut(0),
       });
-      await conv2d(ctx, scope, prog, {
+      wrote = await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand3x3`,
         shape: { ...at, cin: l.squeeze, cout: l.expand, kh: 3, kw: 3, pad: 1 },
         x: view(sq, 0, plane),
@@ -257,8 +288,11 @@ export async function recordForward(
         bias: e3.b,
         out: view(out, l.expand * plane, plane),
         relu: true,
-      });
+        texOut: texOut(l.expand),
+      }) && wrote;
     }
+    if (!wrote) tex = null;
+    fwd.textures.push(tex);
     fwd.outputs.push({ buffer: out, dims: o, plane });
     fwd.squeeze.push(sq);
     fwd.argmax.push(arg);

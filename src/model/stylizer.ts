@@ -362,7 +362,18 @@ export class Engine implements Stylizer {
     const plan = await this.plan(`grams:${h}x${w}:${taps.join(",")}`, async (scope) => {
       const prog = new Program(this.gpu.device);
       const input = scope.floats(3 * h * w, "input");
-      const fwd = await recordForward(this.ctx, scope, prog, this.net, input, h, w, upto);
+      const textured = new Set(taps.map(tapLayerIndex));
+      const fwd = await recordForward(
+        this.ctx,
+        scope,
+        prog,
+        this.net,
+        input,
+        h,
+        w,
+        upto,
+        textured,
+      );
       const grams: { buffer: GPUBuffer; c: number }[] = [];
       for (const t of taps) {
         const o = fwd.outputs[tapLayerIndex(t)];
@@ -373,6 +384,7 @@ export class Engine implements Stylizer {
           c: ch,
           npix: np,
           f: view(o.buffer, 0, o.plane),
+          tex: fwd.textures[tapLayerIndex(t)] ?? undefined,
           scratch: scope.floats(gramGeometry(this.ctx, ch, np).scratch, `${t}.scratch`),
           gram: view(g),
         });
@@ -473,7 +485,9 @@ export class Engine implements Stylizer {
     const prog = new Program(this.gpu.device);
     const x = scope.floats(3 * h * w, "x");
     const grad = scope.floats(3 * h * w, "x.grad");
-    const fwd = await recordForward(ctx, scope, prog, this.net, x, h, w, upto);
+    // The style layers' outputs also go to textures, for their Grams.
+    const styled = new Set(spec.styleLayers.map(tapLayerIndex));
+    const fwd = await recordForward(ctx, scope, prog, this.net, x, h, w, upto, styled);
     // Partial sums: content, each style layer, tv.
     const segments: [number, number][] = [];
     let at = 0;
@@ -563,6 +577,7 @@ export class Engine implements Stylizer {
         c: d.c,
         npix,
         f: view(fwd.outputs[i].buffer, 0, fwd.outputs[i].plane),
+        tex: fwd.textures[i] ?? undefined,
         scratch: scope.floats(gramGeometry(ctx, d.c, npix).scratch, `${label}.scratch`),
         loss: {
           target: styleTargets[s],

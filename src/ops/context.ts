@@ -37,10 +37,48 @@ export function planeStride(h: number, w: number): number {
   return Math.ceil(h * w / 4) * 4;
 }
 
+/**
+ * A layer's output [C][plane] mirrored in a 2D `rgba32float` texture, for the
+ * kernels that read it many times: on lavapipe a texel fetch costs far less
+ * than a storage-buffer load, which Mesa 22.3 runs as a loop over the lanes
+ * (bench/NOTES.md, row 49). Texel (t mod width, c·rows + ⌊t / width⌋) holds
+ * pixels 4t … 4t+3 of channel c's plane; see {@link featureTextureShape}.
+ */
+export interface FeatureTexture {
+  texture: GPUTexture;
+  view: GPUTextureView;
+  /** Texels per texture row. */
+  width: number;
+  /** Texture rows per channel. */
+  rows: number;
+  /** Channels. */
+  c: number;
+}
+
+/**
+ * The shape of a {@link FeatureTexture} for `c` channel planes of `plane`
+ * elements (a multiple of 4) on a device whose 2D textures are at most
+ * `maxDim` texels on a side: one row per channel when a plane fits, else
+ * rows of a multiple of 256 texels (so pixel chunks of up to 1024 never
+ * straddle two rows); null when the texture would be too tall.
+ */
+export function featureTextureShape(
+  c: number,
+  plane: number,
+  maxDim: number,
+): { width: number; rows: number } | null {
+  const n4 = Math.ceil(plane / 4);
+  if (n4 <= maxDim) return c <= maxDim ? { width: n4, rows: 1 } : null;
+  const width = Math.floor(maxDim / 256) * 256;
+  const rows = Math.ceil(n4 / width);
+  return width > 0 && c * rows <= maxDim ? { width, rows } : null;
+}
+
 /** Buffers taken from a pool for one plan, all given back by {@link Scope.dispose}. */
 export class Scope {
   #pool: BufferPool;
   #held: GPUBuffer[] = [];
+  #textures: GPUTexture[] = [];
 
   /** @param pool where the buffers come from. */
   constructor(pool: BufferPool) {
@@ -59,10 +97,38 @@ export class Scope {
     return b;
   }
 
-  /** Gives every held buffer back to the pool. */
+  /**
+   * A {@link FeatureTexture} for `c` planes of `plane` elements, destroyed by
+   * {@link Scope.dispose} (textures are made with the plan, like the pool's
+   * buffers, never in an iteration); null when the device's textures are too
+   * small for it. `maxDim` (tests) caps the side below the device's.
+   */
+  featureTexture(
+    device: GPUDevice,
+    c: number,
+    plane: number,
+    label: string,
+    maxDim = device.limits.maxTextureDimension2D,
+  ): FeatureTexture | null {
+    const shape = featureTextureShape(c, plane, maxDim);
+    if (!shape) return null;
+    const texture = device.createTexture({
+      label,
+      size: [shape.width, c * shape.rows],
+      format: "rgba32float",
+      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
+        GPUTextureUsage.COPY_SRC | GPUTextureUsage.COPY_DST,
+    });
+    this.#textures.push(texture);
+    return { texture, view: texture.createView(), ...shape, c };
+  }
+
+  /** Gives every held buffer back to the pool and destroys the textures. */
   dispose(): void {
     for (const b of this.#held) this.#pool.release(b);
     this.#held = [];
+    for (const t of this.#textures) t.destroy();
+    this.#textures = [];
   }
 }
 

@@ -8,9 +8,9 @@
 import gramSource from "../shaders/gram.wgsl" with { type: "text" };
 import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
 import workgroupSum from "../shaders/workgroup_sum.wgsl" with { type: "text" };
-import type { Program } from "../gpu/scheduler.ts";
+import type { Binding, Program } from "../gpu/scheduler.ts";
 import { conv2d } from "./conv.ts";
-import type { OpContext, Scope, View } from "./context.ts";
+import type { FeatureTexture, OpContext, Scope, View } from "./context.ts";
 
 const source = `${gramSource}\n${shift4}\n${workgroupSum}`;
 
@@ -43,6 +43,11 @@ export interface GramOptions {
    * must be bound from its start (vec4 loads).
    */
   f: View;
+  /**
+   * F again as a {@link FeatureTexture} of `f`'s planes (optional): the
+   * partial sums then fetch F's vec4s from it, much faster on lavapipe.
+   */
+  tex?: FeatureTexture;
   /** Scratch of at least `gramGeometry(...).scratch` floats. */
   scratch: GPUBuffer;
   /** Receives G [C][C]; may be left out with a loss (which needs only dG). */
@@ -78,11 +83,22 @@ export async function gram(
     o.gram?.offset ?? 0,
     o.loss?.parts.offset ?? 0,
     stride,
+    o.tex?.width ?? 0,
+    o.tex?.rows ?? 0,
   ]);
   const w = o.loss?.weight ?? 0;
   new Float32Array(buf).set([1 / n, w, 4 * w / n, 0], 12);
   const u = ctx.uniform(scope, new Uint32Array(buf), `${o.label}.params`);
   const template = { T: geo.T, WG: t.WG };
+  const tex = o.tex;
+  if (
+    tex && (tex.c !== o.c || tex.width * tex.rows * 4 < stride || o.f.offset !== 0 ||
+      (tex.rows > 1 && tex.width % (geo.chunk / 4) !== 0))
+  ) {
+    throw new RangeError(
+      `${o.label}: the texture must hold F's ${o.c} planes (F at offset 0), its rows whole chunks`,
+    );
+  }
   // Two launches: the tiles off the diagonal (none when C = T), then the
   // diagonal ones (symmetric: half the products, half the loads).
   const off = geo.nb * (geo.nb - 1) / 2;
@@ -96,12 +112,15 @@ export async function gram(
       name: "gram.wgsl",
       source,
       // Each row's realignment is then a constant of the kernel.
-      template: { ...template, D, S: stride % 4, O: o.f.offset % 4 },
+      template: { ...template, D, S: stride % 4, O: o.f.offset % 4, TEX: tex ? 1 : 0 },
       entry: "partial",
     });
     const groups = Math.ceil(tiles * geo.nchunks / t.WG);
     const gx = Math.min(groups, ctx.device.limits.maxComputeWorkgroupsPerDimension);
-    prog.dispatch(`${o.label}.partial${suffix}`, partial, [u, o.f.buffer, o.f.buffer, o.scratch], [
+    // With the texture, F's buffer is read only for an odd tail (binding 2).
+    const bindings: Binding[] = [u, tex ? null : o.f.buffer, o.f.buffer, o.scratch];
+    if (tex) bindings.push(...Array(6).fill(null), tex.view);
+    prog.dispatch(`${o.label}.partial${suffix}`, partial, bindings, [
       gx,
       Math.ceil(groups / gx),
     ], 2 * tiles * pairs * o.npix);
@@ -109,7 +128,7 @@ export async function gram(
   const reduce = await ctx.pipelines.get({
     name: "gram.wgsl",
     source,
-    template: { ...template, D: 0, S: 0, O: 0 }, // reduce does not use them
+    template: { ...template, D: 0, S: 0, O: 0, TEX: 0 }, // reduce does not use them
     entry: "reduce",
     constants: { LOSS: o.loss ? 1 : 0, WRITE_G: o.gram ? 1 : 0 },
   });

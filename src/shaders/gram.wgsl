@@ -11,8 +11,13 @@
 // partial sums) and dG = (4w/N)·(G−A), the matrix the backward multiplies F
 // by; WRITE_G = false leaves G itself out.
 // Template parameters: T (tile side; C % T == 0 and T % 4 == 0), WG, and for
-// `partial` D, S = stride mod 4 and O = (F's element offset) mod 4. Runtime: chunk
-// (a multiple of 4).
+// `partial` D, S = stride mod 4 and O = (F's element offset) mod 4, and TEX:
+// 1 reads the vec4s from F's texture (binding 10, a FeatureTexture of
+// src/ops/context.ts: texel (t mod tex_w, c·tex_rows + ⌊t / tex_w⌋) holds
+// pixels 4t … 4t+3 of channel c; a chunk never straddles two texture rows),
+// which lavapipe fetches far faster than storage (bench/NOTES.md, row 49);
+// the last 1–3 pixels of an odd tail still come from the buffer. Runtime:
+// chunk (a multiple of 4).
 // shift4() comes from shift4.wgsl, workgroup_sum() from workgroup_sum.wgsl.
 
 override LOSS: bool = false;
@@ -20,7 +25,7 @@ override LOSS: bool = false;
 struct Params {
   c: u32, np: u32, chunk: u32, nb: u32,
   ntiles: u32, nchunks: u32, f_off: u32, g_off: u32,
-  part_off: u32, stride: u32, _p1: u32, _p2: u32,
+  part_off: u32, stride: u32, tex_w: u32, tex_rows: u32,
   inv_n: f32, weight: f32, coef: f32, _p3: f32,
 }
 
@@ -33,6 +38,9 @@ var<private> pr: Params;
 @group(0) @binding(1) var<storage, read> fv: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> fs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;
+//#if TEX
+@group(0) @binding(10) var ftex: texture_2d<f32>;
+//#end
 
 @compute @workgroup_size(${WG})
 fn partial(
@@ -79,6 +87,18 @@ fn partial(
   let ej${u} = pr.f_off + (bj * ${T}u + ${u}u) * pr.stride + p0;
 //#end
 //#end
+//#if TEX
+  // The chunk's first texel: column tx, row ty of each channel's rows.
+  let tx = (p0 / 4u) % pr.tex_w;
+  let ty = (p0 / 4u) / pr.tex_w;
+//#for u in 0..T
+  let ri${u} = (bi * ${T}u + ${u}u) * pr.tex_rows + ty;
+//#if 1 - D
+  let rj${u} = (bj * ${T}u + ${u}u) * pr.tex_rows + ty;
+//#end
+//#end
+//#end
+//#if 1 - TEX
   // Row u of either block starts (O + u·S) mod 4 floats into a vec4: T and
   // the chunk are multiples of 4, so the realignment is a constant per row.
 //#for u in 0..T
@@ -89,6 +109,7 @@ fn partial(
   var pvj${u} = fv[bj${u} - 1u];
 //#end
 //#end
+//#end
   // A diagonal tile is symmetric: only u ≤ v is summed (and written twice).
 //#for u in 0..T
 //#for v in u*D..T
@@ -96,6 +117,18 @@ fn partial(
 //#end
 //#end
   for (var q = 0u; q < n4; q++) {
+//#if TEX
+//#for u in 0..T
+    let yi${u} = textureLoad(ftex, vec2<u32>(tx + q, ri${u}), 0);
+//#if D
+    let yj${u} = yi${u};
+//#end
+//#if 1 - D
+    let yj${u} = textureLoad(ftex, vec2<u32>(tx + q, rj${u}), 0);
+//#end
+//#end
+//#end
+//#if 1 - TEX
 //#for u in 0..T
     let ci${u} = fv[bi${u} + q];
     let yi${u} = shift4(pvi${u}, ci${u}, ${(O+u*S)%4}u);
@@ -107,6 +140,7 @@ fn partial(
     let cj${u} = fv[bj${u} + q];
     let yj${u} = shift4(pvj${u}, cj${u}, ${(O+u*S)%4}u);
     pvj${u} = cj${u};
+//#end
 //#end
 //#end
 //#for u in 0..T
