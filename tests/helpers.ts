@@ -7,7 +7,7 @@ import { acquireGpu, type Gpu } from "../src/gpu/device.ts";
 import { BufferPool } from "../src/gpu/pool.ts";
 import { PipelineCache } from "../src/gpu/pipelines.ts";
 import { type Program, readBuffer } from "../src/gpu/scheduler.ts";
-import { type FeatureTexture, OpContext, Scope } from "../src/ops/context.ts";
+import { OpContext, Scope } from "../src/ops/context.ts";
 
 let gpuPromise: Promise<Gpu> | null = null;
 
@@ -130,39 +130,4 @@ export function runProgram(device: GPUDevice, prog: Program): void {
   const enc = device.createCommandEncoder();
   prog.encode(enc);
   device.queue.submit([enc.finish()]);
-}
-
-/**
- * Reads a feature texture back as its channels' planes: `rows·width·4`
- * floats per channel, in plane order (texel (t mod width, c·rows + ⌊t/width⌋)
- * holds elements 4t … 4t+3 of channel c's plane).
- */
-export async function readFeatureTexture(
-  device: GPUDevice,
-  tex: FeatureTexture,
-): Promise<Float32Array> {
-  const height = tex.c * tex.rows;
-  const bytesPerRow = Math.ceil(tex.width * 16 / 256) * 256;
-  const buf = device.createBuffer({
-    size: bytesPerRow * height,
-    usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ,
-  });
-  const enc = device.createCommandEncoder();
-  enc.copyTextureToBuffer({ texture: tex.texture }, { buffer: buf, bytesPerRow }, [
-    tex.width,
-    height,
-  ]);
-  device.queue.submit([enc.finish()]);
-  await buf.mapAsync(GPUMapMode.READ);
-  const raw = new Float32Array(buf.getMappedRange());
-  const out = new Float32Array(height * tex.width * 4);
-  for (let r = 0; r < height; r++) {
-    out.set(
-      raw.subarray(r * bytesPerRow / 4, r * bytesPerRow / 4 + tex.width * 4),
-      r * tex.width * 4,
-    );
-  }
-  buf.unmap();
-  buf.destroy();
-  return out;
 }

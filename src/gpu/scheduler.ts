@@ -1,6 +1,6 @@
 /**
  * The dispatch scheduler. A {@link Program} is a list of kernel launches,
- * clears and copies, built once with its bind groups; {@link Program.encode}
+ * clears and copies (buffer to buffer or to texture), built once with its bind groups; {@link Program.encode}
  * records it into a command encoder (one compute pass between transfers), so
  * a whole iteration is one submission. With a {@link Profiler}, each launch
  * gets its own pass with timestamp writes (where the adapter has
@@ -41,8 +41,18 @@ export interface CopyStep {
   size: number;
 }
 
+/** A buffer's first `width·height` vec4s copied into a 2D `rgba32float` texture, row by row. */
+export interface TextureCopyStep {
+  kind: "texture";
+  label: string;
+  src: GPUBuffer;
+  dst: GPUTexture;
+  width: number;
+  height: number;
+}
+
 /** Anything a {@link Program} records. */
-export type Step = DispatchStep | ClearStep | CopyStep;
+export type Step = DispatchStep | ClearStep | CopyStep | TextureCopyStep;
 
 /**
  * A binding: a whole buffer, a range of it, a texture view, or null for a
@@ -122,6 +132,21 @@ export class Program {
     this.steps.push({ kind: "copy", label, src, srcOffset, dst, dstOffset, size });
   }
 
+  /**
+   * Appends a copy of `src`'s first `width·height` vec4s into `dst` (an
+   * `rgba32float` texture of that size, `width` a multiple of 16): vec4 t
+   * goes to texel (t mod width, ⌊t / width⌋).
+   */
+  copyToTexture(label: string, src: GPUBuffer, dst: GPUTexture): void {
+    const { width, height } = dst;
+    if (width % 16 || src.size < width * height * 16) {
+      throw new RangeError(
+        `${label}: the texture must be a multiple of 16 wide, the buffer hold it`,
+      );
+    }
+    this.steps.push({ kind: "texture", label, src, dst, width, height });
+  }
+
   /** Number of kernel launches. */
   get dispatchCount(): number {
     return this.steps.filter((s) => s.kind === "dispatch").length;
@@ -159,7 +184,15 @@ export class Program {
         pass = null;
       }
       if (s.kind === "clear") encoder.clearBuffer(s.buffer, s.offset, s.size);
-      else encoder.copyBufferToBuffer(s.src, s.srcOffset, s.dst, s.dstOffset, s.size);
+      else if (s.kind === "copy") {
+        encoder.copyBufferToBuffer(s.src, s.srcOffset, s.dst, s.dstOffset, s.size);
+      } else {
+        encoder.copyBufferToTexture(
+          { buffer: s.src, bytesPerRow: s.width * 16, rowsPerImage: s.height },
+          { texture: s.dst },
+          [s.width, s.height],
+        );
+      }
     }
     pass?.end();
   }

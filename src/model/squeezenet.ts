@@ -183,8 +183,9 @@ export interface Forward {
   squeeze: (GPUBuffer | null)[];
   argmax: (GPUBuffer | null)[];
   /**
-   * The outputs also written to a feature texture (the layers asked for
-   * whose launches could write one), else null.
+   * The outputs copied into a feature texture after their launches (the
+   * layers asked for, where the device's textures are large enough), else
+   * null.
    */
   textures: (FeatureTexture | null)[];
   /** Input dims. */
@@ -194,9 +195,8 @@ export interface Forward {
 /**
  * Records the forward pass of an h×w image up to layer index `upto`
  * (inclusive) into `prog`. The input buffer is `input` (written by the
- * caller). The outputs of the layers in `textured` also go to feature
- * textures where their launches can write them (the Gram's partial sums read
- * them faster).
+ * caller). The outputs of the layers in `textured` are then copied into
+ * feature textures (the Gram's partial sums read them faster).
  */
 export async function recordForward(
   ctx: OpContext,
@@ -225,18 +225,16 @@ export async function recordForward(
     const l = SQUEEZENET[i];
     const o = dims[i];
     const plane = planeStride(o.h, o.w);
-    const out = scope.floats(o.c * plane, `${l.name}.out`);
+    const tex = textured.has(i)
+      ? scope.featureTexture(ctx.device, o.c * plane, `${l.name}.tex`)
+      : null;
+    // The copy into the texture reads whole texture rows.
+    const out = scope.floats(Math.max(o.c * plane, tex?.floats ?? 0), `${l.name}.out`);
     let sq: GPUBuffer | null = null;
     let arg: GPUBuffer | null = null;
-    let tex = textured.has(i) && l.kind !== "pool"
-      ? scope.featureTexture(ctx.device, o.c, plane, `${l.name}.tex`)
-      : null;
-    // Its launches write the texture when they can (all of them, or it is dropped).
-    const texOut = (c0: number) => tex ? { tex, c0 } : undefined;
-    let wrote = true;
     if (l.kind === "conv") {
       const p = net.get(l.name);
-      wrote = await conv2d(ctx, scope, prog, {
+      await conv2d(ctx, scope, prog, {
         label: l.name,
         shape: { cin: d.c, cout: o.c, h: d.h, w: d.w, kh: l.k, kw: l.k, stride: l.stride, pad: 0 },
         x,
@@ -244,7 +242,6 @@ export async function recordForward(
         bias: p.b,
         out: view(out, 0, plane),
         relu: true,
-        texOut: texOut(0),
       });
     } else if (l.kind === "pool") {
       arg = scope.acquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
@@ -270,7 +267,7 @@ export async function recordForward(
         out: view(sq, 0, plane),
         relu: true,
       });
-      wrote = await conv2d(ctx, scope, prog, {
+      await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand1x1`,
         shape: { ...at, cin: l.squeeze, cout: l.expand, kh: 1, kw: 1, pad: 0 },
         x: view(sq, 0, plane),
@@ -278,9 +275,8 @@ export async function recordForward(
         bias: e1.b,
         out: view(out, 0, plane),
         relu: true,
-        texOut: texOut(0),
       });
-      wrote = await conv2d(ctx, scope, prog, {
+      await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand3x3`,
         shape: { ...at, cin: l.squeeze, cout: l.expand, kh: 3, kw: 3, pad: 1 },
         x: view(sq, 0, plane),
@@ -288,10 +284,9 @@ export async function recordForward(
         bias: e3.b,
         out: view(out, l.expand * plane, plane),
         relu: true,
-        texOut: texOut(l.expand),
-      }) && wrote;
+      });
     }
-    if (!wrote) tex = null;
+    if (tex) prog.copyToTexture(`${l.name}.tex`, out, tex.texture);
     fwd.textures.push(tex);
     fwd.outputs.push({ buffer: out, dims: o, plane });
     fwd.squeeze.push(sq);

@@ -38,40 +38,41 @@ export function planeStride(h: number, w: number): number {
 }
 
 /**
- * A layer's output [C][plane] mirrored in a 2D `rgba32float` texture, for the
- * kernels that read it many times: on lavapipe a texel fetch costs far less
- * than a storage-buffer load, which Mesa 22.3 runs as a loop over the lanes
- * (bench/NOTES.md, row 49). Texel (t mod width, c·rows + ⌊t / width⌋) holds
- * pixels 4t … 4t+3 of channel c's plane; see {@link featureTextureShape}.
+ * A buffer's vec4s mirrored in a 2D `rgba32float` texture by a copy
+ * ({@link Program.copyToTexture}), for the kernels that read them many times
+ * from scattered places: lavapipe fetches texels far faster than it loads
+ * storage, which Mesa 22.3 runs as a loop over the lanes (bench/NOTES.md,
+ * rows 49–50). Vec4 t of the buffer is texel (t mod width, ⌊t / width⌋); the
+ * width is a power of 2 and rows are whole multiples of 256 bytes, as copies
+ * need, so the buffer must hold {@link FeatureTexture.floats} floats.
  */
 export interface FeatureTexture {
   texture: GPUTexture;
   view: GPUTextureView;
-  /** Texels per texture row. */
+  /** Texels per row: a power of 2, at least 16. */
   width: number;
-  /** Texture rows per channel. */
-  rows: number;
-  /** Channels. */
-  c: number;
+  /** Rows. */
+  height: number;
+  /** Floats the copy reads from the buffer: width·height·4. */
+  floats: number;
 }
 
 /**
- * The shape of a {@link FeatureTexture} for `c` channel planes of `plane`
- * elements (a multiple of 4) on a device whose 2D textures are at most
- * `maxDim` texels on a side: one row per channel when a plane fits, else
- * rows of a multiple of 256 texels (so pixel chunks of up to 1024 never
- * straddle two rows); null when the texture would be too tall.
+ * The shape of a {@link FeatureTexture} mirroring `floats` floats (a
+ * multiple of 4) on a device whose 2D textures are at most `maxDim` texels
+ * on a side: the narrowest power-of-2 width from 16 whose rows fit; null
+ * when none does.
  */
 export function featureTextureShape(
-  c: number,
-  plane: number,
+  floats: number,
   maxDim: number,
-): { width: number; rows: number } | null {
-  const n4 = Math.ceil(plane / 4);
-  if (n4 <= maxDim) return c <= maxDim ? { width: n4, rows: 1 } : null;
-  const width = Math.floor(maxDim / 256) * 256;
-  const rows = Math.ceil(n4 / width);
-  return width > 0 && c * rows <= maxDim ? { width, rows } : null;
+): { width: number; height: number } | null {
+  const n4 = Math.ceil(floats / 4);
+  for (let width = 16; width <= maxDim; width *= 2) {
+    const height = Math.ceil(n4 / width);
+    if (height <= maxDim) return { width, height };
+  }
+  return null;
 }
 
 /** Buffers taken from a pool for one plan, all given back by {@link Scope.dispose}. */
@@ -98,29 +99,33 @@ export class Scope {
   }
 
   /**
-   * A {@link FeatureTexture} for `c` planes of `plane` elements, destroyed by
-   * {@link Scope.dispose} (textures are made with the plan, like the pool's
-   * buffers, never in an iteration); null when the device's textures are too
-   * small for it. `maxDim` (tests) caps the side below the device's.
+   * A {@link FeatureTexture} mirroring `floats` floats of a buffer,
+   * destroyed by {@link Scope.dispose} (textures are made with the plan, like
+   * the pool's buffers, never in an iteration); null when the device's
+   * textures are too small for it. `maxDim` (tests) caps the side below the
+   * device's.
    */
   featureTexture(
     device: GPUDevice,
-    c: number,
-    plane: number,
+    floats: number,
     label: string,
     maxDim = device.limits.maxTextureDimension2D,
   ): FeatureTexture | null {
-    const shape = featureTextureShape(c, plane, maxDim);
+    const shape = featureTextureShape(floats, maxDim);
     if (!shape) return null;
     const texture = device.createTexture({
       label,
-      size: [shape.width, c * shape.rows],
+      size: [shape.width, shape.height],
       format: "rgba32float",
-      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING |
-        GPUTextureUsage.COPY_SRC | GPUTextureUsage.COPY_DST,
+      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
     });
     this.#textures.push(texture);
-    return { texture, view: texture.createView(), ...shape, c };
+    return {
+      texture,
+      view: texture.createView(),
+      ...shape,
+      floats: shape.width * shape.height * 4,
+    };
   }
 
   /** Gives every held buffer back to the pool and destroys the textures. */

@@ -16,8 +16,8 @@ import pointwise from "../shaders/pointwise.wgsl" with { type: "text" };
 import conv3x3 from "../shaders/conv3x3.wgsl" with { type: "text" };
 import strided from "../shaders/conv_s2_backward.wgsl" with { type: "text" };
 import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
-import type { Binding, Program } from "../gpu/scheduler.ts";
-import type { FeatureTexture, OpContext, Scope, View } from "./context.ts";
+import type { Program } from "../gpu/scheduler.ts";
+import type { OpContext, Scope, View } from "./context.ts";
 
 /** Output length of a convolution or pooling along one axis (floor mode). */
 export function convOut(n: number, k: number, stride: number, pad: number): number {
@@ -92,12 +92,6 @@ export interface Conv2dOptions {
    * of them.
    */
   content?: ContentTerm;
-  /**
-   * Also write the output to a feature texture (its channels from `c0` on):
-   * done by every 1×1 launch and by 3×3 launches over flattened pixel
-   * segments (see {@link conv2d}'s result).
-   */
-  texOut?: { tex: FeatureTexture; c0: number };
 }
 
 /** A content loss term fused into a 1×1 convolution (see {@link Conv2dOptions}). */
@@ -130,29 +124,17 @@ function bindings(ctx: OpContext, u: GPUBuffer, o: Conv2dOptions): (GPUBuffer | 
   ];
 }
 
-/** The texture words of a kernel's Params (width, rows, first channel; 0s without). */
-function texWords(o: Conv2dOptions, cout: number, outPlane: number): number[] {
-  const t = o.texOut;
-  if (!t) return [0, 0, 0, 0];
-  if (t.c0 + cout > t.tex.c || t.tex.width * t.tex.rows * 4 < outPlane) {
-    throw new RangeError(`${o.label}: the feature texture does not hold the output`);
-  }
-  return [t.tex.width, t.tex.rows, t.c0, 0];
-}
-
 /**
  * Appends a convolution to `prog`: 1×1 (stride 1, no padding) or 3×3 (any
  * stride and padding). Throws a RangeError for other shapes or when cout is
- * not a multiple of the tile's channel count. Resolves to whether the output
- * went to `texOut` too (false without one, or for a 3×3 launch whose tile or
- * layout rules out flattened segments).
+ * not a multiple of the tile's channel count.
  */
 export async function conv2d(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
   o: Conv2dOptions,
-): Promise<boolean> {
+): Promise<void> {
   const s = o.shape;
   const oh = convOut(s.h, s.kh, s.stride, s.pad);
   const ow = convOut(s.w, s.kw, s.stride, s.pad);
@@ -190,20 +172,19 @@ export async function conv2d(
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
       source: `${pointwise}\n${common}`,
-      template: { ...t, E1: p2 ? 1 : 0, TEX: o.texOut ? 1 : 0 },
+      template: { ...t, E1: p2 ? 1 : 0 },
       entry: "main",
       constants: { ...flags(o), CONTENT: c ? 1 : 0 },
     });
-    const words = new Uint32Array(16);
+    const words = new Uint32Array(12);
     words.set([s.cin, s.cout / 4, xPlane, xo, oo, mo, c?.npix ?? 0, c?.parts.offset ?? 0]);
     new Float32Array(words.buffer).set([c?.weight ?? 0], 8);
     words.set([p2?.cin ?? 0, p2?.x.offset ?? 0], 9);
-    words.set(texWords(o, s.cout, outPlane), 12);
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     const b = bindings(ctx, u, o);
     // x, out and the mask through their vec4 views (bindings 6–8), P and
     // the loss partials (9, 10; out's buffer stands in, unwritten, without a
-    // content term), the second input and its weights (11, 12), the texture (13).
+    // content term), the second input and its weights (11, 12).
     prog.dispatch(
       o.label,
       pipeline,
@@ -221,12 +202,11 @@ export async function conv2d(
         c?.parts.buffer ?? o.out.buffer,
         p2?.x.buffer ?? null,
         p2?.weights ?? null,
-        o.texOut?.tex.view ?? null,
       ],
       grid,
       flops + (c ? 5 * s.cout * c.npix : 0) + (p2 ? 2 * s.cout * s.h * s.w * p2.cin : 0),
     );
-    return o.texOut !== undefined;
+    return;
   }
   if (s.kh !== 3 || s.kw !== 3) {
     throw new RangeError(`${o.label}: unsupported ${s.kh}×${s.kw} kernel`);
@@ -269,7 +249,6 @@ export async function conv2d(
       U: unrollFor(s.cin, t.U),
       E1: p1 ? 1 : 0,
       FL: fl,
-      TEX: fl && o.texOut ? 1 : 0,
     },
     entry: "main",
     constants: flags(o),
@@ -291,11 +270,10 @@ export async function conv2d(
     p1?.x.offset ?? 0,
     0,
     0,
-    ...(fl ? texWords(o, s.cout, outPlane) : [0, 0, 0, 0]),
   ]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
   // With XV the kernel reads x only through its vec4 view (binding 6).
-  const b: Binding[] = bindings(ctx, u, o);
+  const b = bindings(ctx, u, o);
   if (xv) b[1] = null;
   // With FL it writes out and reads the mask only through vec4 views
   // (bindings 8 and 9).
@@ -310,15 +288,10 @@ export async function conv2d(
       p1?.weights ?? null,
       fl ? o.out.buffer : null,
       fl ? o.maskOut?.buffer ?? ctx.dummy : null,
-      null,
-      null,
-      null,
-      fl && o.texOut ? o.texOut.tex.view : null,
     ],
     [s.cout / (4 * t.TMV), Math.ceil(segments / t.WG)],
     flops + (p1 ? 2 * s.cout * oh * ow * p1.cin : 0),
   );
-  return fl === 1 && o.texOut !== undefined;
 }
 
 /**

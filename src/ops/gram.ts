@@ -44,8 +44,9 @@ export interface GramOptions {
    */
   f: View;
   /**
-   * F again as a {@link FeatureTexture} of `f`'s planes (optional): the
-   * partial sums then fetch F's vec4s from it, much faster on lavapipe.
+   * A copy of F's buffer in a {@link FeatureTexture}, made before this runs
+   * (optional; F's plane stride a multiple of 4): the partial sums then fetch
+   * F's vec4s from it, much faster on lavapipe.
    */
   tex?: FeatureTexture;
   /** Scratch of at least `gramGeometry(...).scratch` floats. */
@@ -83,20 +84,16 @@ export async function gram(
     o.gram?.offset ?? 0,
     o.loss?.parts.offset ?? 0,
     stride,
-    o.tex?.width ?? 0,
-    o.tex?.rows ?? 0,
+    Math.log2(o.tex?.width ?? 1),
   ]);
   const w = o.loss?.weight ?? 0;
   new Float32Array(buf).set([1 / n, w, 4 * w / n, 0], 12);
   const u = ctx.uniform(scope, new Uint32Array(buf), `${o.label}.params`);
   const template = { T: geo.T, WG: t.WG };
   const tex = o.tex;
-  if (
-    tex && (tex.c !== o.c || tex.width * tex.rows * 4 < stride || o.f.offset !== 0 ||
-      (tex.rows > 1 && tex.width % (geo.chunk / 4) !== 0))
-  ) {
+  if (tex && (stride % 4 || o.f.offset % 4 || tex.floats < o.f.offset + o.c * stride)) {
     throw new RangeError(
-      `${o.label}: the texture must hold F's ${o.c} planes (F at offset 0), its rows whole chunks`,
+      `${o.label}: a texture needs F's offset and plane stride multiples of 4, and all of F`,
     );
   }
   // Two launches: the tiles off the diagonal (none when C = T), then the

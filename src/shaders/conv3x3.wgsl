@@ -15,9 +15,8 @@
 // ns per float against 1.6–1.9 for scalar stores); with XV (stride 1, PAD 1,
 // an output as large as the input) every tap is masked at the borders per
 // pixel, without XV (PAD 0, any stride: conv1) each pixel loads its own
-// scalars. TEX 1 (with FL): the outputs also go to a feature texture
-// (conv_common.wgsl). Template parameters: TMV, TN, WG, S, PAD, U, XV, E1,
-// FL, TEX.
+// scalars. Template parameters: TMV, TN,
+// WG, S, PAD, U, XV, E1, FL.
 // Needs cout % (4·TMV) == 0; x and out at any element offset, their channel
 // planes x_plane and out_plane elements apart.
 // Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl; shift4()
@@ -28,7 +27,6 @@ struct Params {
   oh: u32, ow: u32, nseg: u32, x_off: u32,
   out_off: u32, mask_out_off: u32, x_plane: u32, out_plane: u32,
   cin2: u32, x2_off: u32, _p0: u32, _p1: u32,
-  tex_w: u32, tex_rows: u32, tex_c0: u32, _p2: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -231,13 +229,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // The epilogue of store() on vec4s; the vec4s past H·W but inside the
   // plane get values too (padding, which nothing reads).
   let q4 = pr.out_plane / 4u;
-//#if TEX
-  // Texel column and row (within a channel's rows) of each 4-pixel group.
-//#for g in 0..TN/4
-  let tx${g} = (p0 / 4u + ${g}u) % pr.tex_w;
-  let ty${g} = (p0 / 4u + ${g}u) / pr.tex_w;
-//#end
-//#end
 //#for i in 0..TMV
   {
     var b = vec4<f32>(0.0);
@@ -261,10 +252,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           r = select(vec4<f32>(0.0), r, maskq[mo + ${g}u] > vec4<f32>(0.0));
         }
         outq[ob + ${g}u] = r;
-//#if TEX
-        let tc = pr.tex_c0 + (cog + ${i}u) * 4u + ${k}u;
-        textureStore(ftex_out, vec2<u32>(tx${g}, tc * pr.tex_rows + ty${g}), r);
-//#end
       }
 //#end
     }

@@ -15,14 +15,6 @@ override MASK_OUT: bool = false;   // result multiplied by (mask_out > 0)
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> mask_out: array<f32>;
 
-//#if TEX
-// TEX (vec4 epilogues only): every output vec4 also goes to a FeatureTexture
-// (src/ops/context.ts: texel (t mod tex_w, c·tex_rows + ⌊t / tex_w⌋) holds
-// pixels 4t … 4t+3 of channel c, channels counted from tex_c0), which the
-// Gram's partial sums read far faster than storage on lavapipe.
-@group(0) @binding(13) var ftex_out: texture_storage_2d<rgba32float, write>;
-//#end
-
 fn load_x(i: u32) -> f32 {
   return x[pr.x_off + i];
 }

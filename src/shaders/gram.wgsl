@@ -12,12 +12,11 @@
 // by; WRITE_G = false leaves G itself out.
 // Template parameters: T (tile side; C % T == 0 and T % 4 == 0), WG, and for
 // `partial` D, S = stride mod 4 and O = (F's element offset) mod 4, and TEX:
-// 1 reads the vec4s from F's texture (binding 10, a FeatureTexture of
-// src/ops/context.ts: texel (t mod tex_w, c·tex_rows + ⌊t / tex_w⌋) holds
-// pixels 4t … 4t+3 of channel c; a chunk never straddles two texture rows),
-// which lavapipe fetches far faster than storage (bench/NOTES.md, row 49);
-// the last 1–3 pixels of an odd tail still come from the buffer. Runtime:
-// chunk (a multiple of 4).
+// 1 (S = O = 0) fetches F's vec4s from its copy in a texture (binding 10, a
+// FeatureTexture of src/ops/context.ts: vec4 t of the buffer is texel
+// (t mod 2^tex_shift, t >> tex_shift)), which lavapipe does far faster than
+// it loads storage (bench/NOTES.md, rows 49–50); the last 1–3 pixels of an
+// odd tail still come from the buffer. Runtime: chunk (a multiple of 4).
 // shift4() comes from shift4.wgsl, workgroup_sum() from workgroup_sum.wgsl.
 
 override LOSS: bool = false;
@@ -25,7 +24,7 @@ override LOSS: bool = false;
 struct Params {
   c: u32, np: u32, chunk: u32, nb: u32,
   ntiles: u32, nchunks: u32, f_off: u32, g_off: u32,
-  part_off: u32, stride: u32, tex_w: u32, tex_rows: u32,
+  part_off: u32, stride: u32, tex_shift: u32, _p1: u32,
   inv_n: f32, weight: f32, coef: f32, _p3: f32,
 }
 
@@ -88,13 +87,12 @@ fn partial(
 //#end
 //#end
 //#if TEX
-  // The chunk's first texel: column tx, row ty of each channel's rows.
-  let tx = (p0 / 4u) % pr.tex_w;
-  let ty = (p0 / 4u) / pr.tex_w;
+  // Row u's chunk starts at vec4 ei_u / 4 of the buffer (aligned: S = O = 0).
+  let tmask = (1u << pr.tex_shift) - 1u;
 //#for u in 0..T
-  let ri${u} = (bi * ${T}u + ${u}u) * pr.tex_rows + ty;
+  let ti${u} = ei${u} >> 2u;
 //#if 1 - D
-  let rj${u} = (bj * ${T}u + ${u}u) * pr.tex_rows + ty;
+  let tj${u} = ej${u} >> 2u;
 //#end
 //#end
 //#end
@@ -119,12 +117,14 @@ fn partial(
   for (var q = 0u; q < n4; q++) {
 //#if TEX
 //#for u in 0..T
-    let yi${u} = textureLoad(ftex, vec2<u32>(tx + q, ri${u}), 0);
+    let ki${u} = ti${u} + q;
+    let yi${u} = textureLoad(ftex, vec2<u32>(ki${u} & tmask, ki${u} >> pr.tex_shift), 0);
 //#if D
     let yj${u} = yi${u};
 //#end
 //#if 1 - D
-    let yj${u} = textureLoad(ftex, vec2<u32>(tx + q, rj${u}), 0);
+    let kj${u} = tj${u} + q;
+    let yj${u} = textureLoad(ftex, vec2<u32>(kj${u} & tmask, kj${u} >> pr.tex_shift), 0);
 //#end
 //#end
 //#end

@@ -20,7 +20,6 @@
 // (P at binding 9, laid out as out), and each invocation writes
 // w·Σ(F − P)² over its valid pixels (< npix in each plane) to
 // parts[part_off + its index] (binding 10).
-// TEX: the outputs also go to a feature texture (conv_common.wgsl).
 
 override CONTENT: bool = false;
 
@@ -28,7 +27,6 @@ struct Params {
   cin: u32, cout4: u32, plane: u32, x_off: u32,
   out_off: u32, mask_out_off: u32, npix: u32, part_off: u32,
   cweight: f32, cin2: u32, x2_off: u32, _p2: u32,
-  tex_w: u32, tex_rows: u32, tex_c0: u32, _p3: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -53,8 +51,8 @@ var<private> pr: Params;
 var<private> csum: f32;
 
 // Writes 4 pixels of one channel at vec4 index o (relative to out_off/4),
-// pixels 4q … 4q+3 of their plane; returns what it wrote.
-fn store4(o: u32, q: u32, v: vec4<f32>) -> vec4<f32> {
+// pixels 4q … 4q+3 of their plane.
+fn store4(o: u32, q: u32, v: vec4<f32>) {
   var r = v;
   if (ACCUMULATE) {
     r += outq[pr.out_off / 4u + o];
@@ -73,7 +71,6 @@ fn store4(o: u32, q: u32, v: vec4<f32>) -> vec4<f32> {
     r = select(vec4<f32>(0.0), r, maskq[pr.mask_out_off / 4u + o] > vec4<f32>(0.0));
   }
   outq[pr.out_off / 4u + o] = r;
-  return r;
 }
 
 @compute @workgroup_size(${WG})
@@ -118,13 +115,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
   }
 //#end
-//#if TEX
-  // Texel column and row (within a channel's rows) of each pixel group.
-//#for j in 0..TN
-  let tx${j} = q${j} % pr.tex_w;
-  let ty${j} = q${j} / pr.tex_w;
-//#end
-//#end
 //#for i in 0..TMV
   {
     var b = vec4<f32>(0.0);
@@ -136,11 +126,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let ob = (cog * 4u + ${i*4+k}u) * n4 + g0;
 //#for j in 0..TN
       if (g0 + ${j*WG}u < n4) {
-        let r = store4(ob + ${j*WG}u, g0 + ${j*WG}u, a${i}_${k}_${j} + vec4<f32>(b[${k}]));
-//#if TEX
-        let tc = pr.tex_c0 + cog * 4u + ${i*4+k}u;
-        textureStore(ftex_out, vec2<u32>(tx${j}, tc * pr.tex_rows + ty${j}), r);
-//#end
+        store4(ob + ${j*WG}u, g0 + ${j*WG}u, a${i}_${k}_${j} + vec4<f32>(b[${k}]));
       }
 //#end
     }
