@@ -412,18 +412,22 @@ for (
   });
 }
 
-// Padded planes take the flattened kernel, dense ones (35 pixels) the row segments.
+// Padded planes take the flattened kernel, dense ones (35 pixels) the row
+// segments; "texture": x fetched from a texture copy of its buffer (at most
+// 64 texels on a side for 9×37: 64 texels wide instead of 16).
 for (
   const [h, w, c3, c1, cout, layout] of [
     [5, 7, 8, 12, 16, "padded"],
     [9, 37, 16, 16, 32, "padded"],
     [5, 7, 8, 12, 16, "dense"],
+    [5, 7, 8, 12, 16, "texture"],
+    [9, 37, 16, 16, 32, "texture"],
   ] as const
 ) {
   Deno.test(`conv2d 3x3 plus a 1×1 of a second input (fire expand gradients) on ${layout} ${h}×${w} planes`, async () => {
     const { ctx, scope, gpu } = await testContext();
     const np = h * w;
-    const plane = layout === "padded" ? planeStride(h, w) : np;
+    const plane = layout === "dense" ? np : planeStride(h, w);
     const s: ConvShape = { cin: c3, cout, h, w, kh: 3, kw: 3, stride: 1, pad: 1 };
     const x3 = randomFloats(c3 * np, 21);
     const x1 = randomFloats(c1 * np, 22);
@@ -435,9 +439,18 @@ for (
     const want = y3.map((v, i) => mo[i] > 0 ? v + y1[i] : 0);
     // One buffer: the 1×1's input first (c1 planes), then the 3×3's (c3 planes).
     const both = new Float32Array([...x1, ...x3]);
-    const x = ctx.upload(scope, padPlanes(both, c1 + c3, np, plane, NaN), "x");
+    const padded = padPlanes(both, c1 + c3, np, plane, NaN);
+    const tex = layout === "texture"
+      ? scope.featureTexture(gpu.device, padded.length, "x.tex", h > 5 ? 64 : undefined)
+      : null;
+    if (tex) assert.equal(tex.width, h > 5 ? 64 : 16);
+    // The copy into the texture reads whole texture rows.
+    const xData = new Float32Array(Math.max(padded.length, tex?.floats ?? 0));
+    xData.set(padded);
+    const x = ctx.upload(scope, xData, "x");
     const out = scope.floats(cout * plane, "out");
     const prog = new Program(gpu.device);
+    if (tex) prog.copyToTexture("x.tex", x, tex.texture);
     await conv2d(ctx, scope, prog, {
       label: "t",
       shape: s,
@@ -447,6 +460,7 @@ for (
       out: view(out, 0, plane),
       maskOut: view(ctx.upload(scope, padPlanes(mo, cout, np, plane, NaN), "mo"), 0, plane),
       use: "gradient",
+      xTex: tex ?? undefined,
     });
     runProgram(gpu.device, prog);
     const all = await readFloats(gpu.device, out, 0, cout * plane);

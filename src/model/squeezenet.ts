@@ -363,8 +363,19 @@ export async function recordBackward(
   losses: BackwardLosses,
 ): Promise<GPUBuffer[]> {
   const n = fwd.outputs.length;
+  // A fire module's output gradient is copied into a texture for its expand
+  // layers' input gradients, which fetch it faster from there (the copy
+  // reads whole texture rows, so the buffer covers them).
+  const gradTex = fwd.outputs.map((o, i) =>
+    SQUEEZENET[i].kind === "fire"
+      ? scope.featureTexture(ctx.device, o.dims.c * o.plane, `${SQUEEZENET[i].name}.grad.tex`)
+      : null
+  );
   const grads = fwd.outputs.map((o, i) =>
-    scope.floats(o.dims.c * o.plane, `${SQUEEZENET[i].name}.grad`)
+    scope.floats(
+      Math.max(o.dims.c * o.plane, gradTex[i]?.floats ?? 0),
+      `${SQUEEZENET[i].name}.grad`,
+    )
   );
   // masked[i]: the ReLU backward of layer i was fused into the last write of grads[i].
   const masked = grads.map(() => false);
@@ -426,6 +437,8 @@ export async function recordBackward(
       const s = net.get(`${l.name}/squeeze1x1`);
       // Both expand layers' input gradients in one launch, through the
       // squeeze layer's ReLU.
+      const tex = gradTex[i];
+      if (tex) prog.copyToTexture(`${l.name}.grad.tex`, grads[i], tex.texture);
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand.back`,
         shape: { ...at, cin: l.expand, cout: l.squeeze, kh: 3, kw: 3, pad: 1 },
@@ -435,6 +448,7 @@ export async function recordBackward(
         out: gs,
         maskOut: sq,
         use: "gradient",
+        xTex: tex ?? undefined,
       });
       // When nothing else adds into the input's gradient (or only a content
       // term, fused into this write), the input layer's ReLU backward is

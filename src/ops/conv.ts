@@ -17,7 +17,7 @@ import conv3x3 from "../shaders/conv3x3.wgsl" with { type: "text" };
 import strided from "../shaders/conv_s2_backward.wgsl" with { type: "text" };
 import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
 import type { Program } from "../gpu/scheduler.ts";
-import type { OpContext, Scope, View } from "./context.ts";
+import type { FeatureTexture, OpContext, Scope, View } from "./context.ts";
 
 /** Output length of a convolution or pooling along one axis (floor mode). */
 export function convOut(n: number, k: number, stride: number, pad: number): number {
@@ -92,6 +92,11 @@ export interface Conv2dOptions {
    * of them.
    */
   content?: ContentTerm;
+  /**
+   * A copy of all of x's buffer in a {@link FeatureTexture}, made before
+   * this launch: 3×3 launches with vec4 row loads then fetch x from it.
+   */
+  xTex?: FeatureTexture;
 }
 
 /** A content loss term fused into a 1×1 convolution (see {@link Conv2dOptions}). */
@@ -237,6 +242,11 @@ export async function conv2d(
       [oo, mo, outPlane, p1?.x.offset ?? 0, p1 ? xPlane : 0].every((v) => v % 4 === 0)
     ? 1
     : 0;
+  const xt = xv && o.xTex ? 1 : 0;
+  const xEnd = Math.max(xo + s.cin * xPlane, (p1?.x.offset ?? 0) + (p1?.cin ?? 0) * xPlane);
+  if (xt && o.xTex!.floats < xEnd) {
+    throw new RangeError(`${o.label}: the texture does not hold x`);
+  }
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
     source: `${conv3x3}\n${common}\n${shift4}`,
@@ -249,6 +259,7 @@ export async function conv2d(
       U: unrollFor(s.cin, t.U),
       E1: p1 ? 1 : 0,
       FL: fl,
+      XT: xt,
     },
     entry: "main",
     constants: flags(o),
@@ -268,11 +279,12 @@ export async function conv2d(
     outPlane,
     p1?.cin ?? 0,
     p1?.x.offset ?? 0,
-    0,
+    xt ? Math.log2(o.xTex!.width) : 0,
     0,
   ]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
-  // With XV the kernel reads x only through its vec4 view (binding 6).
+  // With XV the kernel reads x only through its vec4 view (binding 6), with
+  // XT through the texture (binding 10).
   const b = bindings(ctx, u, o);
   if (xv) b[1] = null;
   // With FL it writes out and reads the mask only through vec4 views
@@ -284,10 +296,11 @@ export async function conv2d(
     pipeline,
     [
       ...b,
-      xv ? o.x.buffer : null,
+      xv && !xt ? o.x.buffer : null,
       p1?.weights ?? null,
       fl ? o.out.buffer : null,
       fl ? o.maskOut?.buffer ?? ctx.dummy : null,
+      xt ? o.xTex!.view : null,
     ],
     [s.cout / (4 * t.TMV), Math.ceil(segments / t.WG)],
     flops + (p1 ? 2 * s.cout * oh * ow * p1.cin : 0),

@@ -15,8 +15,10 @@
 // ns per float against 1.6–1.9 for scalar stores); with XV (stride 1, PAD 1,
 // an output as large as the input) every tap is masked at the borders per
 // pixel, without XV (PAD 0, any stride: conv1) each pixel loads its own
-// scalars. Template parameters: TMV, TN,
-// WG, S, PAD, U, XV, E1, FL.
+// scalars. XT 1 (with XV) fetches the vec4s from a texture copy of x's
+// buffer (a FeatureTexture, src/ops/context.ts), which lavapipe does faster
+// than it loads storage where the lanes' addresses scatter (bench/NOTES.md,
+// row 51). Template parameters: TMV, TN, WG, S, PAD, U, XV, E1, FL, XT.
 // Needs cout % (4·TMV) == 0; x and out at any element offset, their channel
 // planes x_plane and out_plane elements apart.
 // Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl; shift4()
@@ -26,7 +28,7 @@ struct Params {
   cin: u32, cout4: u32, h: u32, w: u32,
   oh: u32, ow: u32, nseg: u32, x_off: u32,
   out_off: u32, mask_out_off: u32, x_plane: u32, out_plane: u32,
-  cin2: u32, x2_off: u32, _p0: u32, _p1: u32,
+  cin2: u32, x2_off: u32, tex_shift: u32, _p1: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -36,8 +38,25 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> pr: Params;
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // [ky][kx][cin][cout]
-//#if XV
+//#if XV * (1 - XT)
 @group(0) @binding(6) var<storage, read> xv: array<vec4<f32>>;  // x again, as vec4 (XV only)
+//#end
+//#if XT
+@group(0) @binding(10) var xtex: texture_2d<f32>;  // a copy of x's buffer (XT only)
+//#end
+//#if XV
+// Vec4 k of x's buffer: from its texture copy with XT (vec4 k is texel
+// (k mod 2^tex_shift, k >> tex_shift)); an index past the end reads 0 or
+// some value of x, which the taps' masks drop.
+fn xload(k: u32) -> vec4<f32> {
+//#if XT
+  let m = (1u << pr.tex_shift) - 1u;
+  return textureLoad(xtex, vec2<u32>(k & m, k >> pr.tex_shift), 0);
+//#end
+//#if 1 - XT
+  return xv[k];
+//#end
+}
 //#end
 //#if E1
 @group(0) @binding(7) var<storage, read> wone: array<vec4<f32>>;  // [cin2][cout] (E1 only)
@@ -127,7 +146,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let q = e >> 2u;
     let s = u32(e & 3);
 //#for g in 0..TN*S/4+1
-    let X${g} = xv[u32(q + ${g})];
+    let X${g} = xload(u32(q + ${g}));
 //#end
 //#for g in 0..TN*S/4
     let y${g} = shift4(X${g}, X${g+1}, s);
@@ -173,7 +192,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // The flattened segment's own pixels: aligned vec4s, the live ones only.
     let e = (pr.x2_off + c2 * hw + p0) / 4u;
 //#for g in 0..TN/4
-    let X${g} = xv[e + ${g}u];
+    let X${g} = xload(e + ${g}u);
 //#end
 //#for j in 0..TN
     let v${j} = select(0.0, X${j/4}[${j%4}], r1_${j});
@@ -184,7 +203,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let q = e >> 2u;
     let s = e & 3u;
 //#for g in 0..TN/4+1
-    let X${g} = xv[q + ${g}u];
+    let X${g} = xload(q + ${g}u);
 //#end
 //#for g in 0..TN/4
     let y${g} = shift4(X${g}, X${g+1}, s);
