@@ -253,7 +253,8 @@ export async function recordForward(
         argmax: arg,
       });
     } else {
-      sq = scope.floats(l.squeeze * plane, `${l.name}.squeeze`);
+      const sqTex = scope.featureTexture(ctx.device, l.squeeze * plane, `${l.name}.squeeze.tex`);
+      sq = scope.floats(Math.max(l.squeeze * plane, sqTex?.floats ?? 0), `${l.name}.squeeze`);
       const s = net.get(`${l.name}/squeeze1x1`);
       const e1 = net.get(`${l.name}/expand1x1`);
       const e3 = net.get(`${l.name}/expand3x3`);
@@ -276,6 +277,7 @@ export async function recordForward(
         out: view(out, 0, plane),
         relu: true,
       });
+      if (sqTex) prog.copyToTexture(`${l.name}.squeeze.tex`, sq, sqTex.texture);
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand3x3`,
         shape: { ...at, cin: l.squeeze, cout: l.expand, kh: 3, kw: 3, pad: 1 },
@@ -284,6 +286,7 @@ export async function recordForward(
         bias: e3.b,
         out: view(out, l.expand * plane, plane),
         relu: true,
+        xTex: sqTex ?? undefined,
       });
     }
     if (tex) prog.copyToTexture(`${l.name}.tex`, out, tex.texture);
