@@ -10,15 +10,18 @@ Deno.test("poolOut follows PyTorch's ceil mode (a last window starting inside is
   assert.equal(poolOut(2), 0);
 });
 
-const cases: [number, number, boolean][] = [
+const cases: [number, number, boolean, boolean?][] = [
   [7, 8, false],
   [6, 9, false],
   [11, 5, false],
   [9, 21, false],
   [13, 19, true],
+  [9, 21, false, true],
+  [13, 19, true, true],
 ];
-for (const [h, w, ties] of cases) {
-  const what = ties ? " (values with ties: the first maximum in scan order wins)" : "";
+for (const [h, w, ties, tex] of cases) {
+  const what = (ties ? " (values with ties: the first maximum in scan order wins)" : "") +
+    (tex ? ", x fetched from a texture copy" : "");
   Deno.test(`max pool ${h}×${w}: forward and backward match a CPU ceil-mode pool${what}`, async () => {
     const { ctx, scope, gpu } = await testContext();
     const c = 3;
@@ -51,12 +54,19 @@ for (const [h, w, ties] of cases) {
     const gx = scope.floats(dx.length, "dx");
     const prog = new Program(gpu.device);
     const shape = { c, h, w };
+    // With a texture, x sits 4 floats into a buffer covering whole texture rows.
+    const xTex = tex ? scope.featureTexture(gpu.device, 4 + x.length, "x.tex")! : undefined;
+    const xData = new Float32Array(xTex?.floats ?? x.length);
+    xData.set(x, tex ? 4 : 0);
+    const xb = ctx.upload(scope, xData, "x");
+    if (xTex) prog.copyToTexture("x.tex", xb, xTex.texture);
     await maxPool(ctx, scope, prog, {
       label: "pool",
       shape,
-      x: view(ctx.upload(scope, x, "x")),
+      x: view(xb, tex ? 4 : 0),
       out: view(out),
       argmax,
+      xTex,
     });
     await maxPoolBackward(ctx, scope, prog, {
       label: "pool.back",

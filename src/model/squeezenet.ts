@@ -251,6 +251,8 @@ export async function recordForward(
         x,
         out: view(out, 0, plane),
         argmax: arg,
+        // The input layer's texture copy, when it has one (a style layer).
+        xTex: fwd.textures[i - 1] ?? undefined,
       });
     } else {
       const sqTex = scope.featureTexture(ctx.device, l.squeeze * plane, `${l.name}.squeeze.tex`);

@@ -5,8 +5,8 @@
  */
 import pool from "../shaders/pool.wgsl" with { type: "text" };
 import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
-import type { Program } from "../gpu/scheduler.ts";
-import type { OpContext, Scope, View } from "./context.ts";
+import type { Binding, Program } from "../gpu/scheduler.ts";
+import type { FeatureTexture, OpContext, Scope, View } from "./context.ts";
 
 /** Output length of a ceil-mode pooling (PyTorch's rule, no padding). */
 export function poolOut(n: number, k = 3, stride = 2): number {
@@ -44,12 +44,15 @@ async function launch(
     /** Plane strides on the input-size and output-size sides. */
     hPlane: number;
     oPlane: number;
+    /** A texture copy of the input's buffer (forward only). */
+    xTex?: FeatureTexture;
   },
 ): Promise<void> {
+  const xt = o.xTex ? 1 : 0;
   const pipeline = await ctx.pipelines.get({
     name: "pool.wgsl",
     source: `${pool}\n${shift4}`,
-    template: { Q },
+    template: { Q, XT: xt },
     entry: o.entry,
   });
   const words = new Uint32Array([
@@ -63,12 +66,12 @@ async function launch(
     o.nseg,
     o.hPlane,
     o.oPlane,
-    0,
+    xt ? Math.log2(o.xTex!.width) : 0,
     0,
   ]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
-  const bindings = o.entry === "forward"
-    ? [u, null, o.output.buffer, o.argmax, o.input.buffer, null]
+  const bindings: Binding[] = o.entry === "forward"
+    ? [u, null, o.output.buffer, o.argmax, xt ? null : o.input.buffer, null, o.xTex?.view ?? null]
     : [u, null, o.output.buffer, null, o.input.buffer, o.argmax];
   prog.dispatch(o.label, pipeline, bindings, [
     Math.ceil(o.shape.c * o.rows * o.nseg / 64),
@@ -83,15 +86,27 @@ export async function maxPool(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: { label: string; shape: PoolShape; x: View; out: View; argmax: GPUBuffer },
+  o: {
+    label: string;
+    shape: PoolShape;
+    x: View;
+    out: View;
+    argmax: GPUBuffer;
+    /** A copy of all of x's buffer in a texture, made before: x is fetched from it. */
+    xTex?: FeatureTexture;
+  },
 ): Promise<void> {
   const [oh, ow] = [poolOut(o.shape.h), poolOut(o.shape.w)];
+  const hPlane = o.x.plane ?? o.shape.h * o.shape.w;
+  if (o.xTex && o.xTex.floats < o.x.offset + o.shape.c * hPlane) {
+    throw new RangeError(`${o.label}: the texture does not hold x`);
+  }
   await launch(ctx, scope, prog, {
     ...o,
     entry: "forward",
     input: o.x,
     output: o.out,
-    hPlane: o.x.plane ?? o.shape.h * o.shape.w,
+    hPlane,
     oPlane: o.out.plane ?? oh * ow,
     rows: oh,
     nseg: Math.ceil(ow / Q),

@@ -11,7 +11,7 @@
 struct Params {
   c: u32, h: u32, w: u32, oh: u32, ow: u32,
   x_off: u32, out_off: u32, nseg: u32,
-  hp: u32, op: u32, _p0: u32, _p1: u32,
+  hp: u32, op: u32, tex_shift: u32, _p1: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -24,8 +24,27 @@ var<private> p: Params;
 @group(0) @binding(3) var<storage, read_write> argmax: array<u32>;
 // The input (x or dy) and the argmax as vec4s (rows are loaded as aligned
 // vec4s).
+//#if 1 - XT
 @group(0) @binding(4) var<storage, read> xv: array<vec4<f32>>;
+//#end
 @group(0) @binding(5) var<storage, read> argmax4: array<vec4<u32>>;
+//#if XT
+// XT (forward only): x fetched from a texture copy of its buffer (a
+// FeatureTexture, src/ops/context.ts: vec4 k is texel (k mod 2^tex_shift,
+// k >> tex_shift)), faster on lavapipe than storage loads.
+@group(0) @binding(6) var xtex: texture_2d<f32>;
+//#end
+
+// Vec4 k of the input's buffer.
+fn xload(k: u32) -> vec4<f32> {
+//#if XT
+  let m = (1u << p.tex_shift) - 1u;
+  return textureLoad(xtex, vec2<u32>(k & m, k >> p.tex_shift), 0);
+//#end
+//#if 1 - XT
+  return xv[k];
+//#end
+}
 
 // shift4() for u32s.
 fn shift4u(a: vec4<u32>, b: vec4<u32>, s: u32) -> vec4<u32> {
@@ -58,7 +77,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   let e${ky} = base + min(y0 + ${ky}u, p.h - 1u) * p.w + x0;
   let s${ky} = e${ky} & 3u;
 //#for g in 0..Q/2+2
-  let X${ky}_${g} = xv[(e${ky} >> 2u) + ${g}u];
+  let X${ky}_${g} = xload((e${ky} >> 2u) + ${g}u);
 //#end
 //#for g in 0..Q/2+1
   let y${ky}_${g} = shift4(X${ky}_${g}, X${ky}_${g+1}, s${ky});
@@ -120,7 +139,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   let sa${dy} = u32(ea${dy} & 3);
 //#for g in 0..Q/4+2
   let M${dy}_${g} = argmax4[u32((e${dy} >> 2u) + ${g})];
-  let D${dy}_${g} = xv[u32((ea${dy} >> 2u) + ${g})];
+  let D${dy}_${g} = xload(u32((ea${dy} >> 2u) + ${g}));
 //#end
 //#for g in 0..Q/4+1
   let m${dy}_${g} = shift4u(M${dy}_${g}, M${dy}_${g+1}, s${dy});
