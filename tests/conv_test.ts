@@ -9,7 +9,7 @@ import {
   pointwiseInvocations,
   stridedBackwardInvocations,
 } from "../src/ops/conv.ts";
-import { planeStride, view } from "../src/ops/context.ts";
+import { type FeatureTexture, planeStride, view } from "../src/ops/context.ts";
 import {
   padPlanes,
   randomFloats,
@@ -230,41 +230,68 @@ Deno.test("conv2d 1×1 with a fused content term: out = (x conv w + 2c·(F−P))
   scope.dispose();
 });
 
-Deno.test("conv2d 1×1 plus a second 1×1 input (squeeze gradient + Gram backward): out = (x conv w + x2 conv w2)·[mo>0]", async () => {
-  const { ctx, scope, gpu } = await testContext();
-  const s: ConvShape = { cin: 5, cout: 8, h: 3, w: 7, kh: 1, kw: 1, stride: 1, pad: 0 };
-  const np = s.h * s.w;
-  const p = planeStride(s.h, s.w); // 24: three padding pixels per plane, NaN
-  const cin2 = 6;
-  const x = randomFloats(s.cin * np, 21);
-  const w = randomFloats(s.cin * s.cout, 22);
-  const x2 = randomFloats(cin2 * np, 23);
-  const w2 = randomFloats(cin2 * s.cout, 24);
-  const mo = randomFloats(s.cout * np, 25);
-  const a = convRef(s, x, w, null).y;
-  const b = convRef({ ...s, cin: cin2 }, x2, w2, null).y;
-  const want = a.map((v, i) => mo[i] > 0 ? v + b[i] : 0);
-  const planes = (d: Float32Array<ArrayBuffer>, ch: number, label: string, at = 0) =>
-    view(ctx.upload(scope, padPlanes(d, ch, np, p, NaN, at), label), at, p);
-  // The second input at another aligned offset of its own buffer.
-  const out = planes(new Float32Array(s.cout * np), s.cout, "out", 4);
-  const prog = new Program(gpu.device);
-  await conv2d(ctx, scope, prog, {
-    label: "t",
-    shape: s,
-    x: planes(x, s.cin, "x"),
-    weights: ctx.upload(scope, w, "w"),
-    out,
-    maskOut: planes(mo, s.cout, "mo", 8),
-    plus1x1: { x: planes(x2, cin2, "x2", 12), weights: ctx.upload(scope, w2, "w2"), cin: cin2 },
-    use: "gram",
+// "from textures": both inputs and the mask fetched from texture copies of
+// their buffers (at most 32 texels on a side: the mask's 32 wide, the
+// inputs' 16).
+for (const tex of [false, true]) {
+  Deno.test(`conv2d 1×1 plus a second 1×1 input (squeeze gradient + Gram backward)${tex ? " from textures" : ""}: out = (x conv w + x2 conv w2)·[mo>0]`, async () => {
+    const { ctx, scope, gpu } = await testContext();
+    const s: ConvShape = { cin: 5, cout: 8, h: 9, w: 31, kh: 1, kw: 1, stride: 1, pad: 0 };
+    const np = s.h * s.w;
+    const p = planeStride(s.h, s.w); // 280: one padding pixel per plane, NaN
+    const cin2 = 6;
+    const x = randomFloats(s.cin * np, 21);
+    const w = randomFloats(s.cin * s.cout, 22);
+    const x2 = randomFloats(cin2 * np, 23);
+    const w2 = randomFloats(cin2 * s.cout, 24);
+    const mo = randomFloats(s.cout * np, 25);
+    const a = convRef(s, x, w, null).y;
+    const b = convRef({ ...s, cin: cin2 }, x2, w2, null).y;
+    const want = a.map((v, i) => mo[i] > 0 ? v + b[i] : 0);
+    const prog = new Program(gpu.device);
+    const textures: FeatureTexture[] = [];
+    // Planes at element `at` of their own buffer, and with `tex` a texture
+    // copy of the buffer (which then covers whole texture rows).
+    const planes = (d: Float32Array<ArrayBuffer>, ch: number, label: string, at = 0) => {
+      const data = padPlanes(d, ch, np, p, NaN, at);
+      const t = tex ? scope.featureTexture(gpu.device, data.length, `${label}.tex`, 32)! : null;
+      const full = new Float32Array(Math.max(data.length, t?.floats ?? 0));
+      full.set(data);
+      const buffer = ctx.upload(scope, full, label);
+      if (t) {
+        prog.copyToTexture(`${label}.tex`, buffer, t.texture);
+        textures.push(t);
+      }
+      return view(buffer, at, p);
+    };
+    const out = view(
+      ctx.upload(scope, padPlanes(new Float32Array(s.cout * np), s.cout, np, p, NaN, 4), "out"),
+      4,
+      p,
+    );
+    const xv = planes(x, s.cin, "x");
+    const x2v = planes(x2, cin2, "x2", 12);
+    const mov = planes(mo, s.cout, "mo", 8);
+    if (tex) assert.deepEqual(textures.map((t) => t.width), [16, 16, 32]);
+    await conv2d(ctx, scope, prog, {
+      label: "t",
+      shape: s,
+      x: xv,
+      weights: ctx.upload(scope, w, "w"),
+      out,
+      maskOut: mov,
+      plus1x1: { x: x2v, weights: ctx.upload(scope, w2, "w2"), cin: cin2, tex: textures[1] },
+      use: "gram",
+      xTex: textures[0],
+      maskTex: textures[2],
+    });
+    runProgram(gpu.device, prog);
+    const all = await readFloats(gpu.device, out.buffer, 4, s.cout * p);
+    const got = unpadPlanes(all, s.cout, np, p);
+    assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
+    scope.dispose();
   });
-  runProgram(gpu.device, prog);
-  const all = await readFloats(gpu.device, out.buffer, 4, s.cout * p);
-  const got = unpadPlanes(all, s.cout, np, p);
-  assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
-  scope.dispose();
-});
+}
 
 /** CPU total variation: w·Σ(squared differences down and right) and its gradient. */
 function tvRef(x: Float32Array, c: number, h: number, w: number, weight: number) {

@@ -348,6 +348,8 @@ export interface FusedStyle {
   dgram: GPUBuffer;
   /** C. */
   c: number;
+  /** A texture copy of F's buffer, if it has one (F and the mask are fetched from it). */
+  tex?: FeatureTexture;
 }
 
 /**
@@ -469,8 +471,12 @@ export async function recordBackward(
         weights: s.back,
         out: dx,
         maskOut: below ? view(fwd.outputs[i - 1].buffer, 0, plane) : undefined,
+        // The input layer's texture copy, when it has one, for its mask.
+        maskTex: fwd.textures[i - 1] ?? undefined,
         content: content ?? undefined,
-        plus1x1: style ? { x: style.f, weights: style.dgram, cin: style.c } : undefined,
+        plus1x1: style
+          ? { x: style.f, weights: style.dgram, cin: style.c, tex: style.tex }
+          : undefined,
         use: style ? "gram" : undefined,
       });
       if (below) masked[i - 1] = true;

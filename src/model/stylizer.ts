@@ -562,6 +562,7 @@ export class Engine implements Stylizer {
           accumulate: !(fresh && s === styles[0]),
           // The layer's ReLU backward, fused into the last write of its gradient.
           maskOut: s === styles.at(-1) && relu ? relu : undefined,
+          tex: fwd.textures[i] ?? undefined,
         });
       }
       return contentMasks || (styles.length > 0 && relu !== null);
@@ -600,6 +601,7 @@ export class Engine implements Stylizer {
         f: view(out.buffer, 0, out.plane),
         dgram: await styleGram(i, styles[0]),
         c: out.dims.c,
+        tex: fwd.textures[i] ?? undefined,
       };
     };
     // The content term alone at its layer goes into the 1×1 launch that

@@ -78,7 +78,7 @@ export interface Conv2dOptions {
    * layers in one launch; for a 1×1 one any second product, e.g. a Gram
    * backward beside the squeeze layer's input gradient.
    */
-  plus1x1?: { x: View; weights: GPUBuffer; cin: number };
+  plus1x1?: { x: View; weights: GPUBuffer; cin: number; tex?: FeatureTexture };
   /**
    * Picks the tile: "gradient" (3×3) is tuned for input gradients with few
    * output channels, "gram" (1×1) for the Gram backward's square products.
@@ -94,9 +94,12 @@ export interface Conv2dOptions {
   content?: ContentTerm;
   /**
    * A copy of all of x's buffer in a {@link FeatureTexture}, made before
-   * this launch: 3×3 launches with vec4 row loads then fetch x from it.
+   * this launch: 1×1 launches and 3×3 ones with vec4 row loads then fetch x
+   * from it (1×1: `plus1x1.tex` likewise for the second input).
    */
   xTex?: FeatureTexture;
+  /** 1×1 only: a copy of all of `maskOut`'s buffer in a texture, as `xTex`. */
+  maskTex?: FeatureTexture;
 }
 
 /** A content loss term fused into a 1×1 convolution (see {@link Conv2dOptions}). */
@@ -174,22 +177,37 @@ export async function conv2d(
       );
     }
     const { tile: t, grid } = pointwiseLaunch(ctx, s.cout, xPlane, o.use, o.label);
+    const [t0, t1, tm] = [o.xTex, p2?.tex, o.maskOut ? o.maskTex : undefined];
+    for (
+      const [tex, v, n] of [[t0, o.x, s.cin], [t1, p2?.x, p2?.cin ?? 0], [
+        tm,
+        o.maskOut,
+        s.cout,
+      ]] as const
+    ) {
+      if (tex && v && tex.floats < v.offset + n * xPlane) {
+        throw new RangeError(`${o.label}: a texture does not hold its input`);
+      }
+    }
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
       source: `${pointwise}\n${common}`,
-      template: { ...t, E1: p2 ? 1 : 0 },
+      template: { ...t, E1: p2 ? 1 : 0, XT0: t0 ? 1 : 0, XT1: t1 ? 1 : 0, MT: tm ? 1 : 0 },
       entry: "main",
       constants: { ...flags(o), CONTENT: c ? 1 : 0 },
     });
-    const words = new Uint32Array(12);
+    const words = new Uint32Array(16);
     words.set([s.cin, s.cout / 4, xPlane, xo, oo, mo, c?.npix ?? 0, c?.parts.offset ?? 0]);
     new Float32Array(words.buffer).set([c?.weight ?? 0], 8);
-    words.set([p2?.cin ?? 0, p2?.x.offset ?? 0], 9);
+    const shift = (tex?: FeatureTexture) => tex ? Math.log2(tex.width) : 0;
+    words.set([p2?.cin ?? 0, p2?.x.offset ?? 0, shift(t0), shift(t1), shift(tm)], 9);
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     const b = bindings(ctx, u, o);
     // x, out and the mask through their vec4 views (bindings 6–8), P and
     // the loss partials (9, 10; out's buffer stands in, unwritten, without a
-    // content term), the second input and its weights (11, 12).
+    // content term), the second input and its weights (11, 12); the
+    // textures of x, the second input and the mask (14–16) instead of their
+    // buffers.
     prog.dispatch(
       o.label,
       pipeline,
@@ -200,13 +218,17 @@ export async function conv2d(
         b[3],
         null,
         null,
-        b[1],
+        t0 ? null : b[1],
         b[4],
-        b[5],
+        tm ? null : b[5],
         c?.target ?? ctx.dummy,
         c?.parts.buffer ?? o.out.buffer,
-        p2?.x.buffer ?? null,
+        t1 ? null : p2?.x.buffer ?? null,
         p2?.weights ?? null,
+        null,
+        t0?.view ?? null,
+        t1?.view ?? null,
+        tm?.view ?? null,
       ],
       grid,
       flops + (c ? 5 * s.cout * c.npix : 0) + (p2 ? 2 * s.cout * s.h * s.w * p2.cin : 0),

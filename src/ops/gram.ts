@@ -176,6 +176,11 @@ export async function gramBackward(
     maskOut?: View;
     /** Add into `grad` (the default) or, false, overwrite it. */
     accumulate?: boolean;
+    /**
+     * A texture copy of F's buffer (optional): F, and the mask when it is
+     * F's buffer, are fetched from it.
+     */
+    tex?: FeatureTexture;
   },
 ): Promise<void> {
   await conv2d(ctx, scope, prog, {
@@ -187,5 +192,7 @@ export async function gramBackward(
     accumulate: o.accumulate ?? true,
     maskOut: o.maskOut,
     use: "gram",
+    xTex: o.tex,
+    maskTex: o.maskOut?.buffer === o.f.buffer ? o.tex : undefined,
   });
 }

@@ -26,7 +26,8 @@ override CONTENT: bool = false;
 struct Params {
   cin: u32, cout4: u32, plane: u32, x_off: u32,
   out_off: u32, mask_out_off: u32, npix: u32, part_off: u32,
-  cweight: f32, cin2: u32, x2_off: u32, _p2: u32,
+  cweight: f32, cin2: u32, x2_off: u32, tex_shift0: u32,
+  tex_shift1: u32, tex_shiftm: u32, _p3: u32, _p4: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -37,13 +38,65 @@ struct Params {
 var<private> pr: Params;
 @group(0) @binding(2) var<storage, read> wt0: array<vec4<f32>>;   // [cin][cout]
 
-@group(0) @binding(6) var<storage, read> xin0: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> outq: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read> maskq: array<vec4<f32>>;
 //#if E1
-@group(0) @binding(11) var<storage, read> xin1: array<vec4<f32>>;
 @group(0) @binding(12) var<storage, read> wt1: array<vec4<f32>>;   // [cin2][cout]
 //#end
+// The inputs and the mask, each from its buffer or (XT0, XT1, MT) from a
+// texture copy of it (a FeatureTexture, src/ops/context.ts: vec4 k of the
+// buffer is texel (k mod 2^shift, k >> shift)), which lavapipe fetches
+// faster than it loads storage (bench/NOTES.md, row 53).
+//#if 1 - XT0
+@group(0) @binding(6) var<storage, read> xin0: array<vec4<f32>>;
+//#end
+//#if XT0
+@group(0) @binding(14) var xtex0: texture_2d<f32>;
+//#end
+//#if E1 * (1 - XT1)
+@group(0) @binding(11) var<storage, read> xin1: array<vec4<f32>>;
+//#end
+//#if E1 * XT1
+@group(0) @binding(15) var xtex1: texture_2d<f32>;
+//#end
+//#if 1 - MT
+@group(0) @binding(8) var<storage, read> maskq: array<vec4<f32>>;
+//#end
+//#if MT
+@group(0) @binding(16) var mtex: texture_2d<f32>;
+//#end
+
+fn texel(t: texture_2d<f32>, k: u32, shift: u32) -> vec4<f32> {
+  return textureLoad(t, vec2<u32>(k & ((1u << shift) - 1u), k >> shift), 0);
+}
+
+fn xload0(k: u32) -> vec4<f32> {
+//#if XT0
+  return texel(xtex0, k, pr.tex_shift0);
+//#end
+//#if 1 - XT0
+  return xin0[k];
+//#end
+}
+
+//#if E1
+fn xload1(k: u32) -> vec4<f32> {
+//#if XT1
+  return texel(xtex1, k, pr.tex_shift1);
+//#end
+//#if 1 - XT1
+  return xin1[k];
+//#end
+}
+//#end
+
+fn mload(k: u32) -> vec4<f32> {
+//#if MT
+  return texel(mtex, k, pr.tex_shiftm);
+//#end
+//#if 1 - MT
+  return maskq[k];
+//#end
+}
 @group(0) @binding(9) var<storage, read> ctarget: array<vec4<f32>>;
 @group(0) @binding(10) var<storage, read_write> parts: array<f32>;
 
@@ -58,7 +111,7 @@ fn store4(o: u32, q: u32, v: vec4<f32>) {
     r += outq[pr.out_off / 4u + o];
   }
   if (CONTENT) {
-    let f = maskq[pr.mask_out_off / 4u + o];
+    let f = mload(pr.mask_out_off / 4u + o);
     let valid = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(pr.npix);
     let d = select(vec4<f32>(0.0), f - ctarget[o], valid);
     r += 2.0 * pr.cweight * d;
@@ -68,7 +121,7 @@ fn store4(o: u32, q: u32, v: vec4<f32>) {
     r = max(r, vec4<f32>(0.0));
   }
   if (MASK_OUT) {
-    r = select(vec4<f32>(0.0), r, maskq[pr.mask_out_off / 4u + o] > vec4<f32>(0.0));
+    r = select(vec4<f32>(0.0), r, mload(pr.mask_out_off / 4u + o) > vec4<f32>(0.0));
   }
   outq[pr.out_off / 4u + o] = r;
 }
@@ -103,7 +156,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let w${i} = wt${s}[wr + ${i}u];
 //#end
 //#for j in 0..TN
-    let x${j} = xin${s}[xr + q${j}];
+    let x${j} = xload${s}(xr + q${j});
 //#end
 //#for i in 0..TMV
 //#for j in 0..TN
