@@ -366,6 +366,44 @@ for (const [cin, h, w] of [[3, 13, 70], [3, 7, 9], [1, 6, 4], [2, 9, 35]]) {
   });
 }
 
+// dy 4 floats into its buffer; at most 32 texels on a side for 31×70: 32
+// texels wide instead of 16.
+for (const [cin, h, w, maxDim] of [[3, 31, 70, 32], [2, 9, 35, 0]]) {
+  Deno.test(`conv2dBackwardStrided ${cin}×${h}×${w} fetching dy from a texture copy equals it from the buffer`, async () => {
+    const { ctx, scope, gpu } = await testContext();
+    const s: ConvShape = { cin, cout: 5, h, w, kh: 3, kw: 3, stride: 2, pad: 0 };
+    const n = cin * h * w;
+    const dyN = s.cout * convOut(h, 3, 2, 0) * convOut(w, 3, 2, 0);
+    const tex = scope.featureTexture(gpu.device, 4 + dyN, "dy.tex", maxDim || undefined)!;
+    assert.equal(tex.width, maxDim ? 32 : 16);
+    const dyb = ctx.upload(scope, randomFloats(tex.floats, 31), "dy");
+    const packed = ctx.upload(
+      scope,
+      packStridedKernel(randomFloats(9 * cin * s.cout, 32), cin, s.cout),
+      "wb",
+    );
+    const got = [];
+    for (const dyTex of [undefined, tex]) {
+      const dx = scope.floats(n, "dx");
+      const prog = new Program(gpu.device);
+      if (dyTex) prog.copyToTexture("dy.tex", dyb, dyTex.texture);
+      await conv2dBackwardStrided(ctx, scope, prog, {
+        label: "t",
+        shape: s,
+        dy: view(dyb, 4),
+        packed,
+        dx: view(dx),
+        dyTex,
+      });
+      runProgram(gpu.device, prog);
+      got.push(await readFloats(gpu.device, dx, 0, n));
+    }
+    assert.deepEqual(got[1], got[0]);
+    assert.ok(got[0].some((v) => v !== 0));
+    scope.dispose();
+  });
+}
+
 Deno.test("conv2dBackwardStrided is the adjoint of the strided convolution", async () => {
   // <conv(x), dy> == <x, convᵀ(dy)> for any x: checks the gather indexing.
   const { ctx, scope, gpu } = await testContext();

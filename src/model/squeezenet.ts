@@ -370,11 +370,11 @@ export async function recordBackward(
   losses: BackwardLosses,
 ): Promise<GPUBuffer[]> {
   const n = fwd.outputs.length;
-  // A fire module's output gradient is copied into a texture for its expand
-  // layers' input gradients, which fetch it faster from there (the copy
-  // reads whole texture rows, so the buffer covers them).
+  // A fire module's (or conv1's) output gradient is copied into a texture
+  // for the launch that reads it, which fetches it faster from there (the
+  // copy reads whole texture rows, so the buffer covers them).
   const gradTex = fwd.outputs.map((o, i) =>
-    SQUEEZENET[i].kind === "fire"
+    SQUEEZENET[i].kind !== "pool"
       ? scope.featureTexture(ctx.device, o.dims.c * o.plane, `${SQUEEZENET[i].name}.grad.tex`)
       : null
   );
@@ -409,6 +409,8 @@ export async function recordBackward(
       });
     }
     if (l.kind === "conv") {
+      const tex = gradTex[i];
+      if (tex) prog.copyToTexture(`${l.name}.grad.tex`, grads[i], tex.texture);
       await conv2dBackwardStrided(ctx, scope, prog, {
         label: `${l.name}.back`,
         shape: {
@@ -426,6 +428,7 @@ export async function recordBackward(
         dx,
         // Writing the image's gradient: the TV term may go into this write.
         tv: (i === 0 ? losses.fuseTv?.() : null) ?? undefined,
+        dyTex: tex ?? undefined,
       });
     } else if (l.kind === "pool") {
       await maxPoolBackward(ctx, scope, prog, {

@@ -396,7 +396,16 @@ export async function conv2dBackwardStrided(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: { label: string; shape: ConvShape; dy: View; packed: GPUBuffer; dx: View; tv?: TvTerm },
+  o: {
+    label: string;
+    shape: ConvShape;
+    dy: View;
+    packed: GPUBuffer;
+    dx: View;
+    tv?: TvTerm;
+    /** A copy of all of dy's buffer in a texture, made before: dy is fetched from it. */
+    dyTex?: FeatureTexture;
+  },
 ): Promise<void> {
   const s = o.shape;
   if (s.kh !== 3 || s.kw !== 3 || s.stride !== 2 || s.pad !== 0 || s.cin > 4) {
@@ -413,9 +422,13 @@ export async function conv2dBackwardStrided(
   const pipeline = await ctx.pipelines.get({
     name: "conv_s2_backward.wgsl",
     source: `${strided}\n${shift4}`,
-    template: { ...t, TV: tv ? 1 : 0 },
+    template: { ...t, TV: tv ? 1 : 0, DT: o.dyTex ? 1 : 0 },
     entry: "main",
   });
+  const dyPlane = o.dy.plane ?? oh * ow;
+  if (o.dyTex && o.dyTex.floats < o.dy.offset + s.cout * dyPlane) {
+    throw new RangeError(`${o.label}: the texture does not hold dy`);
+  }
   const { nseg, groups } = stridedGrid(t, s.h, s.w);
   const words = new Uint32Array(16);
   words.set([
@@ -428,16 +441,26 @@ export async function conv2dBackwardStrided(
     nseg,
     o.dy.offset,
     o.dx.offset,
-    o.dy.plane ?? oh * ow,
+    dyPlane,
     o.dx.plane ?? s.h * s.w,
     tv?.parts.offset ?? 0,
+    0,
+    o.dyTex ? Math.log2(o.dyTex.width) : 0,
   ]);
   new Float32Array(words.buffer).set([tv?.weight ?? 0], 12);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
   prog.dispatch(
     o.label,
     pipeline,
-    [u, o.dy.buffer, o.packed, o.dx.buffer, tv?.x ?? null, tv?.parts.buffer ?? null],
+    [
+      u,
+      o.dyTex ? null : o.dy.buffer,
+      o.packed,
+      o.dx.buffer,
+      tv?.x ?? null,
+      tv?.parts.buffer ?? null,
+      o.dyTex?.view ?? null,
+    ],
     [groups],
     2 * s.cout * oh * ow * s.cin * 9 + (tv ? 10 * s.cin * s.h * s.w : 0),
   );

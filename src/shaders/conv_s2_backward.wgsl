@@ -5,8 +5,11 @@
 // 2·m0+2Q−1) for all input channels (vec4 accumulators). Per co it loads the
 // 2 × (Q+1) values of dy (rows n−1, n; columns m0−1 … m0+Q−1, as realigned
 // vec4s; Q % 4 == 0) and the 9 taps as vec4s from the repacked kernel
-// wb[co][ky·3+kx] = vec4(W[ky][kx][0..3][co]). Template parameters: Q, WG,
-// TV. shift4() comes from shift4.wgsl.
+// wb[co][ky·3+kx] = vec4(W[ky][kx][0..3][co]). DT 1 fetches dy from a
+// texture copy of its buffer (a FeatureTexture, src/ops/context.ts: vec4 k
+// is texel (k mod 2^tex_shift, k >> tex_shift)), faster on lavapipe than
+// storage loads. Template parameters: Q, WG, TV, DT. shift4() comes from
+// shift4.wgsl.
 // TV 1 (dx is the image's gradient, dense at offset 0): the total-variation
 // loss w·(Σ(x[y+1]−x[y])² + Σ(x[x+1]−x[x])²) of the image x (binding 4, dense
 // like dx) is fused in: dx = result + 2w·(the adjoint of the differences), and
@@ -18,7 +21,7 @@ struct Params {
   cout: u32, cin: u32, h: u32, w: u32,
   oh: u32, ow: u32, nseg: u32, dy_off: u32,
   dx_off: u32, dy_plane: u32, dx_plane: u32, part_off: u32,
-  tv_weight: f32, _p0: u32, _p1: u32, _p2: u32,
+  tv_weight: f32, tex_shift: u32, _p1: u32, _p2: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -27,13 +30,29 @@ struct Params {
 // row 41).
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> pr: Params;
+//#if 1 - DT
 @group(0) @binding(1) var<storage, read> dyv: array<vec4<f32>>; // dy as vec4s
+//#end
+//#if DT
+@group(0) @binding(6) var dytex: texture_2d<f32>; // a copy of dy's buffer
+//#end
 @group(0) @binding(2) var<storage, read> wb: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 //#if TV
 @group(0) @binding(4) var<storage, read> xv: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> parts: array<f32>;
 //#end
+
+// Vec4 k of dy's buffer.
+fn dyload(k: u32) -> vec4<f32> {
+//#if DT
+  let m = (1u << pr.tex_shift) - 1u;
+  return textureLoad(dytex, vec2<u32>(k & m, k >> pr.tex_shift), 0);
+//#end
+//#if 1 - DT
+  return dyv[k];
+//#end
+}
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
@@ -71,7 +90,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let e${r} = i32(db + r${r} + m0) - 1;
     let s${r} = u32(e${r} & 3);
 //#for g in 0..Q/4+2
-    let X${r}_${g} = dyv[u32((e${r} >> 2u) + ${g})];
+    let X${r}_${g} = dyload(u32((e${r} >> 2u) + ${g}));
 //#end
 //#for g in 0..Q/4+1
     let y${r}_${g} = shift4(X${r}_${g}, X${r}_${g+1}, s${r});
