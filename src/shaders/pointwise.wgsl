@@ -110,8 +110,13 @@ fn store4(o: u32, q: u32, v: vec4<f32>) {
   if (ACCUMULATE) {
     r += outq[pr.out_off / 4u + o];
   }
+  // The mask's values, loaded once (with a content term they are F).
+  var m = vec4<f32>(0.0);
+  if (CONTENT || MASK_OUT) {
+    m = mload(pr.mask_out_off / 4u + o);
+  }
   if (CONTENT) {
-    let f = mload(pr.mask_out_off / 4u + o);
+    let f = m;
     let valid = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(pr.npix);
     let d = select(vec4<f32>(0.0), f - ctarget[o], valid);
     r += 2.0 * pr.cweight * d;
@@ -121,7 +126,7 @@ fn store4(o: u32, q: u32, v: vec4<f32>) {
     r = max(r, vec4<f32>(0.0));
   }
   if (MASK_OUT) {
-    r = select(vec4<f32>(0.0), r, mload(pr.mask_out_off / 4u + o) > vec4<f32>(0.0));
+    r = select(vec4<f32>(0.0), r, m > vec4<f32>(0.0));
   }
   outq[pr.out_off / 4u + o] = r;
 }
