@@ -183,52 +183,71 @@ for (const layout of ["dense", "padded"]) {
   });
 }
 
-Deno.test("conv2d 1×1 with a fused content term: out = (x conv w + 2c·(F−P))·[F>0], partials sum c·Σ(F−P)²", async () => {
-  const { ctx, scope, gpu } = await testContext();
-  const s: ConvShape = { cin: 6, cout: 8, h: 5, w: 11, kh: 1, kw: 1, stride: 1, pad: 0 };
-  const np = s.h * s.w;
-  const n = s.cout * np;
-  const p = planeStride(s.h, s.w); // 56: one padding pixel per plane, NaN
-  const x = randomFloats(s.cin * np, 11);
-  const w = randomFloats(s.cin * s.cout, 12);
-  const f = randomFloats(n, 13);
-  const target = randomFloats(n, 14);
-  const c = 0.37;
-  const ref = convRef(s, x, w, null);
-  const want = ref.y.map((v, i) => f[i] > 0 ? v + 2 * c * (f[i] - target[i]) : 0);
-  let loss = 0;
-  for (let i = 0; i < n; i++) loss += c * (f[i] - target[i]) ** 2;
-  const planes = (a: Float32Array<ArrayBuffer>, ch: number, label: string, at = 0) =>
-    view(ctx.upload(scope, padPlanes(a, ch, np, p, NaN, at), label), at, p);
-  const out = planes(new Float32Array(n), s.cout, "out");
-  const nparts = pointwiseInvocations(ctx, s.cout, p);
-  // The partials after 4 floats that must stay untouched.
-  const parts = ctx.upload(scope, new Float32Array(4 + nparts + 4).fill(-1), "parts");
-  const prog = new Program(gpu.device);
-  await conv2d(ctx, scope, prog, {
-    label: "t",
-    shape: s,
-    x: planes(x, s.cin, "x", 8),
-    weights: ctx.upload(scope, w, "w"),
-    out,
-    maskOut: planes(f, s.cout, "f", 4),
-    content: {
-      target: planes(target, s.cout, "p").buffer,
-      weight: c,
-      npix: np,
-      parts: view(parts, 4),
-    },
+// "from textures": F (and its mask) and P fetched from textures holding
+// their buffers' vec4s (NaN padding included).
+for (const tex of [false, true]) {
+  Deno.test(`conv2d 1×1 with a fused content term${tex ? " from textures" : ""}: out = (x conv w + 2c·(F−P))·[F>0], partials sum c·Σ(F−P)²`, async () => {
+    const { ctx, scope, gpu } = await testContext();
+    const s: ConvShape = { cin: 6, cout: 8, h: 5, w: 11, kh: 1, kw: 1, stride: 1, pad: 0 };
+    const np = s.h * s.w;
+    const n = s.cout * np;
+    const p = planeStride(s.h, s.w); // 56: one padding pixel per plane, NaN
+    const x = randomFloats(s.cin * np, 11);
+    const w = randomFloats(s.cin * s.cout, 12);
+    const f = randomFloats(n, 13);
+    const target = randomFloats(n, 14);
+    const c = 0.37;
+    const ref = convRef(s, x, w, null);
+    const want = ref.y.map((v, i) => f[i] > 0 ? v + 2 * c * (f[i] - target[i]) : 0);
+    let loss = 0;
+    for (let i = 0; i < n; i++) loss += c * (f[i] - target[i]) ** 2;
+    const planes = (a: Float32Array<ArrayBuffer>, ch: number, label: string, at = 0) =>
+      view(ctx.upload(scope, padPlanes(a, ch, np, p, NaN, at), label), at, p);
+    // A texture holding what `planes` uploads.
+    const texture = (a: Float32Array<ArrayBuffer>, ch: number, label: string, at = 0) => {
+      if (!tex) return undefined;
+      const data = padPlanes(a, ch, np, p, NaN, at);
+      const t = scope.featureTexture(gpu.device, data.length, label)!;
+      const full = new Float32Array(t.floats);
+      full.set(data);
+      gpu.device.queue.writeTexture({ texture: t.texture }, full, { bytesPerRow: t.width * 16 }, [
+        t.width,
+        t.height,
+      ]);
+      return t;
+    };
+    const out = planes(new Float32Array(n), s.cout, "out");
+    const nparts = pointwiseInvocations(ctx, s.cout, p);
+    // The partials after 4 floats that must stay untouched.
+    const parts = ctx.upload(scope, new Float32Array(4 + nparts + 4).fill(-1), "parts");
+    const prog = new Program(gpu.device);
+    await conv2d(ctx, scope, prog, {
+      label: "t",
+      shape: s,
+      x: planes(x, s.cin, "x", 8),
+      weights: ctx.upload(scope, w, "w"),
+      out,
+      maskOut: planes(f, s.cout, "f", 4),
+      maskTex: texture(f, s.cout, "f.tex", 4),
+      content: {
+        target: planes(target, s.cout, "p").buffer,
+        targetTex: texture(target, s.cout, "p.tex"),
+        weight: c,
+        npix: np,
+        parts: view(parts, 4),
+      },
+    });
+    runProgram(gpu.device, prog);
+    const all = await readFloats(gpu.device, out.buffer, 0, s.cout * p);
+    const got = unpadPlanes(all, s.cout, np, p);
+    assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
+    const ps = await readFloats(gpu.device, parts, 0, 4 + nparts + 4);
+    assert.deepEqual([...ps.subarray(0, 4), ...ps.subarray(4 + nparts)], new Array(8).fill(-1));
+    const sum = ps.subarray(4, 4 + nparts).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(sum - loss) <= 1e-5 * loss, `loss ${sum} vs ${loss}`);
+    scope.dispose();
   });
-  runProgram(gpu.device, prog);
-  const all = await readFloats(gpu.device, out.buffer, 0, s.cout * p);
-  const got = unpadPlanes(all, s.cout, np, p);
-  assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
-  const ps = await readFloats(gpu.device, parts, 0, 4 + nparts + 4);
-  assert.deepEqual([...ps.subarray(0, 4), ...ps.subarray(4 + nparts)], new Array(8).fill(-1));
-  const sum = ps.subarray(4, 4 + nparts).reduce((a, b) => a + b, 0);
-  assert.ok(Math.abs(sum - loss) <= 1e-5 * loss, `loss ${sum} vs ${loss}`);
-  scope.dispose();
-});
+}
 
 // "from textures": both inputs and the mask fetched from texture copies of
 // their buffers (at most 32 texels on a side: the mask's 32 wide, the

@@ -12,6 +12,7 @@ import { PipelineCache, type PipelineStats } from "../gpu/pipelines.ts";
 import { Program } from "../gpu/scheduler.ts";
 import {
   defaultTiles,
+  type FeatureTexture,
   OpContext,
   planeStride,
   Scope,
@@ -124,6 +125,8 @@ export interface LossPlan extends Plan {
   /** Floats of `parts` the segments span. */
   partsFloats: number;
   contentTarget: GPUBuffer;
+  /** The content target again in a texture (written with it), when the device allows one. */
+  contentTargetTex: FeatureTexture | null;
   styleTargets: GPUBuffer[];
   /** d loss / d output of each layer (laid out as the layer's output, padded planes). */
   grads: GPUBuffer[];
@@ -485,9 +488,11 @@ export class Engine implements Stylizer {
     const prog = new Program(this.gpu.device);
     const x = scope.floats(3 * h * w, "x");
     const grad = scope.floats(3 * h * w, "x.grad");
-    // The style layers' outputs also go to textures, for their Grams.
-    const styled = new Set(spec.styleLayers.map(tapLayerIndex));
-    const fwd = await recordForward(ctx, scope, prog, this.net, x, h, w, upto, styled);
+    // The style layers' outputs are copied into textures for their Grams,
+    // the content layer's for the content term's F (and its ReLU mask).
+    const textured = new Set(spec.styleLayers.map(tapLayerIndex));
+    if (spec.contentWeight > 0) textured.add(tapLayerIndex(spec.contentLayer));
+    const fwd = await recordForward(ctx, scope, prog, this.net, x, h, w, upto, textured);
     // Partial sums: content, each style layer, tv.
     const segments: [number, number][] = [];
     let at = 0;
@@ -512,6 +517,12 @@ export class Engine implements Stylizer {
     const tvPart = seg(spec.tvWeight > 0 ? stridedBackwardInvocations(ctx, h, w) : 0);
     const parts = scope.floats(Math.max(at, 1), "loss.parts");
     const contentTarget = scope.floats(cOut.dims.c * cOut.plane, "content.target");
+    // P again in a texture (written with the targets), for a fused content term.
+    const contentTargetTex = scope.featureTexture(
+      ctx.device,
+      cOut.dims.c * cOut.plane,
+      "content.target.tex",
+    );
     const styleTargets = spec.styleLayers.map((l) => {
       const c = fwd.outputs[tapLayerIndex(l)].dims.c;
       return scope.floats(c * c, `${l}.gram.target`);
@@ -613,6 +624,7 @@ export class Engine implements Stylizer {
       segments[0][1] = fusedParts;
       return {
         target: contentTarget,
+        targetTex: contentTargetTex ?? undefined,
         weight: spec.contentWeight,
         npix: cOut.dims.h * cOut.dims.w,
         parts: view(parts, contentPart),
@@ -652,6 +664,7 @@ export class Engine implements Stylizer {
       segments,
       partsFloats: Math.max(at, 1),
       contentTarget,
+      contentTargetTex,
       styleTargets,
     };
   }
@@ -661,7 +674,18 @@ export class Engine implements Stylizer {
     const q = this.gpu.device.queue;
     const c = plan.fwd.outputs[tapLayerIndex(spec.contentLayer)];
     const np = c.dims.h * c.dims.w;
-    q.writeBuffer(plan.contentTarget, 0, repack(spec.contentTarget.data, c.dims.c, np, c.plane));
+    const p = repack(spec.contentTarget.data, c.dims.c, np, c.plane);
+    q.writeBuffer(plan.contentTarget, 0, p);
+    const tex = plan.contentTargetTex;
+    if (tex) {
+      // The texture holds P's vec4s in order, whole rows (zeros past P).
+      const data = new Float32Array(tex.floats);
+      data.set(p);
+      q.writeTexture({ texture: tex.texture }, data, { bytesPerRow: tex.width * 16 }, [
+        tex.width,
+        tex.height,
+      ]);
+    }
     spec.styleTargets.forEach((t, i) =>
       q.writeBuffer(plan.styleTargets[i], 0, new Float32Array(t.data))
     );

@@ -106,6 +106,8 @@ export interface Conv2dOptions {
 export interface ContentTerm {
   /** P, laid out as the output (plane stride included), at offset 0. */
   target: GPUBuffer;
+  /** P again in a texture (as a texture copy of `target` would hold it): fetched from there. */
+  targetTex?: FeatureTexture;
   weight: number;
   /** Valid pixels (H·W) of each plane. */
   npix: number;
@@ -192,7 +194,14 @@ export async function conv2d(
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
       source: `${pointwise}\n${common}`,
-      template: { ...t, E1: p2 ? 1 : 0, XT0: t0 ? 1 : 0, XT1: t1 ? 1 : 0, MT: tm ? 1 : 0 },
+      template: {
+        ...t,
+        E1: p2 ? 1 : 0,
+        XT0: t0 ? 1 : 0,
+        XT1: t1 ? 1 : 0,
+        MT: tm ? 1 : 0,
+        CT: c?.targetTex ? 1 : 0,
+      },
       entry: "main",
       constants: { ...flags(o), CONTENT: c ? 1 : 0 },
     });
@@ -200,14 +209,20 @@ export async function conv2d(
     words.set([s.cin, s.cout / 4, xPlane, xo, oo, mo, c?.npix ?? 0, c?.parts.offset ?? 0]);
     new Float32Array(words.buffer).set([c?.weight ?? 0], 8);
     const shift = (tex?: FeatureTexture) => tex ? Math.log2(tex.width) : 0;
-    words.set([p2?.cin ?? 0, p2?.x.offset ?? 0, shift(t0), shift(t1), shift(tm)], 9);
+    words.set(
+      [p2?.cin ?? 0, p2?.x.offset ?? 0, shift(t0), shift(t1), shift(tm), shift(c?.targetTex)],
+      9,
+    );
+    if (c?.targetTex && c.targetTex.floats < s.cout * outPlane) {
+      throw new RangeError(`${o.label}: the content target's texture does not hold P`);
+    }
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     const b = bindings(ctx, u, o);
     // x, out and the mask through their vec4 views (bindings 6–8), P and
     // the loss partials (9, 10; out's buffer stands in, unwritten, without a
     // content term), the second input and its weights (11, 12); the
-    // textures of x, the second input and the mask (14–16) instead of their
-    // buffers.
+    // textures of x, the second input, the mask and P (14–17) instead of
+    // their buffers.
     prog.dispatch(
       o.label,
       pipeline,
@@ -221,7 +236,7 @@ export async function conv2d(
         t0 ? null : b[1],
         b[4],
         tm ? null : b[5],
-        c?.target ?? ctx.dummy,
+        c?.targetTex ? null : c?.target ?? ctx.dummy,
         c?.parts.buffer ?? o.out.buffer,
         t1 ? null : p2?.x.buffer ?? null,
         p2?.weights ?? null,
@@ -229,6 +244,7 @@ export async function conv2d(
         t0?.view ?? null,
         t1?.view ?? null,
         tm?.view ?? null,
+        c?.targetTex?.view ?? null,
       ],
       grid,
       flops + (c ? 5 * s.cout * c.npix : 0) + (p2 ? 2 * s.cout * s.h * s.w * p2.cin : 0),

@@ -27,7 +27,7 @@ struct Params {
   cin: u32, cout4: u32, plane: u32, x_off: u32,
   out_off: u32, mask_out_off: u32, npix: u32, part_off: u32,
   cweight: f32, cin2: u32, x2_off: u32, tex_shift0: u32,
-  tex_shift1: u32, tex_shiftm: u32, _p3: u32, _p4: u32,
+  tex_shift1: u32, tex_shiftm: u32, tex_shiftc: u32, _p4: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -97,7 +97,23 @@ fn mload(k: u32) -> vec4<f32> {
   return maskq[k];
 //#end
 }
+// The content target P: its buffer, or (CT) a texture holding it as the
+// textures above hold their buffers.
+//#if 1 - CT
 @group(0) @binding(9) var<storage, read> ctarget: array<vec4<f32>>;
+//#end
+//#if CT
+@group(0) @binding(17) var cttex: texture_2d<f32>;
+//#end
+
+fn pload(k: u32) -> vec4<f32> {
+//#if CT
+  return texel(cttex, k, pr.tex_shiftc);
+//#end
+//#if 1 - CT
+  return ctarget[k];
+//#end
+}
 @group(0) @binding(10) var<storage, read_write> parts: array<f32>;
 
 // The invocation's sum of squared content differences (CONTENT).
@@ -118,7 +134,7 @@ fn store4(o: u32, q: u32, v: vec4<f32>) {
   if (CONTENT) {
     let f = m;
     let valid = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(pr.npix);
-    let d = select(vec4<f32>(0.0), f - ctarget[o], valid);
+    let d = select(vec4<f32>(0.0), f - pload(o), valid);
     r += 2.0 * pr.cweight * d;
     csum += dot(d, d);
   }
