@@ -93,6 +93,8 @@ export interface BenchResult {
   kernels: { name: string; ms: number; gflop: number }[];
   peak_bytes: number;
   buffers: number;
+  /** Textures made beside the pool's buffers. */
+  textures: number;
   allocations_after_first_iteration: number;
   first_iteration_ms: number;
   adapter: string;
@@ -176,7 +178,9 @@ for (const [h, w] of sizes) {
   device.queue.submit([enc.finish()]);
   await device.queue.onSubmittedWorkDone();
   const firstMs = performance.now() - tFirst + (results.length === 0 ? engineMs : 0);
-  const allocs = engine.poolStats.allocations;
+  // Buffers and textures made: none may be made after the first iteration.
+  const made = () => engine.poolStats.allocations + engine.poolStats.textures;
+  const allocs = made();
   let i = 1;
   for (; i <= warmup; i++) {
     enc = device.createCommandEncoder();
@@ -195,7 +199,7 @@ for (const [h, w] of sizes) {
   const wallMs = median(times);
   // Allocations by the iterations after the first (the measurements below
   // build plans of their own).
-  const allocsLoop = engine.poolStats.allocations - allocs;
+  const allocsLoop = made() - allocs;
   // Parts of an iteration: the forward pass to fire5 alone, and loss + gradient (no Adam).
   const parts: Record<string, number> = {};
   const fwdPlan = await engine.forwardPlan(h, w, tapLayerIndex("fire5"));
@@ -264,6 +268,7 @@ for (const [h, w] of sizes) {
     kernels,
     peak_bytes: stats.peakBytes,
     buffers: stats.allocations,
+    textures: stats.textures,
     allocations_after_first_iteration: allocsLoop,
     first_iteration_ms: firstMs,
     adapter: engine.gpu.adapterName,
@@ -316,7 +321,9 @@ function printTable(r: BenchResult, top: number): void {
       `first iteration ${f(r.first_iteration_ms)} ms (weights, pipelines, plans)`,
   );
   console.log(
-    `  pool: ${r.buffers} buffers, peak ${(r.peak_bytes / 1048576).toFixed(1)} MiB, ` +
+    `  pool: ${r.buffers} buffers and ${r.textures} textures, peak ${
+      (r.peak_bytes / 1048576).toFixed(1)
+    } MiB, ` +
       `${r.allocations_after_first_iteration} allocations after the first iteration`,
   );
   if (r.parts.forward_fire5) {

@@ -23,7 +23,7 @@ Deno.test("adam: the first 20 losses from the content image are within 1% of the
   const content = tensors.get("content")!;
   const targets = await styleTargets(engine, [tensors.get("style")!], config.styleLayers);
   // Pool counters when the first losses come back (the loop is running by then).
-  let during: { allocations: number } | null = null;
+  let during: { allocations: number; textures: number } | null = null;
   const r = await optimize(engine, {
     content,
     styleTargets: targets,
@@ -40,8 +40,9 @@ Deno.test("adam: the first 20 losses from the content image are within 1% of the
   // Adam's normalised steps amplify float differences; measured 0.0114).
   const err = relL2(r.x.data, tensors.get("x_final")!.data);
   assert.ok(err < 0.02, `x_final relative L2 ${err}`);
-  // No GPU buffer is allocated while the loop runs.
+  // No GPU buffer or texture is made while the loop runs.
   assert.equal(engine.poolStats.allocations, during!.allocations);
+  assert.equal(engine.poolStats.textures, during!.textures);
 });
 
 globalThis.addEventListener("unload", () => engine.dispose());

@@ -78,12 +78,14 @@ for (const [term, on] of CASES) {
   });
 }
 
-Deno.test("lossAndGradient: a second call at the same size allocates no GPU buffer", async () => {
+Deno.test("lossAndGradient: a second call at the same size makes no GPU buffer or texture", async () => {
   const s = spec({ content: true, style: layers, tv: true });
   await stylizer.lossAndGradient(x, s);
-  const before = stylizer.poolStats.allocations;
+  const before = stylizer.poolStats;
+  assert.ok(before.textures > 0);
   await stylizer.lossAndGradient(x, s);
-  assert.equal(stylizer.poolStats.allocations, before);
+  assert.equal(stylizer.poolStats.allocations, before.allocations);
+  assert.equal(stylizer.poolStats.textures, before.textures);
 });
 
 Deno.test("backward: no GPU validation errors were raised", () => {

@@ -15,10 +15,14 @@ export interface PoolStats {
   reuses: number;
   /** Bytes of all buffers the pool owns (in use or free). */
   bytesHeld: number;
-  /** The largest `bytesHeld` ever reached. */
+  /** The largest `bytesHeld` + `textureBytes` ever reached. */
   peakBytes: number;
   /** Buffers currently handed out. */
   inUse: number;
+  /** Textures made beside the buffers ({@link BufferPool.trackTexture}) since the pool was made. */
+  textures: number;
+  /** Bytes of those textures not yet destroyed. */
+  textureBytes: number;
 }
 
 /** A request beyond one of the adapter's limits (buffer size, workgroup count). */
@@ -45,7 +49,15 @@ export class BufferPool {
   #free = new Map<string, GPUBuffer[]>();
   #owned = new Set<GPUBuffer>();
   #maxBinding: number;
-  #stats: PoolStats = { allocations: 0, reuses: 0, bytesHeld: 0, peakBytes: 0, inUse: 0 };
+  #stats: PoolStats = {
+    allocations: 0,
+    reuses: 0,
+    bytesHeld: 0,
+    peakBytes: 0,
+    inUse: 0,
+    textures: 0,
+    textureBytes: 0,
+  };
 
   /**
    * @param device the device the buffers belong to.
@@ -86,8 +98,24 @@ export class BufferPool {
     this.#owned.add(buffer);
     this.#stats.allocations++;
     this.#stats.bytesHeld += alloc;
-    this.#stats.peakBytes = Math.max(this.#stats.peakBytes, this.#stats.bytesHeld);
+    this.#notePeak();
     return buffer;
+  }
+
+  /**
+   * Counts a texture of `bytes` made for the same plans as the pool's
+   * buffers (a negative count when it is destroyed), so the counters cover
+   * all the GPU memory the plans hold.
+   */
+  trackTexture(bytes: number): void {
+    if (bytes > 0) this.#stats.textures++;
+    this.#stats.textureBytes += bytes;
+    this.#notePeak();
+  }
+
+  #notePeak(): void {
+    const held = this.#stats.bytesHeld + this.#stats.textureBytes;
+    this.#stats.peakBytes = Math.max(this.#stats.peakBytes, held);
   }
 
   /** Gives a buffer back to the pool for reuse. */

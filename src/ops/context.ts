@@ -120,6 +120,7 @@ export class Scope {
       usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
     });
     this.#textures.push(texture);
+    this.#pool.trackTexture(shape.width * shape.height * 16);
     return {
       texture,
       view: texture.createView(),
@@ -132,7 +133,10 @@ export class Scope {
   dispose(): void {
     for (const b of this.#held) this.#pool.release(b);
     this.#held = [];
-    for (const t of this.#textures) t.destroy();
+    for (const t of this.#textures) {
+      this.#pool.trackTexture(-t.width * t.height * 16);
+      t.destroy();
+    }
     this.#textures = [];
   }
 }
