@@ -18,7 +18,7 @@
 // scalars. XT 1 (with XV) fetches the vec4s from a texture copy of x's
 // buffer (a FeatureTexture, src/ops/context.ts), which lavapipe does faster
 // than it loads storage where the lanes' addresses scatter (bench/NOTES.md,
-// row 51). Template parameters: TMV, TN, WG, S, PAD, U, XV, E1, FL, XT.
+// rows 51–52). Template parameters: TMV, TN, WG, S, PAD, U, XV, E1, FL, XT.
 // Needs cout % (4·TMV) == 0; x and out at any element offset, their channel
 // planes x_plane and out_plane elements apart.
 // Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl; shift4()

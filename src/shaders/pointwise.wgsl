@@ -45,7 +45,7 @@ var<private> pr: Params;
 // The inputs and the mask, each from its buffer or (XT0, XT1, MT) from a
 // texture copy of it (a FeatureTexture, src/ops/context.ts: vec4 k of the
 // buffer is texel (k mod 2^shift, k >> shift)), which lavapipe fetches
-// faster than it loads storage (bench/NOTES.md, row 53).
+// faster than it loads storage (bench/NOTES.md, row 54).
 //#if 1 - XT0
 @group(0) @binding(6) var<storage, read> xin0: array<vec4<f32>>;
 //#end
