@@ -18,6 +18,7 @@ import {
   runProgram,
   testContext,
   unpadPlanes,
+  uploadTextured,
 } from "./helpers.ts";
 
 /** CPU reference: y = conv(x, w [KH][KW][Cin][Cout]) + b, optional ReLU. */
@@ -273,14 +274,8 @@ for (const tex of [false, true]) {
     // copy of the buffer (which then covers whole texture rows).
     const planes = (d: Float32Array<ArrayBuffer>, ch: number, label: string, at = 0) => {
       const data = padPlanes(d, ch, np, p, NaN, at);
-      const t = tex ? scope.featureTexture(gpu.device, data.length, `${label}.tex`, 32)! : null;
-      const full = new Float32Array(Math.max(data.length, t?.floats ?? 0));
-      full.set(data);
-      const buffer = ctx.upload(scope, full, label);
-      if (t) {
-        prog.copyToTexture(`${label}.tex`, buffer, t.texture);
-        textures.push(t);
-      }
+      const { buffer, tex: t } = uploadTextured(ctx, scope, prog, data, label, tex, 32);
+      if (t) textures.push(t);
       return view(buffer, at, p);
     };
     const out = view(
@@ -524,17 +519,18 @@ for (
     // One buffer: the 1×1's input first (c1 planes), then the 3×3's (c3 planes).
     const both = new Float32Array([...x1, ...x3]);
     const padded = padPlanes(both, c1 + c3, np, plane, NaN);
-    const tex = layout === "texture"
-      ? scope.featureTexture(gpu.device, padded.length, "x.tex", h > 5 ? 64 : undefined)
-      : null;
-    if (tex) assert.equal(tex.width, h > 5 ? 64 : 16);
-    // The copy into the texture reads whole texture rows.
-    const xData = new Float32Array(Math.max(padded.length, tex?.floats ?? 0));
-    xData.set(padded);
-    const x = ctx.upload(scope, xData, "x");
-    const out = scope.floats(cout * plane, "out");
     const prog = new Program(gpu.device);
-    if (tex) prog.copyToTexture("x.tex", x, tex.texture);
+    const { buffer: x, tex } = uploadTextured(
+      ctx,
+      scope,
+      prog,
+      padded,
+      "x",
+      layout === "texture",
+      h > 5 ? 64 : undefined,
+    );
+    if (tex) assert.equal(tex.width, h > 5 ? 64 : 16);
+    const out = scope.floats(cout * plane, "out");
     await conv2d(ctx, scope, prog, {
       label: "t",
       shape: s,

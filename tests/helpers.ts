@@ -7,7 +7,7 @@ import { acquireGpu, type Gpu } from "../src/gpu/device.ts";
 import { BufferPool } from "../src/gpu/pool.ts";
 import { PipelineCache } from "../src/gpu/pipelines.ts";
 import { type Program, readBuffer } from "../src/gpu/scheduler.ts";
-import { OpContext, Scope } from "../src/ops/context.ts";
+import { type FeatureTexture, OpContext, Scope } from "../src/ops/context.ts";
 
 let gpuPromise: Promise<Gpu> | null = null;
 
@@ -130,4 +130,30 @@ export function runProgram(device: GPUDevice, prog: Program): void {
   const enc = device.createCommandEncoder();
   prog.encode(enc);
   device.queue.submit([enc.finish()]);
+}
+
+/**
+ * Uploads `data` into a buffer and, with `texture`, also makes a feature
+ * texture of it: the buffer then covers whole texture rows (zeros past
+ * `data`) and `prog` gets the copy into the texture. `maxDim` caps the
+ * texture's side (to test wider textures).
+ */
+export function uploadTextured(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  data: Float32Array,
+  label: string,
+  texture: boolean,
+  maxDim?: number,
+): { buffer: GPUBuffer; tex: FeatureTexture | undefined } {
+  const tex = texture
+    ? scope.featureTexture(ctx.device, data.length, `${label}.tex`, maxDim) ?? undefined
+    : undefined;
+  if (texture && !tex) throw new Error(`${label}: no texture of ${data.length} floats`);
+  const full = new Float32Array(Math.max(data.length, tex?.floats ?? 0));
+  full.set(data);
+  const buffer = ctx.upload(scope, full, label);
+  if (tex) prog.copyToTexture(`${label}.tex`, buffer, tex.texture);
+  return { buffer, tex };
 }

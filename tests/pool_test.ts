@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Program } from "../src/gpu/scheduler.ts";
 import { view } from "../src/ops/context.ts";
 import { maxPool, maxPoolBackward, poolOut } from "../src/ops/pool.ts";
-import { randomFloats, readFloats, runProgram, testContext } from "./helpers.ts";
+import { randomFloats, readFloats, runProgram, testContext, uploadTextured } from "./helpers.ts";
 
 Deno.test("poolOut follows PyTorch's ceil mode (a last window starting inside is kept)", () => {
   // ceil((n-3)/2)+1, minus one when that window would start past the end.
@@ -54,16 +54,15 @@ for (const [h, w, ties, tex] of cases) {
     const gx = scope.floats(dx.length, "dx");
     const prog = new Program(gpu.device);
     const shape = { c, h, w };
-    // With a texture, x sits 4 floats into a buffer covering whole texture rows.
-    const xTex = tex ? scope.featureTexture(gpu.device, 4 + x.length, "x.tex")! : undefined;
-    const xData = new Float32Array(xTex?.floats ?? x.length);
-    xData.set(x, tex ? 4 : 0);
-    const xb = ctx.upload(scope, xData, "x");
-    if (xTex) prog.copyToTexture("x.tex", xb, xTex.texture);
+    // With a texture, x sits 4 floats into its buffer.
+    const at = tex ? 4 : 0;
+    const xData = new Float32Array(at + x.length);
+    xData.set(x, at);
+    const { buffer: xb, tex: xTex } = uploadTextured(ctx, scope, prog, xData, "x", tex ?? false);
     await maxPool(ctx, scope, prog, {
       label: "pool",
       shape,
-      x: view(xb, tex ? 4 : 0),
+      x: view(xb, at),
       out: view(out),
       argmax,
       xTex,
