@@ -196,7 +196,9 @@ export interface Forward {
  * Records the forward pass of an h×w image up to layer index `upto`
  * (inclusive) into `prog`. The input buffer is `input` (written by the
  * caller). The outputs of the layers in `textured` are then copied into
- * feature textures (the Gram's partial sums read them faster).
+ * feature textures, and every fire module's squeeze activations too: the
+ * launches that read them from scattered places (the Gram matrices, the
+ * content term, pooling, expand3x3) fetch them faster there.
  */
 export async function recordForward(
   ctx: OpContext,
