@@ -75,6 +75,24 @@ export function featureTextureShape(
   return null;
 }
 
+/** A texture's `tex_shift` kernel parameter: log2 of its width (0 without one). */
+export function textureShift(tex?: FeatureTexture | null): number {
+  return tex ? Math.log2(tex.width) : 0;
+}
+
+/**
+ * Throws a RangeError naming `what` unless `tex` (when given) holds the
+ * buffer's elements below `end`.
+ */
+export function checkTextureHolds(
+  tex: FeatureTexture | null | undefined,
+  end: number,
+  label: string,
+  what: string,
+): void {
+  if (tex && tex.floats < end) throw new RangeError(`${label}: the texture does not hold ${what}`);
+}
+
 /** Buffers taken from a pool for one plan, all given back by {@link Scope.dispose}. */
 export class Scope {
   #pool: BufferPool;

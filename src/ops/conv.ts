@@ -16,8 +16,16 @@ import pointwise from "../shaders/pointwise.wgsl" with { type: "text" };
 import conv3x3 from "../shaders/conv3x3.wgsl" with { type: "text" };
 import strided from "../shaders/conv_s2_backward.wgsl" with { type: "text" };
 import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
+import texel from "../shaders/texel.wgsl" with { type: "text" };
 import type { Program } from "../gpu/scheduler.ts";
-import type { FeatureTexture, OpContext, Scope, View } from "./context.ts";
+import {
+  checkTextureHolds,
+  type FeatureTexture,
+  type OpContext,
+  type Scope,
+  textureShift,
+  type View,
+} from "./context.ts";
 
 /** Output length of a convolution or pooling along one axis (floor mode). */
 export function convOut(n: number, k: number, stride: number, pad: number): number {
@@ -180,20 +188,13 @@ export async function conv2d(
     }
     const { tile: t, grid } = pointwiseLaunch(ctx, s.cout, xPlane, o.use, o.label);
     const [t0, t1, tm] = [o.xTex, p2?.tex, o.maskOut ? o.maskTex : undefined];
-    for (
-      const [tex, v, n] of [[t0, o.x, s.cin], [t1, p2?.x, p2?.cin ?? 0], [
-        tm,
-        o.maskOut,
-        s.cout,
-      ]] as const
-    ) {
-      if (tex && v && tex.floats < v.offset + n * xPlane) {
-        throw new RangeError(`${o.label}: a texture does not hold its input`);
-      }
-    }
+    checkTextureHolds(t0, xo + s.cin * xPlane, o.label, "x");
+    checkTextureHolds(t1, (p2?.x.offset ?? 0) + (p2?.cin ?? 0) * xPlane, o.label, "plus1x1's x");
+    checkTextureHolds(tm, mo + s.cout * outPlane, o.label, "the mask");
+    checkTextureHolds(c?.targetTex, s.cout * outPlane, o.label, "P");
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
-      source: `${pointwise}\n${common}`,
+      source: `${pointwise}\n${common}\n${texel}`,
       template: {
         ...t,
         E1: p2 ? 1 : 0,
@@ -208,14 +209,14 @@ export async function conv2d(
     const words = new Uint32Array(16);
     words.set([s.cin, s.cout / 4, xPlane, xo, oo, mo, c?.npix ?? 0, c?.parts.offset ?? 0]);
     new Float32Array(words.buffer).set([c?.weight ?? 0], 8);
-    const shift = (tex?: FeatureTexture) => tex ? Math.log2(tex.width) : 0;
-    words.set(
-      [p2?.cin ?? 0, p2?.x.offset ?? 0, shift(t0), shift(t1), shift(tm), shift(c?.targetTex)],
-      9,
-    );
-    if (c?.targetTex && c.targetTex.floats < s.cout * outPlane) {
-      throw new RangeError(`${o.label}: the content target's texture does not hold P`);
-    }
+    words.set([
+      p2?.cin ?? 0,
+      p2?.x.offset ?? 0,
+      textureShift(t0),
+      textureShift(t1),
+      textureShift(tm),
+      textureShift(c?.targetTex),
+    ], 9);
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     const b = bindings(ctx, u, o);
     // x, out and the mask through their vec4 views (bindings 6–8), P and
@@ -280,14 +281,13 @@ export async function conv2d(
       [oo, mo, outPlane, p1?.x.offset ?? 0, p1 ? xPlane : 0].every((v) => v % 4 === 0)
     ? 1
     : 0;
-  const xt = xv && o.xTex ? 1 : 0;
+  const xTex = xv ? o.xTex : undefined;
+  const xt = xTex ? 1 : 0;
   const xEnd = Math.max(xo + s.cin * xPlane, (p1?.x.offset ?? 0) + (p1?.cin ?? 0) * xPlane);
-  if (xt && o.xTex!.floats < xEnd) {
-    throw new RangeError(`${o.label}: the texture does not hold x`);
-  }
+  checkTextureHolds(xTex, xEnd, o.label, "x");
   const pipeline = await ctx.pipelines.get({
     name: "conv3x3.wgsl",
-    source: `${conv3x3}\n${common}\n${shift4}`,
+    source: `${conv3x3}\n${common}\n${shift4}\n${texel}`,
     template: {
       ...t,
       S: s.stride,
@@ -317,7 +317,7 @@ export async function conv2d(
     outPlane,
     p1?.cin ?? 0,
     p1?.x.offset ?? 0,
-    xt ? Math.log2(o.xTex!.width) : 0,
+    textureShift(xTex),
     0,
   ]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
@@ -338,7 +338,7 @@ export async function conv2d(
       p1?.weights ?? null,
       fl ? o.out.buffer : null,
       fl ? o.maskOut?.buffer ?? ctx.dummy : null,
-      xt ? o.xTex!.view : null,
+      xTex?.view ?? null,
     ],
     [s.cout / (4 * t.TMV), Math.ceil(segments / t.WG)],
     flops + (p1 ? 2 * s.cout * oh * ow * p1.cin : 0),
@@ -437,14 +437,12 @@ export async function conv2dBackwardStrided(
   }
   const pipeline = await ctx.pipelines.get({
     name: "conv_s2_backward.wgsl",
-    source: `${strided}\n${shift4}`,
+    source: `${strided}\n${shift4}\n${texel}`,
     template: { ...t, TV: tv ? 1 : 0, DT: o.dyTex ? 1 : 0 },
     entry: "main",
   });
   const dyPlane = o.dy.plane ?? oh * ow;
-  if (o.dyTex && o.dyTex.floats < o.dy.offset + s.cout * dyPlane) {
-    throw new RangeError(`${o.label}: the texture does not hold dy`);
-  }
+  checkTextureHolds(o.dyTex, o.dy.offset + s.cout * dyPlane, o.label, "dy");
   const { nseg, groups } = stridedGrid(t, s.h, s.w);
   const words = new Uint32Array(16);
   words.set([
@@ -461,7 +459,7 @@ export async function conv2dBackwardStrided(
     o.dx.plane ?? s.h * s.w,
     tv?.parts.offset ?? 0,
     0,
-    o.dyTex ? Math.log2(o.dyTex.width) : 0,
+    textureShift(o.dyTex),
   ]);
   new Float32Array(words.buffer).set([tv?.weight ?? 0], 12);
   const u = ctx.uniform(scope, words, `${o.label}.params`);

@@ -10,7 +10,14 @@ import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
 import workgroupSum from "../shaders/workgroup_sum.wgsl" with { type: "text" };
 import type { Binding, Program } from "../gpu/scheduler.ts";
 import { conv2d } from "./conv.ts";
-import type { FeatureTexture, OpContext, Scope, View } from "./context.ts";
+import {
+  checkTextureHolds,
+  type FeatureTexture,
+  type OpContext,
+  type Scope,
+  textureShift,
+  type View,
+} from "./context.ts";
 
 const source = `${gramSource}\n${shift4}\n${workgroupSum}`;
 
@@ -84,18 +91,17 @@ export async function gram(
     o.gram?.offset ?? 0,
     o.loss?.parts.offset ?? 0,
     stride,
-    Math.log2(o.tex?.width ?? 1),
+    textureShift(o.tex),
   ]);
   const w = o.loss?.weight ?? 0;
   new Float32Array(buf).set([1 / n, w, 4 * w / n, 0], 12);
   const u = ctx.uniform(scope, new Uint32Array(buf), `${o.label}.params`);
   const template = { T: geo.T, WG: t.WG };
   const tex = o.tex;
-  if (tex && (stride % 4 || o.f.offset % 4 || tex.floats < o.f.offset + o.c * stride)) {
-    throw new RangeError(
-      `${o.label}: a texture needs F's offset and plane stride multiples of 4, and all of F`,
-    );
+  if (tex && (stride % 4 || o.f.offset % 4)) {
+    throw new RangeError(`${o.label}: a texture needs F's offset and plane stride multiples of 4`);
   }
+  checkTextureHolds(tex, o.f.offset + o.c * stride, o.label, "F");
   // Two launches: the tiles off the diagonal (none when C = T), then the
   // diagonal ones (symmetric: half the products, half the loads).
   const off = geo.nb * (geo.nb - 1) / 2;

@@ -5,8 +5,16 @@
  */
 import pool from "../shaders/pool.wgsl" with { type: "text" };
 import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
+import texel from "../shaders/texel.wgsl" with { type: "text" };
 import type { Binding, Program } from "../gpu/scheduler.ts";
-import type { FeatureTexture, OpContext, Scope, View } from "./context.ts";
+import {
+  checkTextureHolds,
+  type FeatureTexture,
+  type OpContext,
+  type Scope,
+  textureShift,
+  type View,
+} from "./context.ts";
 
 /** Output length of a ceil-mode pooling (PyTorch's rule, no padding). */
 export function poolOut(n: number, k = 3, stride = 2): number {
@@ -51,7 +59,7 @@ async function launch(
   const xt = o.xTex ? 1 : 0;
   const pipeline = await ctx.pipelines.get({
     name: "pool.wgsl",
-    source: `${pool}\n${shift4}`,
+    source: `${pool}\n${shift4}\n${texel}`,
     template: { Q, XT: xt },
     entry: o.entry,
   });
@@ -66,7 +74,7 @@ async function launch(
     o.nseg,
     o.hPlane,
     o.oPlane,
-    xt ? Math.log2(o.xTex!.width) : 0,
+    textureShift(o.xTex),
     0,
   ]);
   const u = ctx.uniform(scope, words, `${o.label}.params`);
@@ -98,9 +106,7 @@ export async function maxPool(
 ): Promise<void> {
   const [oh, ow] = [poolOut(o.shape.h), poolOut(o.shape.w)];
   const hPlane = o.x.plane ?? o.shape.h * o.shape.w;
-  if (o.xTex && o.xTex.floats < o.x.offset + o.shape.c * hPlane) {
-    throw new RangeError(`${o.label}: the texture does not hold x`);
-  }
+  checkTextureHolds(o.xTex, o.x.offset + o.shape.c * hPlane, o.label, "x");
   await launch(ctx, scope, prog, {
     ...o,
     entry: "forward",

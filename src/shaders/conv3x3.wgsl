@@ -22,7 +22,7 @@
 // Needs cout % (4·TMV) == 0; x and out at any element offset, their channel
 // planes x_plane and out_plane elements apart.
 // Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl; shift4()
-// comes from shift4.wgsl.
+// comes from shift4.wgsl, texel() from texel.wgsl.
 
 struct Params {
   cin: u32, cout4: u32, h: u32, w: u32,
@@ -50,8 +50,7 @@ var<private> pr: Params;
 // some value of x, which the taps' masks drop.
 fn xload(k: u32) -> vec4<f32> {
 //#if XT
-  let m = (1u << pr.tex_shift) - 1u;
-  return textureLoad(xtex, vec2<u32>(k & m, k >> pr.tex_shift), 0);
+  return texel(xtex, k, pr.tex_shift);
 //#end
 //#if 1 - XT
   return xv[k];

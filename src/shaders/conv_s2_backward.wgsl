@@ -9,7 +9,7 @@
 // texture copy of its buffer (a FeatureTexture, src/ops/context.ts: vec4 k
 // is texel (k mod 2^tex_shift, k >> tex_shift)), faster on lavapipe than
 // storage loads. Template parameters: Q, WG, TV, DT. shift4() comes from
-// shift4.wgsl.
+// shift4.wgsl, texel() from texel.wgsl.
 // TV 1 (dx is the image's gradient, dense at offset 0): the total-variation
 // loss w·(Σ(x[y+1]−x[y])² + Σ(x[x+1]−x[x])²) of the image x (binding 4, dense
 // like dx) is fused in: dx = result + 2w·(the adjoint of the differences), and
@@ -46,8 +46,7 @@ var<private> pr: Params;
 // Vec4 k of dy's buffer.
 fn dyload(k: u32) -> vec4<f32> {
 //#if DT
-  let m = (1u << pr.tex_shift) - 1u;
-  return textureLoad(dytex, vec2<u32>(k & m, k >> pr.tex_shift), 0);
+  return texel(dytex, k, pr.tex_shift);
 //#end
 //#if 1 - DT
   return dyv[k];

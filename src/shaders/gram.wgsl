@@ -88,6 +88,7 @@ fn partial(
 //#end
 //#if TEX
   // Row u's chunk starts at vec4 ei_u / 4 of the buffer (aligned: S = O = 0).
+  // texel.wgsl's fetch, with the mask out of the loop.
   let tmask = (1u << pr.tex_shift) - 1u;
 //#for u in 0..T
   let ti${u} = ei${u} >> 2u;

@@ -45,7 +45,8 @@ var<private> pr: Params;
 // The inputs and the mask, each from its buffer or (XT0, XT1, MT) from a
 // texture copy of it (a FeatureTexture, src/ops/context.ts: vec4 k of the
 // buffer is texel (k mod 2^shift, k >> shift)), which lavapipe fetches
-// faster than it loads storage (bench/NOTES.md, row 54).
+// faster than it loads storage (bench/NOTES.md, row 54); texel() comes
+// from texel.wgsl.
 //#if 1 - XT0
 @group(0) @binding(6) var<storage, read> xin0: array<vec4<f32>>;
 //#end
@@ -64,10 +65,6 @@ var<private> pr: Params;
 //#if MT
 @group(0) @binding(16) var mtex: texture_2d<f32>;
 //#end
-
-fn texel(t: texture_2d<f32>, k: u32, shift: u32) -> vec4<f32> {
-  return textureLoad(t, vec2<u32>(k & ((1u << shift) - 1u), k >> shift), 0);
-}
 
 fn xload0(k: u32) -> vec4<f32> {
 //#if XT0

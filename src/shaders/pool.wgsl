@@ -4,7 +4,7 @@
 // maximum in scan order, as PyTorch) that `backward` uses to route gradients.
 // Template parameter Q (a multiple of 4): outputs (forward) or 2×2 blocks of
 // dx (backward) per invocation along a row, so neighbouring windows share
-// their loads. shift4() comes from shift4.wgsl.
+// their loads. shift4() comes from shift4.wgsl, texel() from texel.wgsl.
 
 // Channel planes are `hp` elements apart on the h×w side (forward input,
 // backward output) and `op` on the oh×ow side (pooled values, argmax, dy).
@@ -38,8 +38,7 @@ var<private> p: Params;
 // Vec4 k of the input's buffer.
 fn xload(k: u32) -> vec4<f32> {
 //#if XT
-  let m = (1u << p.tex_shift) - 1u;
-  return textureLoad(xtex, vec2<u32>(k & m, k >> p.tex_shift), 0);
+  return texel(xtex, k, p.tex_shift);
 //#end
 //#if 1 - XT
   return xv[k];
