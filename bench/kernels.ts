@@ -48,7 +48,7 @@ async function time(shape: ConvShape, use: "forward" | "gradient" | "gram"): Pro
     label: "k",
     shape,
     x: view(x, 0, xPlane),
-    weights: scope.floats(shape.kh * shape.kw * shape.cin * shape.cout, "w"),
+    weights: scope.weights(shape.kh * shape.kw * shape.cin * shape.cout, "w"),
     out: view(scope.floats(shape.cout * outPlane, "y"), 0, outPlane),
     use,
   });

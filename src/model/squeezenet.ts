@@ -151,7 +151,7 @@ export class NetWeights {
     for (const [name, k] of weights) {
       net.#layers.set(name, {
         w: ctx.upload(scope, new Float32Array(k.kernel), `${name}.w`),
-        b: ctx.upload(scope, new Float32Array(k.bias), `${name}.b`),
+        b: ctx.upload(scope, new Float32Array(k.bias), `${name}.b`, false),
         back: ctx.upload(scope, backwardKernel(k), `${name}.wback`),
         packed: k.cin <= 4 && k.kh === 3 && k.kw === 3
           ? ctx.upload(scope, packStridedKernel(k.kernel, k.cin, k.cout), `${name}.wpacked`)

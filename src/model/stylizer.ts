@@ -583,7 +583,7 @@ export class Engine implements Stylizer {
       const d = fwd.outputs[i].dims;
       const label = `${spec.styleLayers[s]}.style`;
       const npix = d.h * d.w;
-      const dgram = scope.floats(d.c * d.c, `${label}.dgram`);
+      const dgram = scope.weights(d.c * d.c, `${label}.dgram`);
       await gram(ctx, scope, prog, {
         label: `${label}.gram`,
         c: d.c,

@@ -82,6 +82,8 @@ async function record(
   // conv1, fire3 and fire5 outputs (the last two as deep as the image allows).
   const taps = [0, 3, 6].filter((i) => i < dims.length).map((i) => dims[i]);
   const buf = (floats: number) => scope.floats(floats, "tune");
+  // Weights (and dG) as the network holds them, so the same kernel variants run.
+  const wbuf = (floats: number) => scope.weights(floats, "tune");
   const one = { kh: 1, kw: 1, stride: 1, pad: 0 };
   const three = { kh: 3, kw: 3, stride: 1, pad: 1 };
   const conv = async (label: string, s: ConvShape, use: "forward" | "gradient" | "gram") => {
@@ -90,7 +92,7 @@ async function record(
       label,
       shape: s,
       x: view(buf(s.cin * p), 0, p),
-      weights: buf(9 * s.cin * s.cout),
+      weights: wbuf(9 * s.cin * s.cout),
       out: view(buf(s.cout * p), 0, p),
       use,
     });
@@ -106,7 +108,7 @@ async function record(
           label: "conv1",
           shape: s,
           x: view(buf(3 * h * w)),
-          weights: buf(27 * d.c),
+          weights: wbuf(27 * d.c),
           out: view(buf(d.c * p), 0, p),
         });
       }
@@ -115,7 +117,7 @@ async function record(
           label: "conv1.back",
           shape: { cin: 3, cout: d.c, h, w, kh: 3, kw: 3, stride: 2, pad: 0 },
           dy: view(buf(d.c * p), 0, p),
-          packed: buf(d.c * 36),
+          packed: wbuf(d.c * 36),
           dx: view(buf(3 * h * w)),
         });
       }
@@ -131,8 +133,8 @@ async function record(
           label: "expand.back",
           shape: { ...at, ...three, cin: e, cout: sq },
           x: view(dy, e * p, p),
-          weights: buf(9 * e * sq),
-          plus1x1: { x: view(dy, 0, p), weights: buf(e * sq), cin: e },
+          weights: wbuf(9 * e * sq),
+          plus1x1: { x: view(dy, 0, p), weights: wbuf(e * sq), cin: e },
           out: view(buf(sq * p), 0, p),
           maskOut: view(buf(sq * p), 0, p),
           use: "gradient",
@@ -153,7 +155,7 @@ async function record(
         h: d.h,
         w: d.w,
         f,
-        dgram: buf(d.c * d.c),
+        dgram: wbuf(d.c * d.c),
         grad: view(buf(d.c * p), 0, p),
         maskOut: f,
       });

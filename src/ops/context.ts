@@ -10,6 +10,25 @@ import type { PipelineCache } from "../gpu/pipelines.ts";
 /** Usage of activation, gradient and weight buffers. */
 export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
+/** Bytes of the uniform arrays weights are read through (WebGPU's default binding limit). */
+export const UNIFORM_ARRAY_BYTES = 65536;
+
+/**
+ * The `bytes` bytes of `buffer` at byte `offset`, bound as a uniform array of
+ * {@link UNIFORM_ARRAY_BYTES}; null when they do not fit one, the buffer was
+ * not made for that ({@link Scope.weights}) or the offset is not aligned.
+ */
+export function uniformArray(
+  buffer: GPUBuffer,
+  bytes: number,
+  offset = 0,
+): { buffer: GPUBuffer; offset: number; size: number } | null {
+  return buffer.usage & GPUBufferUsage.UNIFORM && bytes <= UNIFORM_ARRAY_BYTES &&
+      offset % 256 === 0 && offset + UNIFORM_ARRAY_BYTES <= buffer.size
+    ? { buffer, offset, size: UNIFORM_ARRAY_BYTES }
+    : null;
+}
+
 /** A position in a storage buffer, in f32 elements. */
 export interface View {
   buffer: GPUBuffer;
@@ -107,6 +126,16 @@ export class Scope {
   /** A storage buffer of `floats` f32 elements. */
   floats(floats: number, label: string): GPUBuffer {
     return this.acquire(floats * 4, STORAGE, label);
+  }
+
+  /**
+   * A buffer of `floats` f32 elements that kernels may also bind as a
+   * uniform array of {@link UNIFORM_ARRAY_BYTES} (when that holds them).
+   */
+  weights(floats: number, label: string): GPUBuffer {
+    return floats * 4 <= 3 * UNIFORM_ARRAY_BYTES
+      ? this.acquire(floats * 4 + UNIFORM_ARRAY_BYTES, STORAGE | GPUBufferUsage.UNIFORM, label)
+      : this.floats(floats, label);
   }
 
   /** Any buffer from the pool, held until {@link Scope.dispose}. */
@@ -276,9 +305,18 @@ export class OpContext {
     return b;
   }
 
-  /** Uploads `data` into a new storage buffer held by `scope`. */
-  upload(scope: Scope, data: Float32Array<ArrayBuffer>, label: string): GPUBuffer {
-    const b = scope.floats(data.length, label);
+  /**
+   * Uploads `data` into a new storage buffer held by `scope`; with
+   * `asWeights`, one that kernels may also read as uniform arrays
+   * ({@link Scope.weights}).
+   */
+  upload(
+    scope: Scope,
+    data: Float32Array<ArrayBuffer>,
+    label: string,
+    asWeights = true,
+  ): GPUBuffer {
+    const b = asWeights ? scope.weights(data.length, label) : scope.floats(data.length, label);
     this.device.queue.writeBuffer(b, 0, data);
     return b;
   }

@@ -17,13 +17,14 @@ import conv3x3 from "../shaders/conv3x3.wgsl" with { type: "text" };
 import strided from "../shaders/conv_s2_backward.wgsl" with { type: "text" };
 import shift4 from "../shaders/shift4.wgsl" with { type: "text" };
 import texel from "../shaders/texel.wgsl" with { type: "text" };
-import type { Program } from "../gpu/scheduler.ts";
+import type { Binding, Program } from "../gpu/scheduler.ts";
 import {
   checkTextureHolds,
   type FeatureTexture,
   type OpContext,
   type Scope,
   textureShift,
+  uniformArray,
   type View,
 } from "./context.ts";
 
@@ -188,6 +189,8 @@ export async function conv2d(
     }
     const { tile: t, grid } = pointwiseLaunch(ctx, s.cout, xPlane, o.use, o.label);
     const [t0, t1, tm] = [o.xTex, p2?.tex, o.maskOut ? o.maskTex : undefined];
+    const w0u = uniformArray(o.weights, s.cin * s.cout * 4);
+    const w1u = p2 ? uniformArray(p2.weights, p2.cin * s.cout * 4) : null;
     checkTextureHolds(t0, xo + s.cin * xPlane, o.label, "x");
     checkTextureHolds(t1, (p2?.x.offset ?? 0) + (p2?.cin ?? 0) * xPlane, o.label, "plus1x1's x");
     checkTextureHolds(tm, mo + s.cout * outPlane, o.label, "the mask");
@@ -202,6 +205,8 @@ export async function conv2d(
         XT1: t1 ? 1 : 0,
         MT: tm ? 1 : 0,
         CT: c?.targetTex ? 1 : 0,
+        WU0: w0u ? 1 : 0,
+        WU1: w1u ? 1 : 0,
       },
       entry: "main",
       constants: { ...flags(o), CONTENT: c ? 1 : 0 },
@@ -230,7 +235,7 @@ export async function conv2d(
       [
         b[0],
         null,
-        b[2],
+        w0u ?? b[2],
         b[3],
         null,
         null,
@@ -240,7 +245,7 @@ export async function conv2d(
         c?.targetTex ? null : c?.target ?? ctx.dummy,
         c?.parts.buffer ?? o.out.buffer,
         t1 ? null : p2?.x.buffer ?? null,
-        p2?.weights ?? null,
+        w1u ?? p2?.weights ?? null,
         null,
         t0?.view ?? null,
         t1?.view ?? null,
@@ -283,6 +288,13 @@ export async function conv2d(
     : 0;
   const xTex = xv ? o.xTex : undefined;
   const xt = xTex ? 1 : 0;
+  // The weights of each kernel row (ky) through a uniform array, where the
+  // buffer allows: lavapipe gathers uniform loads instead of looping over
+  // the lanes as it does for storage.
+  const rowBytes = 3 * s.cin * s.cout * 4;
+  const wk = [0, 1, 2].map((ky) => uniformArray(o.weights, rowBytes, ky * rowBytes));
+  const wu = wk.every((b) => b) ? 1 : 0;
+  const wone = p1 ? uniformArray(p1.weights, p1.cin * s.cout * 4) : null;
   const xEnd = Math.max(xo + s.cin * xPlane, (p1?.x.offset ?? 0) + (p1?.cin ?? 0) * xPlane);
   checkTextureHolds(xTex, xEnd, o.label, "x");
   const pipeline = await ctx.pipelines.get({
@@ -298,6 +310,8 @@ export async function conv2d(
       E1: p1 ? 1 : 0,
       FL: fl,
       XT: xt,
+      WU: wu,
+      WU1: wone ? 1 : 0,
     },
     entry: "main",
     constants: flags(o),
@@ -323,8 +337,9 @@ export async function conv2d(
   const u = ctx.uniform(scope, words, `${o.label}.params`);
   // With XV the kernel reads x only through its vec4 view (binding 6), with
   // XT through the texture (binding 10).
-  const b = bindings(ctx, u, o);
+  const b: Binding[] = bindings(ctx, u, o);
   if (xv) b[1] = null;
+  if (wu) b[2] = wk[0];
   // With FL it writes out and reads the mask only through vec4 views
   // (bindings 8 and 9).
   if (fl) b[4] = b[5] = null;
@@ -335,10 +350,12 @@ export async function conv2d(
     [
       ...b,
       xv && !xt ? o.x.buffer : null,
-      p1?.weights ?? null,
+      wone ?? p1?.weights ?? null,
       fl ? o.out.buffer : null,
       fl ? o.maskOut?.buffer ?? ctx.dummy : null,
       xTex?.view ?? null,
+      wu ? wk[1] : null,
+      wu ? wk[2] : null,
     ],
     [s.cout / (4 * t.TMV), Math.ceil(segments / t.WG)],
     flops + (p1 ? 2 * s.cout * oh * ow * p1.cin : 0),
@@ -435,10 +452,11 @@ export async function conv2dBackwardStrided(
   if (tv && (o.dx.offset !== 0 || (o.dx.plane ?? s.h * s.w) !== s.h * s.w)) {
     throw new RangeError(`${o.label}: a fused TV term needs a dense dx at offset 0`);
   }
+  const wu = uniformArray(o.packed, s.cout * 9 * 16);
   const pipeline = await ctx.pipelines.get({
     name: "conv_s2_backward.wgsl",
     source: `${strided}\n${shift4}\n${texel}`,
-    template: { ...t, TV: tv ? 1 : 0, DT: o.dyTex ? 1 : 0 },
+    template: { ...t, TV: tv ? 1 : 0, DT: o.dyTex ? 1 : 0, WU: wu ? 1 : 0 },
     entry: "main",
   });
   const dyPlane = o.dy.plane ?? oh * ow;
@@ -469,7 +487,7 @@ export async function conv2dBackwardStrided(
     [
       u,
       o.dyTex ? null : o.dy.buffer,
-      o.packed,
+      wu ?? o.packed,
       o.dx.buffer,
       tv?.x ?? null,
       tv?.parts.buffer ?? null,

@@ -18,7 +18,12 @@
 // scalars. XT 1 (with XV) fetches the vec4s from a texture copy of x's
 // buffer (a FeatureTexture, src/ops/context.ts), which lavapipe does faster
 // than it loads storage where the lanes' addresses scatter (bench/NOTES.md,
-// rows 51–52). Template parameters: TMV, TN, WG, S, PAD, U, XV, E1, FL, XT.
+// rows 51–52). WU 1 reads the weights of kernel row ky through a uniform
+// array of their own (bindings 2, 11, 12: the ops bind each row's part of
+// the buffer), WU1 the second input's weights (binding 7): lavapipe gathers
+// uniform loads with vector instructions where it loops over the lanes for
+// storage (bench/NOTES.md, row 57). Template parameters: TMV, TN, WG, S,
+// PAD, U, XV, E1, FL, XT, WU, WU1.
 // Needs cout % (4·TMV) == 0; x and out at any element offset, their channel
 // planes x_plane and out_plane elements apart.
 // Options, bindings 1 and 3–5 and the epilogue: conv_common.wgsl; shift4()
@@ -37,7 +42,14 @@ struct Params {
 // row 41).
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> pr: Params;
+//#if 1 - WU
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // [ky][kx][cin][cout]
+//#end
+//#if WU
+@group(0) @binding(2) var<uniform> wk0: array<vec4<f32>, 4096>;   // [kx][cin][cout] of ky 0
+@group(0) @binding(11) var<uniform> wk1: array<vec4<f32>, 4096>;  // ky 1
+@group(0) @binding(12) var<uniform> wk2: array<vec4<f32>, 4096>;  // ky 2
+//#end
 //#if XV * (1 - XT)
 @group(0) @binding(6) var<storage, read> xv: array<vec4<f32>>;  // x again, as vec4 (XV only)
 //#end
@@ -58,7 +70,12 @@ fn xload(k: u32) -> vec4<f32> {
 }
 //#end
 //#if E1
+//#if 1 - WU1
 @group(0) @binding(7) var<storage, read> wone: array<vec4<f32>>;  // [cin2][cout] (E1 only)
+//#end
+//#if WU1
+@group(0) @binding(7) var<uniform> wone: array<vec4<f32>, 4096>;
+//#end
 //#end
 //#if FL
 @group(0) @binding(8) var<storage, read_write> outq: array<vec4<f32>>;  // out again, as vec4 (FL only)
@@ -170,7 +187,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
 //#end
 //#for i in 0..TMV
+//#if 1 - WU
     let w${i} = wt[wc + ${ky*3+kx}u * tapstride + ${i}u];
+//#end
+//#if WU
+    let w${i} = wk${ky}[wc + ${kx}u * tapstride + ${i}u];
+//#end
 //#end
 //#for i in 0..TMV
 //#for j in 0..TN

@@ -8,7 +8,8 @@
 // wb[co][ky·3+kx] = vec4(W[ky][kx][0..3][co]). DT 1 fetches dy from a
 // texture copy of its buffer (a FeatureTexture, src/ops/context.ts: vec4 k
 // is texel (k mod 2^tex_shift, k >> tex_shift)), faster on lavapipe than
-// storage loads. Template parameters: Q, WG, TV, DT. shift4() comes from
+// storage loads. WU 1 reads wb as a uniform array (row 57 of
+// bench/NOTES.md). Template parameters: Q, WG, TV, DT, WU. shift4() comes from
 // shift4.wgsl, texel() from texel.wgsl.
 // TV 1 (dx is the image's gradient, dense at offset 0): the total-variation
 // loss w·(Σ(x[y+1]−x[y])² + Σ(x[x+1]−x[x])²) of the image x (binding 4, dense
@@ -36,7 +37,12 @@ var<private> pr: Params;
 //#if DT
 @group(0) @binding(6) var dytex: texture_2d<f32>; // a copy of dy's buffer
 //#end
+//#if 1 - WU
 @group(0) @binding(2) var<storage, read> wb: array<vec4<f32>>;
+//#end
+//#if WU
+@group(0) @binding(2) var<uniform> wb: array<vec4<f32>, 4096>;
+//#end
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 //#if TV
 @group(0) @binding(4) var<storage, read> xv: array<vec4<f32>>;

@@ -15,6 +15,9 @@
 // E1: a second input (binding 11, laid out as x, at x2_off) whose 1×1
 // convolution by wt1 [cin2][cout] (binding 12) is summed in after the first:
 // two gradients of one layer in one launch.
+// WU0, WU1: wt0 / wt1 read as uniform arrays (when they fit one), which
+// lavapipe loads with gathers instead of a loop over the lanes
+// (bench/NOTES.md, row 57).
 // CONTENT: the content loss of the output layer F (the mask, binding 8) is
 // fused into the epilogue: out = result + 2w·(F − P) before the mask
 // (P at binding 9, laid out as out), and each invocation writes
@@ -36,11 +39,19 @@ struct Params {
 // row 41).
 @group(0) @binding(0) var<uniform> params: array<Params, 2>;
 var<private> pr: Params;
+//#if 1 - WU0
 @group(0) @binding(2) var<storage, read> wt0: array<vec4<f32>>;   // [cin][cout]
+//#end
+//#if WU0
+@group(0) @binding(2) var<uniform> wt0: array<vec4<f32>, 4096>;
+//#end
 
 @group(0) @binding(7) var<storage, read_write> outq: array<vec4<f32>>;
-//#if E1
+//#if E1 * (1 - WU1)
 @group(0) @binding(12) var<storage, read> wt1: array<vec4<f32>>;   // [cin2][cout]
+//#end
+//#if E1 * WU1
+@group(0) @binding(12) var<uniform> wt1: array<vec4<f32>, 4096>;
 //#end
 // The inputs and the mask, each from its buffer or (XT0, XT1, MT) from a
 // texture copy of it (a FeatureTexture, src/ops/context.ts: vec4 k of the
