@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Side by side, from outside: rounds of `deno task bench --peer tfjs` (stylize
-# and TensorFlow.js on the same adapter), each followed by the PyTorch oracle's
-# own bench (`reference.py bench --threads 1`) at 192×256 and 512×683, so the
-# three are measured in the same minutes of a drifting machine.
+# Side by side, from outside: each round measures stylize (`deno task bench`)
+# and the PyTorch oracle's own bench (`reference.py bench --threads 1`) as
+# tight pairs, one size at a time — stylize at 192×256, PyTorch at 192×256,
+# stylize at 512×683, PyTorch at 512×683, each pair within ≈ 10–40 s — since
+# this shared machine drifts by up to 1.5× between minutes; then one
+# `deno task bench --peer tfjs` for the TensorFlow.js ratio (stylize and
+# TF.js on the same adapter, in one process).
 # Usage: bench/compare.sh [rounds]        (default 3)
 # Environment: REFERENCE (default ../shared/reference/reference.py),
 # PYTHON (default python3, with torch), STYLIZE_WEIGHTS as for the bench.
@@ -30,13 +33,15 @@ echo "| round (UTC) | stylize 192×256 | TF.js ratio | PyTorch 192×256 | styliz
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+# stylize's median ms per iteration at one size (no per-kernel pass).
+stylize() { deno task bench --sizes "$1" --kernels 0 >"$out" 2>/dev/null; field "$out" "${1/x/×}" ms; }
 for r in $(seq 1 "$rounds"); do
   t=$(date -u +%H:%M)
-  deno task bench --peer tfjs >"$out" 2>/dev/null
+  s192=$(stylize 192x256)
   p192=$(pytorch 192)
+  s512=$(stylize 512x683)
   p512=$(pytorch 512)
-  s192=$(field "$out" 192×256 ms)
-  s512=$(field "$out" 512×683 ms)
+  deno task bench --peer tfjs --kernels 0 >"$out" 2>/dev/null
   echo "| $t | $s192 | $(field "$out" 192×256 ratio) | $p192 | $(div "$s192" "$p192") |" \
     "$s512 | $(field "$out" 512×683 ratio) | $p512 | $(div "$s512" "$p512") |"
 done
