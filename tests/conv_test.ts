@@ -58,6 +58,16 @@ const pad1 = (cin: number, cout: number, h: number, w: number): ConvShape => ({
   stride: 1,
   pad: 1,
 });
+const p1 = (cin: number, cout: number, h: number, w: number): ConvShape => ({
+  cin,
+  cout,
+  h,
+  w,
+  kh: 1,
+  kw: 1,
+  stride: 1,
+  pad: 0,
+});
 const s2 = (cin: number, cout: number, h: number, w: number): ConvShape => ({
   ...pad1(cin, cout, h, w),
   stride: 2,
@@ -84,6 +94,13 @@ const SHAPES: [string, ConvShape, ("gradient" | undefined)?, "padded"?][] = [
     undefined,
     "padded",
   ],
+  // Weights [cin][cout] as 2 or 4 uniform arrays of 64 KB (whole rows each),
+  // or in storage: over 256 KB, or rows that do not tile an array.
+  ["1x1, weights over 2 uniform arrays", p1(160, 128, 5, 6), undefined, "padded"],
+  ["1x1, weights over 4 uniform arrays", p1(250, 256, 3, 5), undefined, "padded"],
+  ["1x1, weights past 4 uniform arrays", p1(300, 256, 3, 5), undefined, "padded"],
+  ["1x1, weights rows that do not tile a uniform array", p1(200, 96, 3, 5), undefined, "padded"],
+  ["3x3, kernel rows past a uniform array", pad1(40, 160, 4, 6), undefined, "padded"],
   ["3x3 pad 1", pad1(5, 16, 9, 13)],
   ["3x3 pad 1 on padded planes", pad1(5, 16, 9, 13), undefined, "padded"],
   ["3x3 pad 1 on padded planes, 5-pixel rows", pad1(6, 16, 7, 5), undefined, "padded"],

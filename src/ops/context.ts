@@ -129,11 +129,13 @@ export class Scope {
   }
 
   /**
-   * A buffer of `floats` f32 elements that kernels may also bind as a
-   * uniform array of {@link UNIFORM_ARRAY_BYTES} (when that holds them).
+   * A buffer of `floats` f32 elements that kernels may also bind as uniform
+   * arrays of {@link UNIFORM_ARRAY_BYTES} (up to four, at aligned offsets:
+   * {@link uniformArray}); it gets that many bytes of slack so every array
+   * lies inside it. Larger weights get a plain storage buffer.
    */
   weights(floats: number, label: string): GPUBuffer {
-    return floats * 4 <= 3 * UNIFORM_ARRAY_BYTES
+    return floats * 4 <= 4 * UNIFORM_ARRAY_BYTES
       ? this.acquire(floats * 4 + UNIFORM_ARRAY_BYTES, STORAGE | GPUBufferUsage.UNIFORM, label)
       : this.floats(floats, label);
   }

@@ -24,6 +24,7 @@ import {
   type OpContext,
   type Scope,
   textureShift,
+  UNIFORM_ARRAY_BYTES,
   uniformArray,
   type View,
 } from "./context.ts";
@@ -189,8 +190,8 @@ export async function conv2d(
     }
     const { tile: t, grid } = pointwiseLaunch(ctx, s.cout, xPlane, o.use, o.label);
     const [t0, t1, tm] = [o.xTex, p2?.tex, o.maskOut ? o.maskTex : undefined];
-    const w0u = uniformArray(o.weights, s.cin * s.cout * 4);
-    const w1u = p2 ? uniformArray(p2.weights, p2.cin * s.cout * 4) : null;
+    const w0u = uniformChunks(o.weights, s.cin, s.cout);
+    const w1u = p2 ? uniformChunks(p2.weights, p2.cin, s.cout) : null;
     checkTextureHolds(t0, xo + s.cin * xPlane, o.label, "x");
     checkTextureHolds(t1, (p2?.x.offset ?? 0) + (p2?.cin ?? 0) * xPlane, o.label, "plus1x1's x");
     checkTextureHolds(tm, mo + s.cout * outPlane, o.label, "the mask");
@@ -206,7 +207,9 @@ export async function conv2d(
         MT: tm ? 1 : 0,
         CT: c?.targetTex ? 1 : 0,
         WU0: w0u ? 1 : 0,
+        NC0: w0u?.length ?? 1,
         WU1: w1u ? 1 : 0,
+        NC1: w1u?.length ?? 1,
       },
       entry: "main",
       constants: { ...flags(o), CONTENT: c ? 1 : 0 },
@@ -235,7 +238,7 @@ export async function conv2d(
       [
         b[0],
         null,
-        w0u ?? b[2],
+        w0u?.[0] ?? b[2],
         b[3],
         null,
         null,
@@ -245,12 +248,15 @@ export async function conv2d(
         c?.targetTex ? null : c?.target ?? ctx.dummy,
         c?.parts.buffer ?? o.out.buffer,
         t1 ? null : p2?.x.buffer ?? null,
-        w1u ?? p2?.weights ?? null,
+        w1u?.[0] ?? p2?.weights ?? null,
         null,
         t0?.view ?? null,
         t1?.view ?? null,
         tm?.view ?? null,
         c?.targetTex?.view ?? null,
+        // The weights' further uniform arrays (18–20, 21–23).
+        ...[1, 2, 3].map((k) => w0u?.[k] ?? null),
+        ...[1, 2, 3].map((k) => w1u?.[k] ?? null),
       ],
       grid,
       flops + (c ? 5 * s.cout * c.npix : 0) + (p2 ? 2 * s.cout * s.h * s.w * p2.cin : 0),
@@ -360,6 +366,30 @@ export async function conv2d(
     [s.cout / (4 * t.TMV), Math.ceil(segments / t.WG)],
     flops + (p1 ? 2 * s.cout * oh * ow * p1.cin : 0),
   );
+}
+
+/**
+ * A 1×1 kernel's weights [cin][cout] as up to 4 uniform arrays of
+ * UNIFORM_ARRAY_BYTES, each holding whole rows (pointwise.wgsl WU, NC), or
+ * null where they do not fit them ({@link uniformArray}).
+ */
+function uniformChunks(
+  weights: GPUBuffer,
+  cin: number,
+  cout: number,
+): { buffer: GPUBuffer; offset: number; size: number }[] | null {
+  const bytes = cin * cout * 4;
+  const n = Math.ceil(bytes / UNIFORM_ARRAY_BYTES);
+  // Rows per array: a whole array's worth, so every array starts aligned.
+  if (n > 4 || (n > 1 && UNIFORM_ARRAY_BYTES % (cout * 4))) return null;
+  const chunks = [];
+  for (let k = 0; k < n; k++) {
+    const at = k * UNIFORM_ARRAY_BYTES;
+    const c = uniformArray(weights, Math.min(bytes - at, UNIFORM_ARRAY_BYTES), at);
+    if (!c) return null;
+    chunks.push(c);
+  }
+  return chunks;
 }
 
 /**

@@ -15,9 +15,10 @@
 // E1: a second input (binding 11, laid out as x, at x2_off) whose 1×1
 // convolution by wt1 [cin2][cout] (binding 12) is summed in after the first:
 // two gradients of one layer in one launch.
-// WU0, WU1: wt0 / wt1 read as uniform arrays (when they fit one), which
-// lavapipe loads with gathers instead of a loop over the lanes
-// (bench/NOTES.md, row 57).
+// WU0, WU1: wt0 / wt1 read as NC0 / NC1 uniform arrays of 64 KB (up to 4,
+// each holding 4096 / (cout/4) input channels' rows), which lavapipe loads
+// with gathers instead of a loop over the lanes (bench/NOTES.md, rows
+// 57–58); NC 1 without them.
 // CONTENT: the content loss of the output layer F (the mask, binding 8) is
 // fused into the epilogue: out = result + 2w·(F − P) before the mask
 // (P at binding 9, laid out as out), and each invocation writes
@@ -43,15 +44,20 @@ var<private> pr: Params;
 @group(0) @binding(2) var<storage, read> wt0: array<vec4<f32>>;   // [cin][cout]
 //#end
 //#if WU0
-@group(0) @binding(2) var<uniform> wt0: array<vec4<f32>, 4096>;
+@group(0) @binding(2) var<uniform> wt0_0: array<vec4<f32>, 4096>;
 //#end
-
+//#for c in 1..NC0
+@group(0) @binding(${17+c}) var<uniform> wt0_${c}: array<vec4<f32>, 4096>;
+//#end
 @group(0) @binding(7) var<storage, read_write> outq: array<vec4<f32>>;
 //#if E1 * (1 - WU1)
 @group(0) @binding(12) var<storage, read> wt1: array<vec4<f32>>;   // [cin2][cout]
 //#end
 //#if E1 * WU1
-@group(0) @binding(12) var<uniform> wt1: array<vec4<f32>, 4096>;
+@group(0) @binding(12) var<uniform> wt1_0: array<vec4<f32>, 4096>;
+//#end
+//#for c in 1..NC1
+@group(0) @binding(${20+c}) var<uniform> wt1_${c}: array<vec4<f32>, 4096>;
 //#end
 // The inputs and the mask, each from its buffer or (XT0, XT1, MT) from a
 // texture copy of it (a FeatureTexture, src/ops/context.ts: vec4 k of the
@@ -177,12 +183,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let xoff0 = pr.x_off;
   let cin1 = pr.cin2;
   let xoff1 = pr.x2_off;
+  // Input s's weights: its storage buffer, or NC_s uniform arrays of kr_s
+  // rows each (the input channels in order).
+  let kr0 = select(cin0, 4096u / pr.cout4, ${WU0} == 1);
+  let kr1 = select(cin1, 4096u / pr.cout4, ${WU1} == 1);
 //#for s in 0..1+E1
-  for (var ci = 0u; ci < cin${s}; ci++) {
-    let wr = ci * pr.cout4 + cog;
+//#for c in 0..NC0+s*(NC1-NC0)
+  for (var ci = ${c}u * kr${s}; ci < min(cin${s}, ${c+1}u * kr${s}); ci++) {
+    let wr = (ci - ${c}u * kr${s}) * pr.cout4 + cog;
     let xr = (xoff${s} + ci * pr.plane) / 4u;
 //#for i in 0..TMV
+//#if WU0+s*(WU1-WU0)
+    let w${i} = wt${s}_${c}[wr + ${i}u];
+//#end
+//#if 1-(WU0+s*(WU1-WU0))
     let w${i} = wt${s}[wr + ${i}u];
+//#end
 //#end
 //#for j in 0..TN
     let x${j} = xload${s}(xr + q${j});
@@ -196,6 +212,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //#end
 //#end
   }
+//#end
 //#end
 //#for i in 0..TMV
   {
