@@ -236,7 +236,7 @@ export const DEFAULT_TILES: TileTable = {
   pointwise: { TMV: 8, TN: 4, WG: 8 },
   gramBackward: { TMV: 8, TN: 4, WG: 16 },
   conv3x3: { TMV: 8, TN: 16, WG: 16, U: 1, XV: 1 },
-  conv3x3Strided: { TMV: 4, TN: 16, WG: 32, U: 1, XV: 0 },
+  conv3x3Strided: { TMV: 8, TN: 16, WG: 16, U: 1, XV: 0 },
   conv3x3Gradient: { TMV: 4, TN: 16, WG: 16, U: 1, XV: 1 },
   stridedBackward: { Q: 16, WG: 64 },
   gram: { T: 16, WG: 8, CHUNK: 256 },
