@@ -198,7 +198,10 @@ export interface Forward {
  * caller). The outputs of the layers in `textured` are then copied into
  * feature textures, and every fire module's squeeze activations too: the
  * launches that read them from scattered places (the Gram matrices, the
- * content term, pooling, expand3x3) fetch them faster there.
+ * content term, pooling, expand3x3) fetch them faster there, and so do the
+ * 1×1 convolutions whose input has a copy (a fire module's expand1x1; its
+ * squeeze1x1 after a textured layer), now that their weights are cheap to
+ * load (bench/NOTES.md, row 60).
  */
 export async function recordForward(
   ctx: OpContext,
@@ -271,7 +274,11 @@ export async function recordForward(
         bias: s.b,
         out: view(sq, 0, plane),
         relu: true,
+        // The input layer's texture copy, when it has one (a style or
+        // content layer).
+        xTex: fwd.textures[i - 1] ?? undefined,
       });
+      if (sqTex) prog.copyToTexture(`${l.name}.squeeze.tex`, sq, sqTex.texture);
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand1x1`,
         shape: { ...at, cin: l.squeeze, cout: l.expand, kh: 1, kw: 1, pad: 0 },
@@ -280,8 +287,8 @@ export async function recordForward(
         bias: e1.b,
         out: view(out, 0, plane),
         relu: true,
+        xTex: sqTex ?? undefined,
       });
-      if (sqTex) prog.copyToTexture(`${l.name}.squeeze.tex`, sq, sqTex.texture);
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.expand3x3`,
         shape: { ...at, cin: l.squeeze, cout: l.expand, kh: 3, kw: 3, pad: 1 },
