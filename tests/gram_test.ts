@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { Program } from "../src/gpu/scheduler.ts";
-import { view } from "../src/ops/context.ts";
+import { BufferPool } from "../src/gpu/pool.ts";
+import { PipelineCache } from "../src/gpu/pipelines.ts";
+import { DEFAULT_TILES, OpContext, Scope, view } from "../src/ops/context.ts";
 import { gram, GRAM_LOSS_PARTS, gramGeometry, type GramOptions } from "../src/ops/gram.ts";
-import { randomFloats, readFloats, relL2, runProgram, testContext } from "./helpers.ts";
+import { randomFloats, readFloats, relL2, runProgram, testContext, testGpu } from "./helpers.ts";
 
 type TestContext = Awaited<ReturnType<typeof testContext>>;
 
@@ -50,6 +52,36 @@ for (const [c, h, w] of [[24, 9, 13], [32, 23, 31], [16, 1, 7]]) {
     scope.dispose();
   });
 }
+
+// A layer of at least BIG pixel chunks gets tiles of twice the side (here 8
+// → 16 for 12 chunks of 64 pixels, BIG 4; small tiles compile fast), and
+// they sum what the CPU does; a layer with fewer chunks keeps T.
+Deno.test("gram of a layer with many pixel chunks doubles its tile side and matches a CPU F·Fᵀ/N", async () => {
+  const gpu = await testGpu();
+  const pool = new BufferPool(gpu.device);
+  const tiles = { ...DEFAULT_TILES, gram: { T: 8, WG: 8, CHUNK: 64, BIG: 4 } };
+  const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
+  const t = { ctx, scope: new Scope(pool), gpu };
+  const [c, np] = [32, 23 * 31];
+  assert.equal(gramGeometry(ctx, c, np).T, 16);
+  assert.equal(gramGeometry(ctx, c, 3 * 64).T, 8);
+  const f = randomFloats(c * np, 37);
+  const want = new Float64Array(c * c);
+  for (let i = 0; i < c; i++) {
+    for (let j = 0; j < c; j++) {
+      let acc = 0;
+      for (let p = 0; p < np; p++) acc += f[i * np + p] * f[j * np + p];
+      want[i * c + j] = acc / (c * np);
+    }
+  }
+  const g = t.scope.floats(c * c, "g");
+  await submitGram(t, c, np, f, { gram: view(g) });
+  const got = await readFloats(gpu.device, g, 0, c * c);
+  assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
+  t.scope.dispose();
+  ctx.destroy();
+  pool.destroy();
+});
 
 // 48 channels at 16×16 tiles: three diagonal tiles and three off it; 600
 // pixels: three chunks of 256, the last one partial.

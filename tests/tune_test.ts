@@ -155,7 +155,7 @@ Deno.test("tuneTiles times each candidate and keeps the default unless beaten by
       rounds: 1,
       candidates: {
         pointwise: [{ TMV: 4, TN: 4, WG: 8 }],
-        gram: [{ T: 8, WG: 64, CHUNK: 512 }],
+        gram: [{ T: 8, WG: 64, CHUNK: 512, BIG: 0 }],
       },
       onProgress: (s) => lines.push(s),
     });

@@ -9,7 +9,7 @@ import { DEFAULT_TILES, type TileTable } from "../ops/context.ts";
 import { sha256Hex, weightsCacheDir } from "./weights.ts";
 
 /** Format version of the cached file; files of other versions are ignored. */
-export const TILES_FILE_VERSION = 3;
+export const TILES_FILE_VERSION = 4;
 
 /** What a tuned-tiles file holds. */
 export interface TunedTilesFile {

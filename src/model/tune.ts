@@ -41,11 +41,12 @@ export const CANDIDATES: TuneCandidates = {
   ],
   stridedBackward: [{ Q: 8, WG: 64 }, { Q: 4, WG: 128 }, { Q: 8, WG: 16 }],
   gram: [
-    { T: 16, WG: 32, CHUNK: 256 },
-    { T: 8, WG: 32, CHUNK: 256 },
-    { T: 8, WG: 64, CHUNK: 256 },
-    { T: 8, WG: 64, CHUNK: 512 },
-    { T: 8, WG: 128, CHUNK: 1024 },
+    { T: 16, WG: 8, CHUNK: 256, BIG: 0 },
+    { T: 16, WG: 32, CHUNK: 256, BIG: 16 },
+    { T: 8, WG: 32, CHUNK: 256, BIG: 0 },
+    { T: 8, WG: 64, CHUNK: 256, BIG: 0 },
+    { T: 8, WG: 64, CHUNK: 512, BIG: 0 },
+    { T: 8, WG: 128, CHUNK: 1024, BIG: 0 },
   ],
 };
 

@@ -217,9 +217,11 @@ export interface TileTable {
   stridedBackward: { Q: number; WG: number };
   /**
    * gram.wgsl: T×T tile per invocation (halved for channel counts T does not
-   * divide), WG invocations, pixel chunks of CHUNK.
+   * divide), WG invocations, pixel chunks of CHUNK; a layer of at least BIG
+   * chunks (0: none) gets 2T×2T tiles when its channels allow, which fetch F
+   * half as often per product (bench/NOTES.md, row 61).
    */
-  gram: { T: number; WG: number; CHUNK: number };
+  gram: { T: number; WG: number; CHUNK: number; BIG: number };
 }
 
 /** Tile of conv3x3.wgsl (see {@link TileTable}). */
@@ -239,7 +241,7 @@ export const DEFAULT_TILES: TileTable = {
   conv3x3Strided: { TMV: 8, TN: 16, WG: 16, U: 1, XV: 0 },
   conv3x3Gradient: { TMV: 4, TN: 16, WG: 16, U: 1, XV: 1 },
   stridedBackward: { Q: 16, WG: 64 },
-  gram: { T: 16, WG: 8, CHUNK: 256 },
+  gram: { T: 16, WG: 8, CHUNK: 256, BIG: 16 },
 };
 
 /**
@@ -256,7 +258,7 @@ export const GPU_TILES: TileTable = {
   conv3x3Strided: { TMV: 2, TN: 4, WG: 64, U: 1, XV: 1 },
   conv3x3Gradient: { TMV: 2, TN: 4, WG: 64, U: 1, XV: 1 },
   stridedBackward: { Q: 4, WG: 128 },
-  gram: { T: 8, WG: 64, CHUNK: 256 },
+  gram: { T: 8, WG: 64, CHUNK: 256, BIG: 0 },
 };
 
 /** The default table for an adapter: lavapipe's for software adapters, {@link GPU_TILES} otherwise. */

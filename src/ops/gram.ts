@@ -30,13 +30,15 @@ export const GRAM_LOSS_PARTS = 16;
  */
 export function gramGeometry(ctx: OpContext, c: number, npix: number) {
   let { T } = ctx.tiles.gram;
-  const { CHUNK } = ctx.tiles.gram;
+  const { CHUNK, BIG } = ctx.tiles.gram;
   if (T % 4 || CHUNK % 4) throw new RangeError(`Gram tile: T and CHUNK must be multiples of 4`);
   while (c % T && T > 4 && T % 8 === 0) T /= 2;
   if (c % T) throw new RangeError(`Gram of ${c} channels: channels must be a multiple of ${T}`);
+  const nchunks = Math.ceil(npix / CHUNK);
+  // Many pixels per channel: larger tiles (half the fetches per product).
+  if (BIG > 0 && nchunks >= BIG && c % (2 * T) === 0) T *= 2;
   const nb = c / T;
   const ntiles = nb * (nb + 1) / 2;
-  const nchunks = Math.ceil(npix / CHUNK);
   return { T, nb, ntiles, nchunks, chunk: CHUNK, scratch: nchunks * ntiles * T * T };
 }
 
