@@ -53,18 +53,20 @@ for (const [c, h, w] of [[24, 9, 13], [32, 23, 31], [16, 1, 7]]) {
   });
 }
 
-// A layer of at least BIG pixel chunks gets tiles of twice the side (here 8
-// → 16 for 12 chunks of 64 pixels, BIG 4; small tiles compile fast), and
-// they sum what the CPU does; a layer with fewer chunks keeps T.
+// A layer of at least BIG pixel chunks, F in a texture, gets tiles of twice
+// the side (here 8 → 16 for 12 chunks of 64 pixels, BIG 4; small tiles
+// compile fast), and they sum what the CPU does; a layer with fewer chunks,
+// or F read from its buffer, keeps T.
 Deno.test("gram of a layer with many pixel chunks doubles its tile side and matches a CPU F·Fᵀ/N", async () => {
   const gpu = await testGpu();
   const pool = new BufferPool(gpu.device);
   const tiles = { ...DEFAULT_TILES, gram: { T: 8, WG: 8, CHUNK: 64, BIG: 4 } };
   const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
   const t = { ctx, scope: new Scope(pool), gpu };
-  const [c, np] = [32, 23 * 31];
-  assert.equal(gramGeometry(ctx, c, np).T, 16);
-  assert.equal(gramGeometry(ctx, c, 3 * 64).T, 8);
+  const [c, np] = [32, 23 * 32];
+  assert.equal(gramGeometry(ctx, c, np, true).T, 16);
+  assert.equal(gramGeometry(ctx, c, np, false).T, 8);
+  assert.equal(gramGeometry(ctx, c, 3 * 64, true).T, 8);
   const f = randomFloats(c * np, 37);
   const want = new Float64Array(c * c);
   for (let i = 0; i < c; i++) {
@@ -75,7 +77,20 @@ Deno.test("gram of a layer with many pixel chunks doubles its tile side and matc
     }
   }
   const g = t.scope.floats(c * c, "g");
-  await submitGram(t, c, np, f, { gram: view(g) });
+  const fb = ctx.upload(t.scope, f, "f");
+  const tex = t.scope.featureTexture(gpu.device, c * np, "f.tex")!;
+  const prog = new Program(gpu.device);
+  prog.copyToTexture("f.tex", fb, tex.texture);
+  await gram(ctx, t.scope, prog, {
+    label: "t",
+    c,
+    npix: np,
+    f: view(fb),
+    tex,
+    scratch: t.scope.floats(gramGeometry(ctx, c, np, true).scratch, "scratch"),
+    gram: view(g),
+  });
+  runProgram(gpu.device, prog);
   const got = await readFloats(gpu.device, g, 0, c * c);
   assert.ok(relL2(got, want) < 1e-6, `rel err ${relL2(got, want)}`);
   t.scope.dispose();
@@ -143,7 +158,7 @@ for (const [c, np, maxDim] of [[32, 713, 0], [48, 600, 0], [32, 2000, 256]]) {
         npix: np,
         f: view(fb, off, plane),
         tex: withTex ? tex : undefined,
-        scratch: scope.floats(gramGeometry(ctx, c, np).scratch, "scratch"),
+        scratch: scope.floats(gramGeometry(ctx, c, np, withTex).scratch, "scratch"),
         gram: view(g),
       });
       runProgram(gpu.device, prog);

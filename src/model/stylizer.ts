@@ -382,13 +382,14 @@ export class Engine implements Stylizer {
         const o = fwd.outputs[tapLayerIndex(t)];
         const [ch, np] = [o.dims.c, o.dims.h * o.dims.w];
         const g = scope.floats(ch * ch, `${t}.gram`);
+        const tex = fwd.textures[tapLayerIndex(t)] ?? undefined;
         await gram(this.ctx, scope, prog, {
           label: `${t}.gram`,
           c: ch,
           npix: np,
           f: view(o.buffer, 0, o.plane),
-          tex: fwd.textures[tapLayerIndex(t)] ?? undefined,
-          scratch: scope.floats(gramGeometry(this.ctx, ch, np).scratch, `${t}.scratch`),
+          tex,
+          scratch: scope.floats(gramGeometry(this.ctx, ch, np, !!tex).scratch, `${t}.scratch`),
           gram: view(g),
         });
         grams.push({ buffer: g, c: ch });
@@ -584,13 +585,14 @@ export class Engine implements Stylizer {
       const label = `${spec.styleLayers[s]}.style`;
       const npix = d.h * d.w;
       const dgram = scope.weights(d.c * d.c, `${label}.dgram`);
+      const tex = fwd.textures[i] ?? undefined;
       await gram(ctx, scope, prog, {
         label: `${label}.gram`,
         c: d.c,
         npix,
         f: view(fwd.outputs[i].buffer, 0, fwd.outputs[i].plane),
-        tex: fwd.textures[i] ?? undefined,
-        scratch: scope.floats(gramGeometry(ctx, d.c, npix).scratch, `${label}.scratch`),
+        tex,
+        scratch: scope.floats(gramGeometry(ctx, d.c, npix, !!tex).scratch, `${label}.scratch`),
         loss: {
           target: styleTargets[s],
           weight: spec.styleWeights[s],

@@ -41,8 +41,8 @@ export const CANDIDATES: TuneCandidates = {
   ],
   stridedBackward: [{ Q: 8, WG: 64 }, { Q: 4, WG: 128 }, { Q: 8, WG: 16 }],
   gram: [
-    { T: 16, WG: 8, CHUNK: 256, BIG: 0 },
-    { T: 16, WG: 32, CHUNK: 256, BIG: 16 },
+    { T: 16, WG: 8, CHUNK: 256, BIG: 16 },
+    { T: 16, WG: 32, CHUNK: 256, BIG: 0 },
     { T: 8, WG: 32, CHUNK: 256, BIG: 0 },
     { T: 8, WG: 64, CHUNK: 256, BIG: 0 },
     { T: 8, WG: 64, CHUNK: 512, BIG: 0 },
@@ -89,6 +89,13 @@ async function record(
   // conv1, fire3 and fire5 outputs (the last two as deep as the image allows).
   const taps = [0, 3, 6].filter((i) => i < dims.length).map((i) => dims[i]);
   const buf = (floats: number) => scope.floats(floats, "tune");
+  // A style layer's F and its texture copy, as the network's Gram launches read it.
+  const textured = (floats: number) => {
+    const b = scope.floats(floats, "tune");
+    const tex = scope.featureTexture(ctx.device, floats, "tune.tex");
+    if (tex) prog.copyToTexture("tune.tex", b, tex.texture);
+    return { b, tex: tex ?? undefined };
+  };
   // Weights (and dG) as the network holds them, so the same kernel variants run.
   const wbuf = (floats: number) => scope.weights(floats, "tune");
   const one = { kh: 1, kw: 1, stride: 1, pad: 0 };
@@ -155,7 +162,8 @@ async function record(
       }
     }
     if (family === "gramBackward") {
-      const f = view(buf(d.c * p), 0, p);
+      const { b, tex } = textured(d.c * p);
+      const f = view(b, 0, p);
       await gramBackward(ctx, scope, prog, {
         label: "gram.back",
         c: d.c,
@@ -165,16 +173,19 @@ async function record(
         dgram: wbuf(d.c * d.c),
         grad: view(buf(d.c * p), 0, p),
         maskOut: f,
+        tex,
       });
     }
     if (family === "gram") {
       const np = d.h * d.w;
+      const { b, tex } = textured(d.c * p);
       await gram(ctx, scope, prog, {
         label: "gram",
         c: d.c,
         npix: np,
-        f: view(buf(d.c * p), 0, p),
-        scratch: buf(gramGeometry(ctx, d.c, np).scratch),
+        f: view(b, 0, p),
+        tex,
+        scratch: buf(gramGeometry(ctx, d.c, np, !!tex).scratch),
         gram: view(buf(d.c * d.c)),
       });
     }

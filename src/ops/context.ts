@@ -218,8 +218,9 @@ export interface TileTable {
   /**
    * gram.wgsl: T×T tile per invocation (halved for channel counts T does not
    * divide), WG invocations, pixel chunks of CHUNK; a layer of at least BIG
-   * chunks (0: none) gets 2T×2T tiles when its channels allow, which fetch F
-   * half as often per product (bench/NOTES.md, row 61).
+   * chunks (0: none) with F in a texture gets 2T×2T tiles when its channels
+   * allow, which fetch F half as often per product (bench/NOTES.md, row 61:
+   * off by default: on lavapipe it compiles ≈ 20 s longer for −11% at 512×683).
    */
   gram: { T: number; WG: number; CHUNK: number; BIG: number };
 }
@@ -241,7 +242,7 @@ export const DEFAULT_TILES: TileTable = {
   conv3x3Strided: { TMV: 8, TN: 16, WG: 16, U: 1, XV: 0 },
   conv3x3Gradient: { TMV: 4, TN: 16, WG: 16, U: 1, XV: 1 },
   stridedBackward: { Q: 16, WG: 64 },
-  gram: { T: 16, WG: 8, CHUNK: 256, BIG: 16 },
+  gram: { T: 16, WG: 8, CHUNK: 256, BIG: 0 },
 };
 
 /**

@@ -26,9 +26,12 @@ export const GRAM_LOSS_PARTS = 16;
 
 /**
  * The tiling of a Gram of `c` channels over `npix` pixels: the tile table's
- * side T, halved (down to 4) while it does not divide c.
+ * side T, halved (down to 4) while it does not divide c; doubled, when F is
+ * `textured` (fetched from a texture copy), for at least BIG pixel chunks.
+ * The buffer kernel keeps T: at 2T it takes lavapipe minutes to compile
+ * (120 s against 20 s for the texture one).
  */
-export function gramGeometry(ctx: OpContext, c: number, npix: number) {
+export function gramGeometry(ctx: OpContext, c: number, npix: number, textured = false) {
   let { T } = ctx.tiles.gram;
   const { CHUNK, BIG } = ctx.tiles.gram;
   if (T % 4 || CHUNK % 4) throw new RangeError(`Gram tile: T and CHUNK must be multiples of 4`);
@@ -36,7 +39,7 @@ export function gramGeometry(ctx: OpContext, c: number, npix: number) {
   if (c % T) throw new RangeError(`Gram of ${c} channels: channels must be a multiple of ${T}`);
   const nchunks = Math.ceil(npix / CHUNK);
   // Many pixels per channel: larger tiles (half the fetches per product).
-  if (BIG > 0 && nchunks >= BIG && c % (2 * T) === 0) T *= 2;
+  if (textured && BIG > 0 && nchunks >= BIG && c % (2 * T) === 0) T *= 2;
   const nb = c / T;
   const ntiles = nb * (nb + 1) / 2;
   return { T, nb, ntiles, nchunks, chunk: CHUNK, scratch: nchunks * ntiles * T * T };
@@ -58,7 +61,7 @@ export interface GramOptions {
    * F's vec4s from it, much faster on lavapipe.
    */
   tex?: FeatureTexture;
-  /** Scratch of at least `gramGeometry(...).scratch` floats. */
+  /** Scratch of at least `gramGeometry(ctx, c, npix, tex !== undefined).scratch` floats. */
   scratch: GPUBuffer;
   /** Receives G [C][C]; may be left out with a loss (which needs only dG). */
   gram?: View;
@@ -73,7 +76,7 @@ export async function gram(
   prog: Program,
   o: GramOptions,
 ): Promise<void> {
-  const geo = gramGeometry(ctx, o.c, o.npix);
+  const geo = gramGeometry(ctx, o.c, o.npix, o.tex !== undefined);
   if (!o.gram && !o.loss) throw new RangeError(`${o.label}: neither G nor a loss asked for`);
   if (o.gram && o.gram.offset % 4) {
     throw new RangeError(`${o.label}: G's offset must be a multiple of 4`);
