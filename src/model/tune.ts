@@ -100,15 +100,18 @@ async function record(
   const wbuf = (floats: number) => scope.weights(floats, "tune");
   const one = { kh: 1, kw: 1, stride: 1, pad: 0 };
   const three = { kh: 3, kw: 3, stride: 1, pad: 1 };
-  const conv = async (label: string, s: ConvShape, use: "forward" | "gradient" | "gram") => {
+  // `tex`: x read from a texture copy, as the network's launch reads it.
+  const conv = async (label: string, s: ConvShape, use: "forward" | "gradient", tex = false) => {
     const p = planeStride(s.h, s.w);
+    const x = tex ? textured(s.cin * p) : { b: buf(s.cin * p), tex: undefined };
     await conv2d(ctx, scope, prog, {
       label,
       shape: s,
-      x: view(buf(s.cin * p), 0, p),
+      x: view(x.b, 0, p),
       weights: wbuf(9 * s.cin * s.cout),
       out: view(buf(s.cout * p), 0, p),
       use,
+      xTex: x.tex,
     });
   };
   for (const [k, d] of taps.entries()) {
@@ -138,26 +141,30 @@ async function record(
     } else {
       const e = d.c / 2;
       if (family === "conv3x3") {
-        await conv("expand3x3", { ...at, ...three, cin: sq, cout: e }, "forward");
+        await conv("expand3x3", { ...at, ...three, cin: sq, cout: e }, "forward", true);
       }
       if (family === "conv3x3Gradient") {
-        // As the network runs it: both expand layers' gradients in one launch.
-        const dy = buf(2 * e * p);
+        // As the network runs it: both expand layers' gradients in one
+        // launch, dy from a texture copy.
+        const dy = textured(2 * e * p);
         await conv2d(ctx, scope, prog, {
           label: "expand.back",
           shape: { ...at, ...three, cin: e, cout: sq },
-          x: view(dy, e * p, p),
+          x: view(dy.b, e * p, p),
           weights: wbuf(9 * e * sq),
-          plus1x1: { x: view(dy, 0, p), weights: wbuf(e * sq), cin: e },
+          plus1x1: { x: view(dy.b, 0, p), weights: wbuf(e * sq), cin: e },
           out: view(buf(sq * p), 0, p),
           maskOut: view(buf(sq * p), 0, p),
           use: "gradient",
+          xTex: dy.tex,
         });
       }
       if (family === "pointwise") {
-        // The network's 1×1 launches (expand1x1's gradient runs inside expand.back).
-        await conv("squeeze", { ...at, ...one, cin: d.c, cout: sq }, "forward");
-        await conv("expand1x1", { ...at, ...one, cin: sq, cout: e }, "forward");
+        // The network's 1×1 launches (expand1x1's gradient runs inside
+        // expand.back); fire3's and fire5's squeeze read the layer below from
+        // its texture copy, every expand1x1 the squeeze's.
+        await conv("squeeze", { ...at, ...one, cin: d.c, cout: sq }, "forward", true);
+        await conv("expand1x1", { ...at, ...one, cin: sq, cout: e }, "forward", true);
         await conv("squeeze.back", { ...at, ...one, cin: sq, cout: d.c }, "forward");
       }
     }
