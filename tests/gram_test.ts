@@ -28,6 +28,19 @@ async function submitGram(
   runProgram(gpu.device, prog);
 }
 
+/** F·Fᵀ/N on the CPU, in doubles, for features `f` [c][np]. */
+function cpuGram(f: Float32Array, c: number, np: number): Float64Array {
+  const want = new Float64Array(c * c);
+  for (let i = 0; i < c; i++) {
+    for (let j = 0; j < c; j++) {
+      let acc = 0;
+      for (let p = 0; p < np; p++) acc += f[i * np + p] * f[j * np + p];
+      want[i * c + j] = acc / (c * np);
+    }
+  }
+  return want;
+}
+
 // 24 channels: the default tile side (16) does not divide them, so it is halved.
 for (const [c, h, w] of [[24, 9, 13], [32, 23, 31], [16, 1, 7]]) {
   Deno.test(`gram of ${c}×${h}×${w} features matches a CPU F·Fᵀ/N`, async () => {
@@ -35,14 +48,7 @@ for (const [c, h, w] of [[24, 9, 13], [32, 23, 31], [16, 1, 7]]) {
     const { ctx, scope, gpu } = t;
     const np = h * w;
     const f = randomFloats(c * np, 31);
-    const want = new Float64Array(c * c);
-    for (let i = 0; i < c; i++) {
-      for (let j = 0; j < c; j++) {
-        let acc = 0;
-        for (let p = 0; p < np; p++) acc += f[i * np + p] * f[j * np + p];
-        want[i * c + j] = acc / (c * np);
-      }
-    }
+    const want = cpuGram(f, c, np);
     const geo = gramGeometry(ctx, c, np);
     assert.equal(c % geo.T, 0);
     const g = scope.floats(c * c, "g");
@@ -68,14 +74,7 @@ Deno.test("gram of a layer with many pixel chunks doubles its tile side and matc
   assert.equal(gramGeometry(ctx, c, np, false).T, 8);
   assert.equal(gramGeometry(ctx, c, 3 * 64, true).T, 8);
   const f = randomFloats(c * np, 37);
-  const want = new Float64Array(c * c);
-  for (let i = 0; i < c; i++) {
-    for (let j = 0; j < c; j++) {
-      let acc = 0;
-      for (let p = 0; p < np; p++) acc += f[i * np + p] * f[j * np + p];
-      want[i * c + j] = acc / (c * np);
-    }
-  }
+  const want = cpuGram(f, c, np);
   const g = t.scope.floats(c * c, "g");
   const fb = ctx.upload(t.scope, f, "f");
   const tex = t.scope.featureTexture(gpu.device, c * np, "f.tex")!;
