@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import { Program } from "../src/gpu/scheduler.ts";
-import { BufferPool } from "../src/gpu/pool.ts";
-import { PipelineCache } from "../src/gpu/pipelines.ts";
-import { DEFAULT_TILES, OpContext, Scope, view } from "../src/ops/context.ts";
+import { DEFAULT_TILES, view } from "../src/ops/context.ts";
 import { gram, GRAM_LOSS_PARTS, gramGeometry, type GramOptions } from "../src/ops/gram.ts";
-import { randomFloats, readFloats, relL2, runProgram, testContext, testGpu } from "./helpers.ts";
+import { randomFloats, readFloats, relL2, runProgram, testContext } from "./helpers.ts";
 
 type TestContext = Awaited<ReturnType<typeof testContext>>;
 
@@ -64,11 +62,8 @@ for (const [c, h, w] of [[24, 9, 13], [32, 23, 31], [16, 1, 7]]) {
 // compile fast), and they sum what the CPU does; a layer with fewer chunks,
 // or F read from its buffer, keeps T.
 Deno.test("gram of a layer with many pixel chunks doubles its tile side and matches a CPU F·Fᵀ/N", async () => {
-  const gpu = await testGpu();
-  const pool = new BufferPool(gpu.device);
-  const tiles = { ...DEFAULT_TILES, gram: { T: 8, WG: 8, CHUNK: 64, BIG: 4 } };
-  const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
-  const t = { ctx, scope: new Scope(pool), gpu };
+  const t = await testContext({ ...DEFAULT_TILES, gram: { T: 8, WG: 8, CHUNK: 64, BIG: 4 } });
+  const { ctx, gpu, pool } = t;
   const [c, np] = [32, 23 * 32];
   assert.equal(gramGeometry(ctx, c, np, true).T, 16);
   assert.equal(gramGeometry(ctx, c, np, false).T, 8);

@@ -7,7 +7,7 @@ import { acquireGpu, type Gpu } from "../src/gpu/device.ts";
 import { BufferPool } from "../src/gpu/pool.ts";
 import { PipelineCache } from "../src/gpu/pipelines.ts";
 import { type Program, readBuffer } from "../src/gpu/scheduler.ts";
-import { type FeatureTexture, OpContext, Scope } from "../src/ops/context.ts";
+import { type FeatureTexture, OpContext, Scope, type TileTable } from "../src/ops/context.ts";
 
 let gpuPromise: Promise<Gpu> | null = null;
 
@@ -16,12 +16,17 @@ export function testGpu(): Promise<Gpu> {
   return gpuPromise ??= acquireGpu();
 }
 
-/** A fresh op context (own pool and pipeline cache) on the test GPU. */
-export async function testContext(): Promise<{ ctx: OpContext; scope: Scope; gpu: Gpu }> {
+/**
+ * A fresh op context (own pool and pipeline cache) on the test GPU, with
+ * `tiles` (default: DEFAULT_TILES).
+ */
+export async function testContext(
+  tiles?: TileTable,
+): Promise<{ ctx: OpContext; scope: Scope; gpu: Gpu; pool: BufferPool }> {
   const gpu = await testGpu();
   const pool = new BufferPool(gpu.device);
-  const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device));
-  return { ctx, scope: new Scope(pool), gpu };
+  const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
+  return { ctx, scope: new Scope(pool), gpu, pool };
 }
 
 /** Reads `n` floats at element `offset` of `buffer`. */

@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Program } from "../src/gpu/scheduler.ts";
-import { PipelineCache } from "../src/gpu/pipelines.ts";
-import { BufferPool } from "../src/gpu/pool.ts";
 import {
   conv2d,
   conv2dBackwardStrided,
@@ -13,9 +11,7 @@ import {
   DEFAULT_TILES,
   defaultTiles,
   GPU_TILES,
-  OpContext,
   planeStride,
-  Scope,
   type TileTable,
   view,
 } from "../src/ops/context.ts";
@@ -28,16 +24,21 @@ import {
   tunedTilesPath,
 } from "../src/model/tiles_cache.ts";
 import { CANDIDATES, TUNE_MARGIN, tuneTiles } from "../src/model/tune.ts";
-import { randomFloats, readFloats, relL2, runProgram, sharedDir, testGpu } from "./helpers.ts";
+import {
+  randomFloats,
+  readFloats,
+  relL2,
+  runProgram,
+  sharedDir,
+  testContext,
+  testGpu,
+} from "./helpers.ts";
 
 const WEIGHTS = `${sharedDir()}/weights/sqz_notop.mat`;
 
 /** Runs one launch of `family`'s op with `tiles` on fixed random inputs; returns its output. */
 async function runFamily(family: keyof TileTable, tiles: TileTable): Promise<Float32Array> {
-  const gpu = await testGpu();
-  const pool = new BufferPool(gpu.device);
-  const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
-  const scope = new Scope(pool);
+  const { gpu, pool, ctx, scope } = await testContext(tiles);
   const up = (n: number, seed: number) => ctx.upload(scope, randomFloats(n, seed), "in");
   const prog = new Program(gpu.device);
   const p = planeStride(5, 7);
