@@ -220,7 +220,8 @@ export interface TileTable {
    * divide), WG invocations, pixel chunks of CHUNK; a layer of at least BIG
    * chunks (0: none) with F in a texture gets 2T×2T tiles when its channels
    * allow, which fetch F half as often per product (bench/NOTES.md, row 61:
-   * off by default: on lavapipe it compiles ≈ 20 s longer for −11% at 512×683).
+   * off by default: on lavapipe its kernel compiles in ≈ 20 s instead of 2 s, for −11%
+   * of the Gram launches at 512×683).
    */
   gram: { T: number; WG: number; CHUNK: number; BIG: number };
 }
