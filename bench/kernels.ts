@@ -12,7 +12,7 @@ import { PipelineCache } from "../src/gpu/pipelines.ts";
 import { Profiler, Program } from "../src/gpu/scheduler.ts";
 import { conv2d, convOut, type ConvShape } from "../src/ops/conv.ts";
 import {
-  DEFAULT_TILES,
+  defaultTiles,
   OpContext,
   planeStride,
   Scope,
@@ -30,7 +30,10 @@ const { values } = parseArgs({
 });
 const gpu = await acquireGpu();
 const pool = new BufferPool(gpu.device);
-const tiles: TileTable = { ...DEFAULT_TILES, ...(values.tiles ? JSON.parse(values.tiles) : {}) };
+const tiles: TileTable = {
+  ...defaultTiles(gpu.isFallback, gpu.cpuLanes),
+  ...(values.tiles ? JSON.parse(values.tiles) : {}),
+};
 const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
 
 /** Median GPU ms of one launch of `shape`. */

@@ -7,7 +7,13 @@ import { acquireGpu, type Gpu } from "../src/gpu/device.ts";
 import { BufferPool } from "../src/gpu/pool.ts";
 import { PipelineCache } from "../src/gpu/pipelines.ts";
 import { type Program, readBuffer } from "../src/gpu/scheduler.ts";
-import { type FeatureTexture, OpContext, Scope, type TileTable } from "../src/ops/context.ts";
+import {
+  defaultTiles,
+  type FeatureTexture,
+  OpContext,
+  Scope,
+  type TileTable,
+} from "../src/ops/context.ts";
 
 let gpuPromise: Promise<Gpu> | null = null;
 
@@ -18,14 +24,15 @@ export function testGpu(): Promise<Gpu> {
 
 /**
  * A fresh op context (own pool and pipeline cache) on the test GPU, with
- * `tiles` (default: DEFAULT_TILES).
+ * `tiles` (default: the adapter's own default table, as the engine uses).
  */
 export async function testContext(
   tiles?: TileTable,
 ): Promise<{ ctx: OpContext; scope: Scope; gpu: Gpu; pool: BufferPool }> {
   const gpu = await testGpu();
   const pool = new BufferPool(gpu.device);
-  const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
+  const table = tiles ?? defaultTiles(gpu.isFallback, gpu.cpuLanes);
+  const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), table);
   return { ctx, scope: new Scope(pool), gpu, pool };
 }
 

@@ -14,6 +14,7 @@ import {
   planeStride,
   type TileTable,
   view,
+  WIDE_TILES,
 } from "../src/ops/context.ts";
 import { gram, gramBackward, gramGeometry } from "../src/ops/gram.ts";
 import { Engine } from "../src/model/stylizer.ts";
@@ -133,16 +134,21 @@ for (const [family, tiles] of Object.entries(CANDIDATES) as [keyof TileTable, un
   });
 }
 
-Deno.test("hardware GPUs start from GPU_TILES, whose every entry the candidate test above covers", () => {
+Deno.test("hardware GPUs start from GPU_TILES and lavapipe at 16 lanes from WIDE_TILES, whose every entry the candidate test above covers", () => {
   assert.equal(defaultTiles(true), DEFAULT_TILES);
+  assert.equal(defaultTiles(true, 8), DEFAULT_TILES);
+  assert.equal(defaultTiles(true, 16), WIDE_TILES);
   assert.equal(defaultTiles(false), GPU_TILES);
+  assert.equal(defaultTiles(false, 16), GPU_TILES);
   const candidates = CANDIDATES as Record<string, unknown[]>;
-  for (const [family, tile] of Object.entries(GPU_TILES)) {
-    const tried = [DEFAULT_TILES[family as keyof typeof DEFAULT_TILES], ...candidates[family]];
-    assert.ok(
-      tried.some((t) => JSON.stringify(t) === JSON.stringify(tile)),
-      `${family} ${JSON.stringify(tile)} is not a tune candidate`,
-    );
+  for (const table of [GPU_TILES, WIDE_TILES]) {
+    for (const [family, tile] of Object.entries(table)) {
+      const tried = [DEFAULT_TILES[family as keyof typeof DEFAULT_TILES], ...candidates[family]];
+      assert.ok(
+        tried.some((t) => JSON.stringify(t) === JSON.stringify(tile)),
+        `${family} ${JSON.stringify(tile)} is not a tune candidate`,
+      );
+    }
   }
 });
 
@@ -163,7 +169,7 @@ Deno.test("tuneTiles times each candidate and keeps the default unless beaten by
     assert.deepEqual(results.map((r) => r.family), ["pointwise", "gram"]);
     assert.equal(lines.length, 4);
     for (const r of results) {
-      assert.deepEqual(r.times[0].tile, DEFAULT_TILES[r.family]);
+      assert.deepEqual(r.times[0].tile, engine.ctx.tiles[r.family]);
       assert.equal(r.times.length, 2);
       for (const t of r.times) assert.ok(t.ms !== null && t.ms > 0, JSON.stringify(t));
       const chosen = r.times.find((t) => t.tile === r.chosen)!;
@@ -202,7 +208,7 @@ Deno.test("tuned tiles round-trip through their cache file and Engine.create use
     const engine = await Engine.create({ weights: WEIGHTS, tilesFile: path });
     assert.equal(engine.tilesSource, path);
     assert.deepEqual(engine.ctx.tiles.pointwise, tiles.pointwise);
-    assert.deepEqual(engine.ctx.tiles.gram, DEFAULT_TILES.gram);
+    assert.deepEqual(engine.ctx.tiles.gram, defaultTiles(gpu.isFallback, gpu.cpuLanes).gram);
     engine.dispose();
     // A malformed or stale file is ignored, with the reason reported.
     for (const bad of [{ ...file, version: 0 }, { ...file, tiles: { gram: { T: "8" } } }]) {
@@ -214,7 +220,7 @@ Deno.test("tuned tiles round-trip through their cache file and Engine.create use
         onProgress: (s) => said.push(s),
       });
       assert.equal(e.tilesSource, "default");
-      assert.deepEqual(e.ctx.tiles, DEFAULT_TILES);
+      assert.deepEqual(e.ctx.tiles, defaultTiles(gpu.isFallback, gpu.cpuLanes));
       assert.equal(said.length, 1);
       assert.match(
         said[0],

@@ -198,7 +198,7 @@ export class Engine implements Stylizer {
       }
     }
     const pool = new BufferPool(gpu.device);
-    const tiles = { ...defaultTiles(gpu.isFallback), ...chosen };
+    const tiles = { ...defaultTiles(gpu.isFallback, gpu.cpuLanes), ...chosen };
     const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
     const scope = new Scope(pool);
     const engine = new Engine(gpu, ctx, NetWeights.upload(ctx, scope, weights), scope);

@@ -28,7 +28,15 @@ const c3 = (TMV: number, TN: number, WG: number, XV: number) => ({ TMV, TN, WG, 
  * to GPUs (more invocations per workgroup, smaller tiles per invocation).
  */
 export const CANDIDATES: TuneCandidates = {
-  pointwise: [pw(8, 4, 16), pw(4, 4, 8), pw(4, 2, 16), pw(2, 2, 64), pw(1, 2, 64), pw(1, 1, 128)],
+  pointwise: [
+    pw(8, 4, 16),
+    pw(8, 4, 8),
+    pw(4, 4, 8),
+    pw(4, 2, 16),
+    pw(2, 2, 64),
+    pw(1, 2, 64),
+    pw(1, 1, 128),
+  ],
   gramBackward: [pw(4, 4, 16), pw(8, 2, 16), pw(2, 2, 64), pw(1, 2, 64), pw(1, 1, 128)],
   conv3x3: [c3(8, 8, 32, 1), c3(4, 8, 32, 1), c3(4, 4, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 1)],
   conv3x3Gradient: [c3(4, 8, 32, 1), c3(2, 8, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 1)],
@@ -41,6 +49,8 @@ export const CANDIDATES: TuneCandidates = {
   ],
   stridedBackward: [{ Q: 8, WG: 64 }, { Q: 4, WG: 128 }, { Q: 8, WG: 16 }],
   gram: [
+    { T: 16, WG: 8, CHUNK: 256, BIG: 0 },
+    { T: 16, WG: 16, CHUNK: 256, BIG: 0 },
     { T: 16, WG: 8, CHUNK: 256, BIG: 16 },
     { T: 16, WG: 32, CHUNK: 256, BIG: 0 },
     { T: 8, WG: 32, CHUNK: 256, BIG: 0 },

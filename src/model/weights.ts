@@ -7,6 +7,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { cacheDir, defaultEnv } from "../cache_dir.ts";
 import { UserError } from "../errors.ts";
 import { type MatValue, parseMat } from "./mat.ts";
 
@@ -223,19 +224,10 @@ function fileError(path: string, err: unknown, what: string): UserError {
 }
 
 /** Reads an environment variable, or `undefined` if unset or not permitted. */
-function defaultEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
- * The directory where downloaded weights are cached: `$STYLIZE_CACHE_DIR` if
- * set, else the platform cache directory plus `stylize`
- * (`$XDG_CACHE_HOME/stylize` or `~/.cache/stylize` on Linux and other Unixes,
- * `~/Library/Caches/stylize` on macOS, `%LOCALAPPDATA%\stylize` on Windows).
+ * The directory where downloaded weights are cached: stylize's cache
+ * directory ({@link cacheDir}: `$STYLIZE_CACHE_DIR`, else the platform cache
+ * directory plus `stylize`).
  *
  * @param env environment lookup; defaults to `Deno.env.get`, treating a missing
  *   --allow-env permission as unset.
@@ -244,26 +236,7 @@ function defaultEnv(name: string): string | undefined {
 export function weightsCacheDir(
   env: (name: string) => string | undefined = defaultEnv,
 ): string | undefined {
-  const explicit = env("STYLIZE_CACHE_DIR");
-  if (explicit) return explicit;
-  switch (Deno.build.os) {
-    case "windows": {
-      const local = env("LOCALAPPDATA");
-      if (local) return join(local, "stylize");
-      const profile = env("USERPROFILE");
-      return profile ? join(profile, "AppData", "Local", "stylize") : undefined;
-    }
-    case "darwin": {
-      const home = env("HOME");
-      return home ? join(home, "Library", "Caches", "stylize") : undefined;
-    }
-    default: {
-      const xdg = env("XDG_CACHE_HOME");
-      if (xdg) return join(xdg, "stylize");
-      const home = env("HOME");
-      return home ? join(home, ".cache", "stylize") : undefined;
-    }
-  }
+  return cacheDir(env);
 }
 
 /**

@@ -235,7 +235,7 @@ export interface Conv3x3Tile {
   XV: number;
 }
 
-/** The default tile table. */
+/** lavapipe's default tile table, at 8 invocations per SIMD vector (256-bit vectors). */
 export const DEFAULT_TILES: TileTable = {
   pointwise: { TMV: 8, TN: 4, WG: 8 },
   gramBackward: { TMV: 8, TN: 4, WG: 16 },
@@ -263,9 +263,24 @@ export const GPU_TILES: TileTable = {
   gram: { T: 8, WG: 64, CHUNK: 256, BIG: 0 },
 };
 
-/** The default table for an adapter: lavapipe's for software adapters, {@link GPU_TILES} otherwise. */
-export function defaultTiles(isFallback: boolean): TileTable {
-  return isFallback ? DEFAULT_TILES : GPU_TILES;
+/**
+ * lavapipe's table at 16 invocations per SIMD vector (512-bit vectors, see
+ * src/gpu/device.ts): {@link DEFAULT_TILES} with every workgroup at least one
+ * vector, the 1×1 convolutions' and the Gram partial sums' 8 invocations
+ * leaving half of each vector idle.
+ */
+export const WIDE_TILES: TileTable = {
+  ...DEFAULT_TILES,
+  pointwise: { ...DEFAULT_TILES.pointwise, WG: 16 },
+  gram: { ...DEFAULT_TILES.gram, WG: 16 },
+};
+
+/**
+ * The default table for an adapter: lavapipe's for software adapters
+ * ({@link WIDE_TILES} at `cpuLanes` 16 or more), {@link GPU_TILES} otherwise.
+ */
+export function defaultTiles(isFallback: boolean, cpuLanes = 8): TileTable {
+  return !isFallback ? GPU_TILES : cpuLanes >= 16 ? WIDE_TILES : DEFAULT_TILES;
 }
 
 /** The device-wide parts the op wrappers share. */

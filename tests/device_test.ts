@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { configureCpuDriver } from "../src/gpu/device.ts";
+import { testGpu } from "./helpers.ts";
+
+/** Runs configureCpuDriver on a fake environment; returns its result and what it set. */
+function configure(vars: Record<string, string>, avx512: boolean) {
+  const set: Record<string, string> = {};
+  const width = configureCpuDriver((k) => vars[k], avx512, (k, v) => set[k] = v);
+  return { width, set };
+}
+
+const onX86Linux = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
+
+Deno.test({
+  name:
+    "configureCpuDriver asks lavapipe for 512-bit vectors, with a shader cache of its own, on AVX-512 CPUs",
+  ignore: !onX86Linux,
+  fn() {
+    assert.deepEqual(configure({ STYLIZE_CACHE_DIR: "/c" }, true), {
+      width: 512,
+      set: { MESA_SHADER_CACHE_DIR: join("/c", "mesa-avx512"), LP_NATIVE_VECTOR_WIDTH: "512" },
+    });
+    // The user's own shader cache directory is theirs to keep.
+    assert.deepEqual(configure({ HOME: "/h", MESA_SHADER_CACHE_DIR: "/m" }, true), {
+      width: 512,
+      set: { LP_NATIVE_VECTOR_WIDTH: "512" },
+    });
+  },
+});
+
+Deno.test("configureCpuDriver leaves the driver alone without AVX-512, when the width is set, or with no cache directory", () => {
+  const none = { width: 0, set: {} };
+  assert.deepEqual(configure({ HOME: "/h" }, false), none);
+  assert.deepEqual(configure({ HOME: "/h", LP_NATIVE_VECTOR_WIDTH: "256" }, true), none);
+  assert.deepEqual(configure({}, true), none);
+});
+
+Deno.test("the adapter's lane count follows the width configureCpuDriver chose", async () => {
+  const gpu = await testGpu();
+  if (!gpu.isFallback) return;
+  // Set by configureCpuDriver (or by hand); lavapipe's own default is 256.
+  const bits = Number(Deno.env.get("LP_NATIVE_VECTOR_WIDTH") ?? 256);
+  assert.equal(gpu.cpuLanes, bits / 32, gpu.adapterName);
+});
