@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { configureCpuDriver } from "../src/gpu/device.ts";
+import { configureCpuDriver, hasAvx512 } from "../src/gpu/device.ts";
 import { testGpu } from "./helpers.ts";
 
 /** Runs configureCpuDriver on a fake environment; returns its result and what it set. */
@@ -42,4 +42,39 @@ Deno.test("the adapter's lane count follows the width configureCpuDriver chose",
   // Set by configureCpuDriver (or by hand); lavapipe's own default is 256.
   const bits = Number(Deno.env.get("LP_NATIVE_VECTOR_WIDTH") ?? 256);
   assert.equal(gpu.cpuLanes, bits / 32, gpu.adapterName);
+});
+
+Deno.test({
+  name:
+    "configureCpuDriver acts with --allow-env and --allow-ffi, and without either leaves the driver alone, asking nothing",
+  ignore: !onX86Linux,
+  async fn() {
+    const code = `import { configureCpuDriver } from ${
+      JSON.stringify(new URL("../src/gpu/device.ts", import.meta.url).href)
+    }; console.log(configureCpuDriver());`;
+    const avx512 = hasAvx512();
+    for (
+      const [flags, want] of [
+        [["--allow-ffi", "--allow-read"], "0"],
+        [["--allow-env", "--allow-read"], "0"],
+        [["--allow-env", "--allow-ffi"], avx512 ? "512" : "0"],
+      ] as const
+    ) {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-prompt", ...flags, "-"],
+        clearEnv: true,
+        env: { HOME: "/tmp", NO_COLOR: "1" },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(code));
+      await w.close();
+      const { code: exit, stdout, stderr } = await child.output();
+      const err = new TextDecoder().decode(stderr);
+      assert.equal(exit, 0, err);
+      assert.equal(new TextDecoder().decode(stdout).trim(), want, `${flags}: ${err}`);
+    }
+  },
 });

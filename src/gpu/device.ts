@@ -58,14 +58,24 @@ const NO_ADAPTER_HINT = "no WebGPU adapter found; on a machine without a GPU ins
  */
 const AVX512_EBX_BITS = [16, 17, 30, 31];
 
+/** Whether `descriptor` is granted already (never prompts: an optimisation is not worth a question). */
+function granted(descriptor: Deno.PermissionDescriptor): boolean {
+  try {
+    return Deno.permissions.querySync(descriptor).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Whether the CPU has AVX-512 (F, DQ, BW, VL) usable, asked of glibc's
- * `__x86_get_cpuid_feature_leaf` (its <sys/platform/x86.h> API; needs
+ * `__x86_get_cpuid_feature_leaf` (its <sys/platform/x86.h> API; with
  * --allow-ffi), or else read from /proc/cpuinfo (which Deno opens only with
- * --allow-all); false when neither answers.
+ * --allow-all); false when neither answers. Never prompts for a permission.
  */
 export function hasAvx512(): boolean {
   try {
+    if (!granted({ name: "ffi" })) throw new Error("no FFI permission");
     const lib = Deno.dlopen("libc.so.6", {
       __x86_get_cpuid_feature_leaf: { parameters: ["u32"], result: "pointer" },
     });
@@ -84,6 +94,7 @@ export function hasAvx512(): boolean {
     // No FFI permission, not glibc ≥ 2.33: try /proc/cpuinfo.
   }
   try {
+    if (!granted({ name: "read", path: "/proc/cpuinfo" })) return false;
     const text = Deno.readTextFileSync("/proc/cpuinfo");
     const flags = new Set((/^flags\s*:(.*)$/m.exec(text)?.[1] ?? "").trim().split(/\s+/));
     return ["avx512f", "avx512dq", "avx512bw", "avx512vl"].every((f) => flags.has(f));
@@ -102,30 +113,33 @@ let driverConfigured = false;
  * the first adapter request; it changes nothing when the variable is set
  * already (`LP_NATIVE_VECTOR_WIDTH=256` keeps the driver's default), off
  * x86-64 Linux, on CPUs without AVX-512 ({@link hasAvx512}), or without the
- * permission to set variables. Mesa's shader cache does not tell kernels
+ * permission to set variables (it never prompts for one). Mesa's shader cache does not tell kernels
  * compiled at 256 bits from 512-bit ones, so unless `MESA_SHADER_CACHE_DIR` is
  * set this also points it at a directory of stylize's own cache
  * (`mesa-avx512`). Returns the width set, or 0 when it left the driver alone.
  *
  * @param env environment lookup (tests); defaults to `Deno.env.get`.
  * @param avx512 whether the CPU has AVX-512 (tests); asked when omitted.
- * @param setEnv sets a variable (tests); defaults to `Deno.env.set`.
+ * @param setEnv sets a variable (tests); defaults to `Deno.env.set` where
+ *   --allow-env is granted.
  */
 export function configureCpuDriver(
   env: (name: string) => string | undefined = defaultEnv,
   avx512?: boolean,
-  setEnv: (name: string, value: string) => void = (k, v) => Deno.env.set(k, v),
+  setEnv?: (name: string, value: string) => void,
 ): number {
   try {
     if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") return 0;
+    if (!setEnv && !granted({ name: "env" })) return 0;
+    const set = setEnv ?? ((k: string, v: string) => Deno.env.set(k, v));
     if (env("LP_NATIVE_VECTOR_WIDTH") !== undefined) return 0;
     if (!(avx512 ?? hasAvx512())) return 0;
     if (env("MESA_SHADER_CACHE_DIR") === undefined) {
       const cache = cacheDir(env);
       if (!cache) return 0;
-      setEnv("MESA_SHADER_CACHE_DIR", join(cache, "mesa-avx512"));
+      set("MESA_SHADER_CACHE_DIR", join(cache, "mesa-avx512"));
     }
-    setEnv("LP_NATIVE_VECTOR_WIDTH", "512");
+    set("LP_NATIVE_VECTOR_WIDTH", "512");
     return 512;
   } catch {
     return 0;
