@@ -29,11 +29,17 @@ Deno.test({
   },
 });
 
-Deno.test("configureCpuDriver leaves the driver alone without AVX-512, when the width is set, or with no cache directory", () => {
-  const none = { width: 0, set: {} };
-  assert.deepEqual(configure({ HOME: "/h" }, false), none);
-  assert.deepEqual(configure({ HOME: "/h", LP_NATIVE_VECTOR_WIDTH: "256" }, true), none);
-  assert.deepEqual(configure({}, true), none);
+Deno.test({
+  name:
+    "configureCpuDriver leaves the driver alone without AVX-512, when the width is set, or with no cache directory",
+  // Elsewhere it returns before looking at any of these.
+  ignore: !onX86Linux,
+  fn() {
+    const none = { width: 0, set: {} };
+    assert.deepEqual(configure({ HOME: "/h" }, false), none);
+    assert.deepEqual(configure({ HOME: "/h", LP_NATIVE_VECTOR_WIDTH: "256" }, true), none);
+    assert.deepEqual(configure({}, true), none);
+  },
 });
 
 Deno.test("the adapter's lane count follows the width configureCpuDriver chose", async () => {

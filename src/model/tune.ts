@@ -49,6 +49,7 @@ export const CANDIDATES: TuneCandidates = {
   ],
   stridedBackward: [{ Q: 8, WG: 64 }, { Q: 4, WG: 128 }, { Q: 8, WG: 16 }],
   gram: [
+    // DEFAULT_TILES' and WIDE_TILES' entries, so each table's tune can pick the other's.
     { T: 16, WG: 8, CHUNK: 256, BIG: 0 },
     { T: 16, WG: 16, CHUNK: 256, BIG: 0 },
     { T: 16, WG: 8, CHUNK: 256, BIG: 16 },

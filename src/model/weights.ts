@@ -223,7 +223,6 @@ function fileError(path: string, err: unknown, what: string): UserError {
   return new UserError(`cannot read ${what} ${path}: ${errorText(err)}`);
 }
 
-/** Reads an environment variable, or `undefined` if unset or not permitted. */
 /**
  * The directory where downloaded weights are cached: stylize's cache
  * directory ({@link cacheDir}: `$STYLIZE_CACHE_DIR`, else the platform cache
