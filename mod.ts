@@ -11,13 +11,12 @@
  * @module
  */
 export {
-  createStylizer,
   type LossAndGradient,
   type LossSpec,
   type LossTerms,
   type Stylizer,
-  type StylizerOptions,
   type Tensor,
-} from "./src/model/stylizer.ts";
-export { TAP_NAMES, type TapName } from "./src/model/squeezenet.ts";
-export { UserError } from "./src/errors.ts";
+} from "./src/engine/model/stylizer.ts";
+export { createStylizer, type StylizerOptions } from "./src/deno/stylizer.ts";
+export { TAP_NAMES, type TapName } from "./src/engine/model/squeezenet.ts";
+export { UserError } from "./src/engine/errors.ts";

@@ -13,12 +13,14 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { fenceProfile, type KernelTime, Profiler } from "../src/gpu/scheduler.ts";
-import { readImage, resize, toTensor } from "../src/image/mod.ts";
-import { DEFAULT_CONFIG, Optimizer, styleTargets } from "../src/model/optimize.ts";
-import { tapLayerIndex } from "../src/model/squeezenet.ts";
-import { Engine, type Tensor } from "../src/model/stylizer.ts";
-import { UserError } from "../src/errors.ts";
+import { fenceProfile, type KernelTime, Profiler } from "../src/engine/gpu/scheduler.ts";
+import { resize, toTensor } from "../src/engine/image/mod.ts";
+import { readImage } from "../src/deno/image/mod.ts";
+import { createEngine } from "../src/deno/stylizer.ts";
+import { DEFAULT_CONFIG, Optimizer, styleTargets } from "../src/engine/model/optimize.ts";
+import { tapLayerIndex } from "../src/engine/model/squeezenet.ts";
+import type { Engine, Tensor } from "../src/engine/model/stylizer.ts";
+import { UserError } from "../src/engine/errors.ts";
 
 /** Prints a usage error as one line and exits with code 2. */
 function fail(message: string): never {
@@ -142,6 +144,37 @@ const median = (a: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/**
+ * Runs the TensorFlow.js peer (bench/tfjs/, its own configuration and
+ * lockfile) in a child process on the same example at h×w.
+ */
+async function runTfjsPeer(
+  h: number,
+  w: number,
+  iters: number,
+  weights?: string,
+): Promise<{ name: string; backend: string; msPerIter: number }> {
+  const dir = new URL("./tfjs/", import.meta.url);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      new URL("deno.json", dir).pathname,
+      new URL("peer_tfjs.ts", dir).pathname,
+      "--size",
+      `${h}x${w}`,
+      "--iters",
+      String(iters),
+      ...(weights ? ["--weights", weights] : []),
+    ],
+    stdin: "null",
+    stderr: "inherit",
+  }).output();
+  if (out.code !== 0) fail(`the TensorFlow.js peer failed (exit ${out.code})`);
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+}
+
 async function image(name: string, h: number, w: number): Promise<Tensor> {
   const img = await readImage(new URL(`../examples/${name}`, import.meta.url).pathname);
   return toTensor(resize(img, w, h));
@@ -150,7 +183,7 @@ async function image(name: string, h: number, w: number): Promise<Tensor> {
 const t0 = performance.now();
 let engine: Engine;
 try {
-  engine = await Engine.create({ weights: values.weights, tiles });
+  engine = await createEngine({ weights: values.weights, tiles });
 } catch (e) {
   // Missing weights, no adapter: the user's to fix, in one line.
   if (e instanceof UserError) fail(e.message);
@@ -277,10 +310,7 @@ for (const [h, w] of sizes) {
     shares,
   };
   if (values.peer === "tfjs") {
-    const { runTfjsPeer } = await import("./peer_tfjs.ts");
-    const { loadWeights, resolveWeights } = await import("../src/model/weights.ts");
-    const weights = await loadWeights(await resolveWeights({ path: values.weights }));
-    const p = await runTfjsPeer({ weights, content, style, iters: Math.min(iters, 5), warmup: 1 });
+    const p = await runTfjsPeer(h, w, Math.min(iters, 5), values.weights);
     // stylize again right after the peer: the ratio is taken against the
     // batches before and after it, so a drift of this shared machine's speed
     // during the run does not favour either side.

@@ -6,11 +6,11 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { acquireGpu } from "../src/gpu/device.ts";
-import { BufferPool } from "../src/gpu/pool.ts";
-import { PipelineCache } from "../src/gpu/pipelines.ts";
-import { Profiler, Program } from "../src/gpu/scheduler.ts";
-import { conv2d, convOut, type ConvShape } from "../src/ops/conv.ts";
+import { acquireDenoGpu } from "../src/deno/driver.ts";
+import { BufferPool } from "../src/engine/gpu/pool.ts";
+import { PipelineCache } from "../src/engine/gpu/pipelines.ts";
+import { Profiler, Program } from "../src/engine/gpu/scheduler.ts";
+import { conv2d, convOut, type ConvShape } from "../src/engine/ops/conv.ts";
 import {
   defaultTiles,
   OpContext,
@@ -18,7 +18,7 @@ import {
   Scope,
   type TileTable,
   view,
-} from "../src/ops/context.ts";
+} from "../src/engine/ops/context.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -28,7 +28,7 @@ const { values } = parseArgs({
     only: { type: "string" },
   },
 });
-const gpu = await acquireGpu();
+const gpu = await acquireDenoGpu();
 const pool = new BufferPool(gpu.device);
 const tiles: TileTable = {
   ...defaultTiles(gpu.isFallback, gpu.cpuLanes),

@@ -1,12 +1,23 @@
 import assert from "node:assert/strict";
-import type { Engine } from "../src/model/stylizer.ts";
+import type { Engine } from "../src/engine/model/stylizer.ts";
 import { createStylizer } from "../mod.ts";
-import { DEFAULT_CONFIG, optimize, styleTargets } from "../src/model/optimize.ts";
-import { readSafetensors, relL2, sharedDir } from "./helpers.ts";
+import {
+  ADAM,
+  DEFAULT_CONFIG,
+  nonFiniteReason,
+  optimize,
+  styleTargets,
+} from "../src/engine/model/optimize.ts";
+import { adamParams, adamStep } from "../src/engine/ops/adam.ts";
+import { Program, readBuffer } from "../src/engine/gpu/scheduler.ts";
+import { readSafetensors, relL2, runProgram, sharedDir, testContext } from "./helpers.ts";
 
 const { tensors, metadata } = readSafetensors(`${sharedDir()}/reference/adam20.safetensors`);
 const ref = JSON.parse(metadata.config);
-const engine = await createStylizer({ weights: `${sharedDir()}/weights/sqz_notop.mat` }) as Engine;
+const engine = await createStylizer({
+  weights: `${sharedDir()}/weights/sqz_notop.mat`,
+  tilesFile: false,
+}) as Engine;
 
 Deno.test("adam: the first 20 losses from the content image are within 1% of the oracle's", async () => {
   const config = {
@@ -46,3 +57,67 @@ Deno.test("adam: the first 20 losses from the content image are within 1% of the
 });
 
 globalThis.addEventListener("unload", () => engine.dispose());
+
+Deno.test("adam: the step flags a gradient that is ±inf or NaN, and a finite one not", async () => {
+  const { ctx, scope, gpu } = await testContext();
+  const n = 12;
+  const flags = scope.floats(4, "flags");
+  const prog = new Program(gpu.device);
+  const bufs = ["grad", "x", "m", "v"].map((l) => scope.floats(n, l));
+  const u = await adamStep(ctx, scope, prog, {
+    label: "adam",
+    n,
+    grad: bufs[0],
+    x: bufs[1],
+    m: bufs[2],
+    v: bufs[3],
+    flags,
+    flagAt: 2,
+  });
+  for (
+    const [bad, want] of [[null, 0], [Infinity, 1], [-Infinity, 1], [NaN, 1], [3e38, 0]] as const
+  ) {
+    const g = new Float32Array(n).fill(0.5);
+    if (bad !== null) g[7] = bad;
+    gpu.device.queue.writeBuffer(bufs[0], 0, g);
+    // A stale 1 in the flag word: the step clears it first.
+    gpu.device.queue.writeBuffer(flags, 8, new Uint32Array([1]));
+    gpu.device.queue.writeBuffer(
+      u,
+      0,
+      adamParams(n, 4, 1, 1, ADAM, [-1e9, -1e9, -1e9], [1e9, 1e9, 1e9], 2),
+    );
+    runProgram(gpu.device, prog);
+    const got = new Uint32Array(await readBuffer(gpu.device, flags, 0, 16));
+    assert.deepEqual([...got], [0, 0, want, 0], `gradient element ${bad}`);
+  }
+  scope.dispose();
+});
+
+Deno.test("nonFiniteReason names the first term that is not finite, with the weight to lower, then the gradient flag", () => {
+  const segments: [number, number][] = [[0, 2], [2, 2], [4, 2], [6, 1]];
+  const parts = (values: number[], flag = 0) => {
+    const p = new Float32Array(8);
+    p.set(values);
+    new Uint32Array(p.buffer)[7] = flag;
+    return p;
+  };
+  const layers = ["conv1", "fire3"];
+  assert.equal(nonFiniteReason(4, parts([1, 2, 3, 4, 5, 6, 7]), segments, 7, layers), null);
+  assert.match(
+    nonFiniteReason(4, parts([1, 2, 3, 4, Infinity, 6, 7]), segments, 7, layers)!,
+    /^iteration 5: the style loss at fire3 is Infinity .*lower the style weights/,
+  );
+  assert.match(
+    nonFiniteReason(0, parts([NaN, 2, 3, 4, 5, 6, 7]), segments, 7, layers)!,
+    /^iteration 1: the content loss is NaN .*lower the content weight/,
+  );
+  assert.match(
+    nonFiniteReason(0, parts([1, 2, 3, 4, 5, 6, -Infinity]), segments, 7, layers)!,
+    /total-variation loss is -Infinity .*--tv-weight/,
+  );
+  assert.match(
+    nonFiniteReason(2, parts([1, 2, 3, 4, 5, 6], 1), segments, 7, layers)!,
+    /^iteration 3: the gradient is not finite/,
+  );
+});

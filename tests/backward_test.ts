@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { createStylizer, type LossSpec, type TapName } from "../mod.ts";
-import type { Engine } from "../src/model/stylizer.ts";
+import type { Engine } from "../src/engine/model/stylizer.ts";
 import { readSafetensors, relL2, sharedDir } from "./helpers.ts";
 
 const weights = `${sharedDir()}/weights/sqz_notop.mat`;
 const { tensors: g, metadata } = readSafetensors(`${sharedDir()}/reference/backward.safetensors`);
 const cfg = JSON.parse(metadata.config);
-const stylizer = await createStylizer({ weights }) as Engine;
+const stylizer = await createStylizer({ weights, tilesFile: false }) as Engine;
 const x = g.get("x")!;
 const layers: TapName[] = cfg.style_layers;
 

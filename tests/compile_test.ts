@@ -78,7 +78,7 @@ Deno.test("compile --dry-run: empty cache → permissions, output, entry, exampl
       assert.ok(argv.includes(p), `missing ${p} in ${lines[0]}`);
     }
     assert.equal(flagValue(argv, "--output"), "dist/stylize");
-    assert.equal(argv.at(-1), "src/cli.ts");
+    assert.equal(argv.at(-1), "src/deno/cli.ts");
     assert.deepEqual(flagValues(argv, "--include"), EXAMPLES, `no weights cached: ${lines[0]}`);
     assert.ok(!argv.includes("--target"));
   });
@@ -92,7 +92,7 @@ Deno.test("compile --dry-run: verified cached weights are embedded with --includ
     assert.equal(r.code, 0, r.stderr);
     const argv = words(r.stdout);
     assert.deepEqual(flagValues(argv, "--include"), [...EXAMPLES, "dist/embed/sqz_notop.mat"]);
-    assert.equal(argv.at(-1), "src/cli.ts");
+    assert.equal(argv.at(-1), "src/deno/cli.ts");
   });
 });
 
@@ -162,27 +162,29 @@ Deno.test("the bundled example files exist (included by deno compile)", async ()
 
 Deno.test("every src/shaders/*.wgsl is in the module graph (embedded by deno compile)", async () => {
   const shaders: string[] = [];
-  for await (const e of Deno.readDir(join(REPO_ROOT, "src", "shaders"))) {
+  for await (const e of Deno.readDir(join(REPO_ROOT, "src", "engine", "shaders"))) {
     if (e.isFile && e.name.endsWith(".wgsl")) shaders.push(e.name);
   }
   assert.ok(shaders.length > 0, "no shaders found");
   const roots: string[] = [];
-  for await (const e of Deno.readDir(join(REPO_ROOT, "src", "ops"))) {
-    if (e.isFile && e.name.endsWith(".ts")) roots.push(`src/ops/${e.name}`);
+  for await (const e of Deno.readDir(join(REPO_ROOT, "src", "engine", "ops"))) {
+    if (e.isFile && e.name.endsWith(".ts")) roots.push(`src/engine/ops/${e.name}`);
   }
-  for (const entry of ["src/cli.ts", "mod.ts"]) {
+  for (const entry of ["src/deno/cli.ts", "mod.ts"]) {
     if (await exists(join(REPO_ROOT, entry))) roots.push(entry);
   }
   const graph = await moduleGraph(roots);
   const root = new URL(`file://${REPO_ROOT}/`);
   for (const name of shaders.sort()) {
-    const spec = new URL(`src/shaders/${name}`, root).href;
+    const spec = new URL(`src/engine/shaders/${name}`, root).href;
     assert.ok(graph.has(spec), `${name} is not imported by any module (${roots.join(", ")})`);
   }
 });
 
 Deno.test("compile: denort unavailable → exit 2 and one line naming DENORT_BIN", async () => {
-  const entry = (await exists(join(REPO_ROOT, "src", "cli.ts"))) ? "src/cli.ts" : "mod.ts";
+  const entry = (await exists(join(REPO_ROOT, "src", "deno", "cli.ts")))
+    ? "src/deno/cli.ts"
+    : "mod.ts";
   await withTempDir(async (dir) => {
     const r = await runTool(
       ["--entry", entry, "--output", join(dir, "stylize")],

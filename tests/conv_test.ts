@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Program } from "../src/gpu/scheduler.ts";
+import { Program } from "../src/engine/gpu/scheduler.ts";
 import {
   conv2d,
   conv2dBackwardStrided,
@@ -8,8 +8,8 @@ import {
   packStridedKernel,
   pointwiseInvocations,
   stridedBackwardInvocations,
-} from "../src/ops/conv.ts";
-import { type FeatureTexture, planeStride, view } from "../src/ops/context.ts";
+} from "../src/engine/ops/conv.ts";
+import { type FeatureTexture, planeStride, view } from "../src/engine/ops/context.ts";
 import {
   padPlanes,
   randomFloats,

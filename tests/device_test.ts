@@ -1,86 +1,148 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { configureCpuDriver, hasAvx512 } from "../src/gpu/device.ts";
+import { cpuDriver, cpuDriverPlan, hasAvx512, preparePlan, withEnv } from "../src/deno/driver.ts";
 import { testGpu } from "./helpers.ts";
-
-/** Runs configureCpuDriver on a fake environment; returns its result and what it set. */
-function configure(vars: Record<string, string>, avx512: boolean) {
-  const set: Record<string, string> = {};
-  const width = configureCpuDriver((k) => vars[k], avx512, (k, v) => set[k] = v);
-  return { width, set };
-}
 
 const onX86Linux = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
 
 Deno.test({
   name:
-    "configureCpuDriver asks lavapipe for 512-bit vectors, with a shader cache of its own, on AVX-512 CPUs",
+    "cpuDriverPlan asks lavapipe for 512-bit vectors, with a shader cache of its own, on AVX-512 CPUs",
   ignore: !onX86Linux,
   fn() {
-    assert.deepEqual(configure({ STYLIZE_CACHE_DIR: "/c" }, true), {
-      width: 512,
-      set: { MESA_SHADER_CACHE_DIR: join("/c", "mesa-avx512"), LP_NATIVE_VECTOR_WIDTH: "512" },
+    const env = (vars: Record<string, string>) => (k: string) => vars[k];
+    assert.deepEqual(cpuDriverPlan(env({ STYLIZE_CACHE_DIR: "/c" }), true), {
+      vars: { MESA_SHADER_CACHE_DIR: join("/c", "mesa-avx512"), LP_NATIVE_VECTOR_WIDTH: "512" },
+      cacheDir: join("/c", "mesa-avx512"),
     });
     // The user's own shader cache directory is theirs to keep.
-    assert.deepEqual(configure({ HOME: "/h", MESA_SHADER_CACHE_DIR: "/m" }, true), {
-      width: 512,
-      set: { LP_NATIVE_VECTOR_WIDTH: "512" },
+    assert.deepEqual(cpuDriverPlan(env({ HOME: "/h", MESA_SHADER_CACHE_DIR: "/m" }), true), {
+      vars: { LP_NATIVE_VECTOR_WIDTH: "512" },
     });
   },
 });
 
 Deno.test({
   name:
-    "configureCpuDriver leaves the driver alone without AVX-512, when the width is set, or with no cache directory",
+    "cpuDriverPlan leaves the driver alone without AVX-512, when the width is set, or with no cache directory",
   // Elsewhere it returns before looking at any of these.
   ignore: !onX86Linux,
   fn() {
-    const none = { width: 0, set: {} };
-    assert.deepEqual(configure({ HOME: "/h" }, false), none);
-    assert.deepEqual(configure({ HOME: "/h", LP_NATIVE_VECTOR_WIDTH: "256" }, true), none);
-    assert.deepEqual(configure({}, true), none);
+    const env = (vars: Record<string, string>) => (k: string) => vars[k];
+    const none = { vars: {} };
+    assert.deepEqual(cpuDriverPlan(env({ HOME: "/h" }), false), none);
+    assert.deepEqual(cpuDriverPlan(env({ HOME: "/h", LP_NATIVE_VECTOR_WIDTH: "256" }), true), none);
+    assert.deepEqual(cpuDriverPlan(env({}), true), none);
   },
 });
 
-Deno.test("the adapter's lane count follows the width configureCpuDriver chose", async () => {
+Deno.test("preparePlan makes the whole shader-cache path Mesa is pointed at, parents included", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const dir = join(root, "no", "such", "parent", "mesa-avx512");
+    const plan = {
+      vars: { MESA_SHADER_CACHE_DIR: dir, LP_NATIVE_VECTOR_WIDTH: "512" },
+      cacheDir: dir,
+    };
+    assert.deepEqual(preparePlan(plan), plan);
+    assert.ok(Deno.statSync(dir).isDirectory);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("preparePlan leaves the driver alone when the shader-cache directory cannot be made", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    // A file where a parent directory should be: no user, root included, can make it.
+    await Deno.writeTextFile(join(root, "file"), "");
+    const dir = join(root, "file", "mesa-avx512");
+    const plan = {
+      vars: { MESA_SHADER_CACHE_DIR: dir, LP_NATIVE_VECTOR_WIDTH: "512" },
+      cacheDir: dir,
+    };
+    assert.deepEqual(preparePlan(plan), { vars: {} });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("withEnv sets the variables only while its function runs, then restores them", async () => {
+  const name = "STYLIZE_TEST_WITH_ENV";
+  const kept = "STYLIZE_TEST_WITH_ENV_KEPT";
+  Deno.env.set(kept, "before");
+  try {
+    const seen = await withEnv(
+      { [name]: "x", [kept]: "during" },
+      () => Promise.resolve([Deno.env.get(name), Deno.env.get(kept)]),
+    );
+    assert.deepEqual(seen, ["x", "during"]);
+    assert.equal(Deno.env.get(name), undefined);
+    assert.equal(Deno.env.get(kept), "before");
+    // Restored on a throw too.
+    await assert.rejects(withEnv({ [name]: "y" }, () => Promise.reject(new Error("boom"))));
+    assert.equal(Deno.env.get(name), undefined);
+  } finally {
+    Deno.env.delete(kept);
+  }
+});
+
+Deno.test("acquiring the GPU leaves no driver variable behind for child processes", async () => {
+  const before = Deno.env.toObject();
+  await testGpu();
+  const after = Deno.env.toObject();
+  for (const k of ["LP_NATIVE_VECTOR_WIDTH", "MESA_SHADER_CACHE_DIR"]) {
+    assert.equal(after[k], before[k], k);
+  }
+});
+
+Deno.test("the adapter's lane count follows the width the driver plan chose", async () => {
   const gpu = await testGpu();
   if (!gpu.isFallback) return;
-  // Set by configureCpuDriver (or by hand); lavapipe's own default is 256.
-  const bits = Number(Deno.env.get("LP_NATIVE_VECTOR_WIDTH") ?? 256);
+  // The plan's width, or the user's, or lavapipe's own default of 256.
+  const bits = Number(
+    cpuDriver().vars.LP_NATIVE_VECTOR_WIDTH ?? Deno.env.get("LP_NATIVE_VECTOR_WIDTH") ?? 256,
+  );
   assert.equal(gpu.cpuLanes, bits / 32, gpu.adapterName);
 });
 
 Deno.test({
   name:
-    "configureCpuDriver acts with --allow-env and --allow-ffi, and without either leaves the driver alone, asking nothing",
+    "cpuDriver acts with --allow-env, --allow-ffi and --allow-write, and without one leaves the driver alone, asking nothing",
   ignore: !onX86Linux,
   async fn() {
-    const code = `import { configureCpuDriver } from ${
-      JSON.stringify(new URL("../src/gpu/device.ts", import.meta.url).href)
-    }; console.log(configureCpuDriver());`;
+    const code = `import { cpuDriver } from ${
+      JSON.stringify(new URL("../src/deno/driver.ts", import.meta.url).href)
+    }; console.log(cpuDriver().vars.LP_NATIVE_VECTOR_WIDTH ?? "0");`;
     const avx512 = hasAvx512();
-    for (
-      const [flags, want] of [
-        [["--allow-ffi", "--allow-read"], "0"],
-        [["--allow-env", "--allow-read"], "0"],
-        [["--allow-env", "--allow-ffi"], avx512 ? "512" : "0"],
-      ] as const
-    ) {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "--no-prompt", ...flags, "-"],
-        clearEnv: true,
-        env: { HOME: "/tmp", NO_COLOR: "1" },
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(code));
-      await w.close();
-      const { code: exit, stdout, stderr } = await child.output();
-      const err = new TextDecoder().decode(stderr);
-      assert.equal(exit, 0, err);
-      assert.equal(new TextDecoder().decode(stdout).trim(), want, `${flags}: ${err}`);
+    const home = await Deno.makeTempDir();
+    try {
+      for (
+        const [flags, want] of [
+          [["--allow-ffi", "--allow-read", "--allow-write"], "0"],
+          [["--allow-env", "--allow-read", "--allow-write"], "0"],
+          [["--allow-env", "--allow-ffi", "--allow-read"], "0"],
+          [["--allow-env", "--allow-ffi", "--allow-write"], avx512 ? "512" : "0"],
+        ] as const
+      ) {
+        const child = new Deno.Command(Deno.execPath(), {
+          args: ["run", "--no-prompt", ...flags, "-"],
+          clearEnv: true,
+          env: { HOME: home, NO_COLOR: "1" },
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const w = child.stdin.getWriter();
+        await w.write(new TextEncoder().encode(code));
+        await w.close();
+        const { code: exit, stdout, stderr } = await child.output();
+        const err = new TextDecoder().decode(stderr);
+        assert.equal(exit, 0, err);
+        assert.equal(new TextDecoder().decode(stdout).trim(), want, `${flags}: ${err}`);
+      }
+    } finally {
+      await Deno.remove(home, { recursive: true });
     }
   },
 });

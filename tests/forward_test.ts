@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { createStylizer, TAP_NAMES, type TapName } from "../mod.ts";
-import type { Engine } from "../src/model/stylizer.ts";
+import type { Engine } from "../src/engine/model/stylizer.ts";
 import { readSafetensors, relL2, sharedDir } from "./helpers.ts";
 
 const weights = `${sharedDir()}/weights/sqz_notop.mat`;
 const golden = readSafetensors(`${sharedDir()}/reference/forward.safetensors`).tensors;
-const stylizer = await createStylizer({ weights }) as Engine;
+const stylizer = await createStylizer({ weights, tilesFile: false }) as Engine;
 
 for (const tag of ["photo", "noise"]) {
   Deno.test(`forward: every tap of ${tag} matches the PyTorch oracle within 1e-4`, async () => {

@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { createStylizer, type LossSpec, type Tensor } from "../mod.ts";
 import { randomFloats, sharedDir } from "./helpers.ts";
 
-const stylizer = await createStylizer({ weights: `${sharedDir()}/weights/sqz_notop.mat` });
+const stylizer = await createStylizer({
+  weights: `${sharedDir()}/weights/sqz_notop.mat`,
+  tilesFile: false,
+});
 const H = 31;
 const W = 29;
 const x: Tensor = { shape: [1, 3, H, W], data: randomFloats(3 * H * W, 42, -100, 100) };

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { Program } from "../src/gpu/scheduler.ts";
-import { DEFAULT_TILES, view } from "../src/ops/context.ts";
-import { gram, GRAM_LOSS_PARTS, gramGeometry, type GramOptions } from "../src/ops/gram.ts";
+import { Program } from "../src/engine/gpu/scheduler.ts";
+import { DEFAULT_TILES, view } from "../src/engine/ops/context.ts";
+import { gram, GRAM_LOSS_PARTS, gramGeometry, type GramOptions } from "../src/engine/ops/gram.ts";
 import { randomFloats, readFloats, relL2, runProgram, testContext } from "./helpers.ts";
 
 type TestContext = Awaited<ReturnType<typeof testContext>>;

@@ -3,23 +3,24 @@
  * safetensors reader and the location of ../shared.
  * @module
  */
-import { acquireGpu, type Gpu } from "../src/gpu/device.ts";
-import { BufferPool } from "../src/gpu/pool.ts";
-import { PipelineCache } from "../src/gpu/pipelines.ts";
-import { type Program, readBuffer } from "../src/gpu/scheduler.ts";
+import type { Gpu } from "../src/engine/gpu/device.ts";
+import { acquireDenoGpu } from "../src/deno/driver.ts";
+import { BufferPool } from "../src/engine/gpu/pool.ts";
+import { PipelineCache } from "../src/engine/gpu/pipelines.ts";
+import { type Program, readBuffer } from "../src/engine/gpu/scheduler.ts";
 import {
   defaultTiles,
   type FeatureTexture,
   OpContext,
   Scope,
   type TileTable,
-} from "../src/ops/context.ts";
+} from "../src/engine/ops/context.ts";
 
 let gpuPromise: Promise<Gpu> | null = null;
 
 /** The process-wide GPU used by the tests. */
 export function testGpu(): Promise<Gpu> {
-  return gpuPromise ??= acquireGpu();
+  return gpuPromise ??= acquireDenoGpu();
 }
 
 /**

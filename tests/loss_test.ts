@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { Program } from "../src/gpu/scheduler.ts";
-import { contentLoss, LOSS_PARTS } from "../src/ops/loss.ts";
-import { planeStride, view } from "../src/ops/context.ts";
+import { Program } from "../src/engine/gpu/scheduler.ts";
+import { contentLoss, LOSS_PARTS } from "../src/engine/ops/loss.ts";
+import { planeStride, view } from "../src/engine/ops/context.ts";
 import {
   padPlanes,
   randomFloats,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { Program } from "../src/gpu/scheduler.ts";
-import { view } from "../src/ops/context.ts";
-import { maxPool, maxPoolBackward, poolOut } from "../src/ops/pool.ts";
+import { Program } from "../src/engine/gpu/scheduler.ts";
+import { view } from "../src/engine/ops/context.ts";
+import { maxPool, maxPoolBackward, poolOut } from "../src/engine/ops/pool.ts";
 import { randomFloats, readFloats, runProgram, testContext, uploadTextured } from "./helpers.ts";
 
 Deno.test("poolOut follows PyTorch's ceil mode (a last window starting inside is kept)", () => {

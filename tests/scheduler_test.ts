@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { fenceProfile, Program } from "../src/gpu/scheduler.ts";
-import { view } from "../src/ops/context.ts";
-import { maxPool, poolOut } from "../src/ops/pool.ts";
+import { fenceProfile, Program } from "../src/engine/gpu/scheduler.ts";
+import { view } from "../src/engine/ops/context.ts";
+import { maxPool, poolOut } from "../src/engine/ops/pool.ts";
 import { randomFloats, readFloats, testContext } from "./helpers.ts";
 
 Deno.test("fenceProfile times every launch and runs the steps in order, clears included", async () => {

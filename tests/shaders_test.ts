@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { UNIFORM_ARRAY_BYTES } from "../src/ops/context.ts";
+import { UNIFORM_ARRAY_BYTES } from "../src/engine/ops/context.ts";
 
-const dir = new URL("../src/shaders/", import.meta.url);
+const dir = new URL("../src/engine/shaders/", import.meta.url);
 const sources: [string, string][] = [];
 for (const e of Deno.readDirSync(dir)) {
   if (e.name.endsWith(".wgsl")) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { evalExpr, expandTemplate } from "../src/gpu/template.ts";
+import { evalExpr, expandTemplate } from "../src/engine/gpu/template.ts";
 
 Deno.test("template: integer expressions follow precedence and truncating division", () => {
   assert.equal(evalExpr("(TN-1)*S+3", { TN: 8, S: 2 }), 17);

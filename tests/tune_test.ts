@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Program } from "../src/gpu/scheduler.ts";
+import { Program } from "../src/engine/gpu/scheduler.ts";
 import {
   conv2d,
   conv2dBackwardStrided,
   type ConvShape,
   packStridedKernel,
-} from "../src/ops/conv.ts";
+} from "../src/engine/ops/conv.ts";
 import {
   DEFAULT_TILES,
   defaultTiles,
@@ -15,16 +15,16 @@ import {
   type TileTable,
   view,
   WIDE_TILES,
-} from "../src/ops/context.ts";
-import { gram, gramBackward, gramGeometry } from "../src/ops/gram.ts";
-import { Engine } from "../src/model/stylizer.ts";
+} from "../src/engine/ops/context.ts";
+import { gram, gramBackward, gramGeometry } from "../src/engine/ops/gram.ts";
+import { createEngine } from "../src/deno/stylizer.ts";
 import {
   loadTunedTiles,
   saveTunedTiles,
   TILES_FILE_VERSION,
   tunedTilesPath,
-} from "../src/model/tiles_cache.ts";
-import { CANDIDATES, TUNE_MARGIN, tuneTiles } from "../src/model/tune.ts";
+} from "../src/deno/tiles_cache.ts";
+import { CANDIDATES, TUNE_MARGIN, tuneTiles } from "../src/engine/model/tune.ts";
 import {
   randomFloats,
   readFloats,
@@ -153,7 +153,7 @@ Deno.test("hardware GPUs start from GPU_TILES and lavapipe at 16 lanes from WIDE
 });
 
 Deno.test("tuneTiles times each candidate and keeps the default unless beaten by the margin", async () => {
-  const engine = await Engine.create({ weights: WEIGHTS, tilesFile: false });
+  const engine = await createEngine({ weights: WEIGHTS, tilesFile: false });
   try {
     const lines: string[] = [];
     const results = await tuneTiles(engine, {
@@ -183,7 +183,7 @@ Deno.test("tuneTiles times each candidate and keeps the default unless beaten by
   }
 });
 
-Deno.test("tuned tiles round-trip through their cache file and Engine.create uses them", async () => {
+Deno.test("tuned tiles round-trip through their cache file and createEngine uses them", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const gpu = await testGpu();
@@ -205,7 +205,7 @@ Deno.test("tuned tiles round-trip through their cache file and Engine.create use
     assert.deepEqual(await loadTunedTiles(path, "another|gpu"), {
       reason: "tuned for another adapter",
     });
-    const engine = await Engine.create({ weights: WEIGHTS, tilesFile: path });
+    const engine = await createEngine({ weights: WEIGHTS, tilesFile: path });
     assert.equal(engine.tilesSource, path);
     assert.deepEqual(engine.ctx.tiles.pointwise, tiles.pointwise);
     assert.deepEqual(engine.ctx.tiles.gram, defaultTiles(gpu.isFallback, gpu.cpuLanes).gram);
@@ -214,7 +214,7 @@ Deno.test("tuned tiles round-trip through their cache file and Engine.create use
     for (const bad of [{ ...file, version: 0 }, { ...file, tiles: { gram: { T: "8" } } }]) {
       await Deno.writeTextFile(path, JSON.stringify(bad));
       const said: string[] = [];
-      const e = await Engine.create({
+      const e = await createEngine({
         weights: WEIGHTS,
         tilesFile: path,
         onProgress: (s) => said.push(s),

@@ -5,20 +5,18 @@
 import assert from "node:assert/strict";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { UserError } from "../src/errors.ts";
-import { type MatValue, parseMat } from "../src/model/mat.ts";
+import { UserError } from "../src/engine/errors.ts";
+import { type MatValue, parseMat } from "../src/engine/model/mat.ts";
 import {
   type ConvWeights,
   LAYER_NAMES,
-  loadWeights,
   parseSqueezeNet,
-  resolveWeights,
   sha256Hex,
   WEIGHTS_SHA256,
   WEIGHTS_SIZE,
   WEIGHTS_URL,
-  weightsCacheDir,
-} from "../src/model/weights.ts";
+} from "../src/engine/model/weights.ts";
+import { loadWeights, resolveWeights, weightsCacheDir } from "../src/deno/weights_file.ts";
 
 // ---------------------------------------------------------------------------
 // Shared data
@@ -786,7 +784,7 @@ Deno.test("weightsCacheDir follows STYLIZE_CACHE_DIR, then the platform cache di
 Deno.test("resolveWeights works without --allow-env (environment treated as unset)", async () => {
   const dir = await Deno.makeTempDir();
   const script = join(dir, "no_env.ts");
-  const weightsModule = new URL("../src/model/weights.ts", import.meta.url).href;
+  const weightsModule = new URL("../src/deno/weights_file.ts", import.meta.url).href;
   await Deno.writeTextFile(
     script,
     `import { resolveWeights, weightsCacheDir } from ${JSON.stringify(weightsModule)};\n` +

@@ -12,7 +12,7 @@
  *
  * Usage:
  * ```
- * deno task compile [--output dist/stylize] [--target TRIPLE] [--entry src/cli.ts] [--dry-run]
+ * deno task compile [--output dist/stylize] [--target TRIPLE] [--entry src/deno/cli.ts] [--dry-run]
  * ```
  * Exit codes: 0 built (or dry run), 2 bad flag or denort unavailable, 1 other compile failure.
  * @module
@@ -25,8 +25,8 @@ import {
   WEIGHTS_FILE_NAME,
   WEIGHTS_SHA256,
   WEIGHTS_SIZE,
-  weightsCacheDir,
-} from "../src/model/weights.ts";
+} from "../src/engine/model/weights.ts";
+import { weightsCacheDir } from "../src/deno/weights_file.ts";
 
 /** Repository root (the parent of tools/). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -42,7 +42,7 @@ export const PERMISSIONS = [
 ];
 
 /**
- * The bundled example (`stylize` without arguments reads them next to src/cli.ts), with their
+ * The bundled example (`stylize` without arguments reads them next to src/deno/cli.ts), with their
  * licence: not imported modules, so they are embedded with `--include`.
  */
 export const EXAMPLE_FILES = [
@@ -59,7 +59,7 @@ options:
   --output PATH    output binary, relative to the repository root (default: dist/stylize)
   --target TRIPLE  cross-compile, e.g. x86_64-unknown-linux-gnu, aarch64-apple-darwin,
                    x86_64-pc-windows-msvc (default: this machine)
-  --entry FILE     entry module (default: src/cli.ts)
+  --entry FILE     entry module (default: src/deno/cli.ts)
   --dry-run        print the deno compile command line and exit
   -h, --help       this text
 
@@ -79,7 +79,7 @@ export interface CompileOptions {
   weights?: string;
 }
 
-/** Where the verified weights are copied to be embedded (git-ignored; see src/model/weights.ts). */
+/** Where the verified weights are copied to be embedded (git-ignored; see src/deno/weights_file.ts). */
 export const EMBEDDED_WEIGHTS = "dist/embed/sqz_notop.mat";
 
 /** The arguments of `deno` (starting with `compile`) for the given options. */
@@ -134,7 +134,7 @@ async function main(argv: string[]): Promise<number> {
       options: {
         output: { type: "string", default: "dist/stylize" },
         target: { type: "string" },
-        entry: { type: "string", default: "src/cli.ts" },
+        entry: { type: "string", default: "src/deno/cli.ts" },
         "dry-run": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },

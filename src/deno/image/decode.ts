@@ -4,9 +4,9 @@
  * @module
  */
 import { Image } from "imagescript";
-import { UserError } from "../errors.ts";
+import { UserError } from "../../engine/errors.ts";
 import { jpegHasEnd, readHeader } from "./header.ts";
-import type { RgbImage } from "./types.ts";
+import type { RgbImage } from "../../engine/image/types.ts";
 
 /** Default cap on decoded pixels (100 megapixels ≈ 400 MB of RGBA while decoding). */
 export const DEFAULT_MAX_PIXELS = 100_000_000;

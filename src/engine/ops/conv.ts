@@ -1,9 +1,9 @@
 /**
- * Convolution wrappers: 1×1 convolutions (src/shaders/pointwise.wgsl) and
- * 3×3 ones (src/shaders/conv3x3.wgsl) with bias and ReLU fused, the same
+ * Convolution wrappers: 1×1 convolutions (src/engine/shaders/pointwise.wgsl) and
+ * 3×3 ones (src/engine/shaders/conv3x3.wgsl) with bias and ReLU fused, the same
  * kernels for stride-1 input gradients (flipped, transposed kernel; the ReLU
  * mask applied beforehand) and the Gram backward, and the input gradient of a
- * strided 3×3 convolution (src/shaders/conv_s2_backward.wgsl, for conv1).
+ * strided 3×3 convolution (src/engine/shaders/conv_s2_backward.wgsl, for conv1).
  * Loss terms can ride on the launches that write gradients: a content term
  * on a 1×1 launch ({@link ContentTerm}), a Gram backward as a 1×1 launch's
  * second input (`plus1x1`), the total-variation term on the image gradient's

@@ -3,8 +3,8 @@
  * @module
  */
 import { Image } from "imagescript";
-import { UserError } from "../errors.ts";
-import type { RgbImage } from "./types.ts";
+import { UserError } from "../../engine/errors.ts";
+import type { RgbImage } from "../../engine/image/types.ts";
 
 /** Output formats {@link encodeImage} produces. */
 export type OutputFormat = "png" | "jpeg";

@@ -6,7 +6,7 @@
  * @module
  */
 import { UserError } from "../errors.ts";
-import { acquireGpu, type Gpu } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
 import { BufferPool, GpuLimitError, type PoolStats } from "../gpu/pool.ts";
 import { PipelineCache, type PipelineStats } from "../gpu/pipelines.ts";
 import { Program } from "../gpu/scheduler.ts";
@@ -40,8 +40,7 @@ import {
   tapLayerIndex,
   type TapName,
 } from "./squeezenet.ts";
-import { loadWeights, resolveWeights } from "./weights.ts";
-import { loadTunedTiles, tunedTilesPath } from "./tiles_cache.ts";
+import type { ConvWeights } from "./weights.ts";
 
 /** A dense float tensor; images and features are NCHW with batch 1. */
 export type Tensor = { shape: number[]; data: Float32Array };
@@ -74,20 +73,16 @@ export interface LossAndGradient {
   gradient: Tensor;
 }
 
-/** Options of {@link createStylizer}. */
-export interface StylizerOptions {
-  /** Path of sqz_notop.mat; default: $STYLIZE_WEIGHTS, the cache, then a verified download. */
-  weights?: string;
-  /** Reports progress (e.g. a download). */
-  onProgress?: (message: string) => void;
-  /** Tile shapes of the kernels, replacing entries of the default table (for tuning). */
+/** What {@link Engine.create} builds an engine from (the platform's edge finds them). */
+export interface EngineOptions {
+  /** The acquired GPU (src/engine/gpu/device.ts's `acquireGpu`). */
+  gpu: Gpu;
+  /** SqueezeNet's weights, parsed and verified (src/engine/model/weights.ts). */
+  weights: Map<string, ConvWeights>;
+  /** Tile shapes of the kernels, replacing entries of the adapter's default table. */
   tiles?: Partial<TileTable>;
-  /**
-   * Without `tiles`: the tuned-tiles file to read (`deno task tune` writes one
-   * per adapter in the cache directory, the default), or false for the
-   * default table.
-   */
-  tilesFile?: string | false;
+  /** Where `tiles` came from, for the progress header ("given", a file's path); default "default". */
+  tilesSource?: string;
 }
 
 /** The style-transfer engine on one GPU. */
@@ -122,8 +117,13 @@ export interface LossPlan extends Plan {
    */
   parts: GPUBuffer;
   segments: [number, number][];
-  /** Floats of `parts` the segments span. */
+  /** Floats of `parts` the segments span, and the flag after them. */
   partsFloats: number;
+  /**
+   * Index in `parts` of a u32 flag (after the segments) the Adam step sets to
+   * 1 when the gradient it reads is not finite.
+   */
+  flagIndex: number;
   contentTarget: GPUBuffer;
   /** The content target again in a texture (written with it), when the device allows one. */
   contentTargetTex: FeatureTexture | null;
@@ -181,28 +181,15 @@ export class Engine implements Stylizer {
    */
   tilesSource = "default";
 
-  /** Acquires the GPU and uploads the weights. */
-  static async create(options: StylizerOptions = {}): Promise<Engine> {
-    const path = await resolveWeights({ path: options.weights, onProgress: options.onProgress });
-    const weights = await loadWeights(path);
-    const gpu = await acquireGpu();
-    let source = "default";
-    let chosen = options.tiles;
-    if (chosen) source = "given";
-    else if (options.tilesFile !== false) {
-      const file = options.tilesFile ?? await tunedTilesPath(gpu.adapterKey);
-      const got = file ? await loadTunedTiles(file, gpu.adapterKey) : undefined;
-      if (got && "tiles" in got) [chosen, source] = [got.tiles, file!];
-      else if (got && got.reason !== "no tuned tiles") {
-        options.onProgress?.(`ignoring ${file}: ${got.reason}; run \`deno task tune\` again`);
-      }
-    }
+  /** Uploads the weights to `o.gpu` and builds the op context with the tile table. */
+  static create(o: EngineOptions): Engine {
+    const { gpu } = o;
     const pool = new BufferPool(gpu.device);
-    const tiles = { ...defaultTiles(gpu.isFallback, gpu.cpuLanes), ...chosen };
+    const tiles = { ...defaultTiles(gpu.isFallback, gpu.cpuLanes), ...o.tiles };
     const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
     const scope = new Scope(pool);
-    const engine = new Engine(gpu, ctx, NetWeights.upload(ctx, scope, weights), scope);
-    engine.tilesSource = source;
+    const engine = new Engine(gpu, ctx, NetWeights.upload(ctx, scope, o.weights), scope);
+    engine.tilesSource = o.tilesSource ?? (o.tiles ? "given" : "default");
     return engine;
   }
 
@@ -516,7 +503,8 @@ export class Engine implements Stylizer {
     // The TV term's partials: one per invocation of the launch that writes
     // the image gradient, which it is fused into (see fuseTv).
     const tvPart = seg(spec.tvWeight > 0 ? stridedBackwardInvocations(ctx, h, w) : 0);
-    const parts = scope.floats(Math.max(at, 1), "loss.parts");
+    const flagIndex = at;
+    const parts = scope.floats(at + 1, "loss.parts");
     const contentTarget = scope.floats(cOut.dims.c * cOut.plane, "content.target");
     // P again in a texture (written with the targets), for a fused content term.
     const contentTargetTex = scope.featureTexture(
@@ -664,7 +652,8 @@ export class Engine implements Stylizer {
       grads,
       parts,
       segments,
-      partsFloats: Math.max(at, 1),
+      partsFloats: at + 1,
+      flagIndex,
       contentTarget,
       contentTargetTex,
       styleTargets,
@@ -740,9 +729,4 @@ export class Engine implements Stylizer {
     this.ctx.destroy();
     this.gpu.device.destroy();
   }
-}
-
-/** Acquires the GPU, loads and uploads the weights, and returns a {@link Stylizer}. */
-export function createStylizer(options?: StylizerOptions): Promise<Stylizer> {
-  return Engine.create(options);
 }

@@ -6,29 +6,23 @@
  */
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { UserError } from "./errors.ts";
-import {
-  contactSheet,
-  fitLongerSide,
-  fromTensor,
-  readImage,
-  resize,
-  toTensor,
-} from "./image/mod.ts";
-import { formatForPath, writeImage } from "./image/encode.ts";
-import type { RgbImage } from "./image/types.ts";
-import { TAP_NAMES, type TapName } from "./model/squeezenet.ts";
-import { Engine, type Tensor } from "./model/stylizer.ts";
+import { UserError } from "../engine/errors.ts";
+import { contactSheet, fitLongerSide, fromTensor, resize, toTensor } from "../engine/image/mod.ts";
+import { formatForPath, readImage, writeImage } from "./image/mod.ts";
+import type { RgbImage } from "../engine/image/types.ts";
+import { TAP_NAMES, type TapName } from "../engine/model/squeezenet.ts";
+import type { Tensor } from "../engine/model/stylizer.ts";
 import {
   DEFAULT_CONFIG,
   type IterationRecord,
   optimize,
   type StyleConfig,
   styleTargets,
-} from "./model/optimize.ts";
-import { resolveWeights } from "./model/weights.ts";
-import { saveTunedTiles, TILES_FILE_VERSION, tunedTilesPath } from "./model/tiles_cache.ts";
-import { tuneTiles } from "./model/tune.ts";
+} from "../engine/model/optimize.ts";
+import { resolveWeights } from "./weights_file.ts";
+import { createEngine } from "./stylizer.ts";
+import { saveTunedTiles, TILES_FILE_VERSION, tunedTilesPath } from "./tiles_cache.ts";
+import { tuneTiles } from "../engine/model/tune.ts";
 
 const USAGE = `stylize — neural style transfer on WebGPU (SqueezeNet 1.1, hand-written WGSL)
 
@@ -91,8 +85,8 @@ const OPTIONS = {
 
 /** The bundled example: small enough to finish in under a minute on a CPU adapter. */
 const EXAMPLE = {
-  content: new URL("../examples/chelsea.png", import.meta.url),
-  style: new URL("../examples/hubble_deep_field.jpg", import.meta.url),
+  content: new URL("../../examples/chelsea.png", import.meta.url),
+  style: new URL("../../examples/hubble_deep_field.jpg", import.meta.url),
   size: 256,
   iters: 100,
 };
@@ -274,17 +268,38 @@ function withSuffix(path: string, suffix: string): string {
   return dot > slash ? `${path.slice(0, dot)}${suffix}${path.slice(dot)}` : `${path}${suffix}`;
 }
 
+/**
+ * The rate and ETA of a loop at `done` of `total` iterations, `ms` after it
+ * started, the first iteration having ended at `firstMs`: from the
+ * iterations after the first (which also compiles the kernels), so neither
+ * counts the compilation; null until there is one.
+ */
+export function loopRate(
+  done: number,
+  total: number,
+  ms: number,
+  firstMs: number,
+): { rate: number; eta: number } | null {
+  if (done < 2 || !(ms > firstMs)) return null;
+  const rate = (done - 1) / ((ms - firstMs) / 1000);
+  return { rate, eta: (total - done) / rate };
+}
+
 /** Progress on stderr: a bar on a terminal, plain lines otherwise. */
 function progress(total: number, quiet: boolean) {
   const tty = Deno.stderr.isTerminal();
   const enc = new TextEncoder();
   const every = Math.max(1, Math.round(total / 10));
+  let firstMs = 0;
   return (r: IterationRecord) => {
     if (quiet) return;
     const done = r.i + 1;
-    const rate = done / (r.ms / 1000);
-    const eta = (total - done) / rate;
-    const info = `loss ${r.loss.toExponential(3)}  ${rate.toFixed(2)} it/s  ETA ${eta.toFixed(0)}s`;
+    if (r.i === 0) firstMs = r.ms;
+    const speed = loopRate(done, total, r.ms, firstMs);
+    const timing = speed
+      ? `${speed.rate.toFixed(2)} it/s  ETA ${speed.eta.toFixed(0)}s`
+      : `first iteration ${(r.ms / 1000).toFixed(1)}s (kernels compiled)`;
+    const info = `loss ${r.loss.toExponential(3)}  ${timing}`;
     if (tty) {
       const width = 24;
       const fill = Math.round(width * done / total);
@@ -308,7 +323,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
   const contentImg = await readImage(o.contents);
   const styleImgs = await Promise.all(o.styles.map((s) => readImage(s)));
   const initImg = initPath ? await readImage(initPath) : null;
-  const engine = await Engine.create({ weights: o.weights, onProgress: log });
+  const engine = await createEngine({ weights: o.weights, onProgress: log });
   // A lost device (driver reset, out of memory) ends the run with its reason, not a hang.
   engine.gpu.lost.then((m) => {
     console.error(`\nstylize: ${m}`);
@@ -398,9 +413,12 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
       }
     }
     const last = result.records.at(-1);
+    const first = result.records[0];
+    const speed = last && first ? loopRate(last.i + 1, last.i + 1, last.ms, first.ms) : null;
     log(
-      `wrote ${resolve(o.output)} (${final.width}×${final.height}) in ${secs.toFixed(1)}s, ` +
-        `${(result.steps / secs).toFixed(2)} it/s, final loss ${last?.loss.toExponential(4)}`,
+      `wrote ${resolve(o.output)} (${final.width}×${final.height}) in ${secs.toFixed(1)}s` +
+        (speed ? `, ${speed.rate.toFixed(2)} it/s after the first iteration` : "") +
+        `, final loss ${last?.loss.toExponential(4)}`,
     );
   } finally {
     engine.dispose();
@@ -426,7 +444,7 @@ async function tune(args: string[]): Promise<number> {
     throw new UserError(`--size: "${values.size}" is not HxW with both sides at least 32`);
   }
   const rounds = number("rounds", values.rounds, { int: true, min: 1 })!;
-  const engine = await Engine.create({
+  const engine = await createEngine({
     weights: values.weights,
     tilesFile: false,
     onProgress: log,

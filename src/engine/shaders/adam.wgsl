@@ -4,7 +4,7 @@
 //   x −= (lr / (1−b1^t)) · m / (sqrt(v) / sqrt(1−b2^t) + eps)
 
 struct Params {
-  n: u32, hw: u32, _p0: u32, _p1: u32,
+  n: u32, hw: u32, flag_at: u32, _p1: u32,
   lr: f32, beta1: f32, beta2: f32, eps: f32,
   bc1: f32, bc2: f32, _p2: f32, _p3: f32,
   lo: vec4<f32>,
@@ -21,6 +21,11 @@ var<private> p: Params;
 @group(0) @binding(2) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> m: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> v: array<vec4<f32>>;
+// flags[flag_at] becomes 1 when a gradient element is not finite (an f32
+// whose exponent bits are all ones: ±inf or NaN, tested on the bits since
+// WGSL lets a compiler assume floats are finite); the step program clears it
+// before this launch, and the loop reads it back with the loss terms.
+@group(0) @binding(5) var<storage, read_write> flags: array<atomic<u32>>;
 
 // Four pixels per invocation (a vec4 access costs lavapipe about what 1.6
 // scalar ones do). The last vec4 may run past n into the buffers' padding
@@ -33,6 +38,10 @@ fn step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     return;
   }
   let gi = g[i];
+  let exponent = vec4<u32>(0x7f800000u);
+  if (any((bitcast<vec4<u32>>(gi) & exponent) == exponent)) {
+    atomicMax(&flags[p.flag_at], 1u);
+  }
   let mi = p.beta1 * m[i] + (1.0 - p.beta1) * gi;
   let vi = p.beta2 * v[i] + (1.0 - p.beta2) * gi * gi;
   m[i] = mi;

@@ -5,8 +5,9 @@
  * @module
  */
 import { join } from "node:path";
-import { DEFAULT_TILES, type TileTable } from "../ops/context.ts";
-import { sha256Hex, weightsCacheDir } from "./weights.ts";
+import { DEFAULT_TILES, type TileTable } from "../engine/ops/context.ts";
+import { sha256Hex } from "../engine/model/weights.ts";
+import { cacheDir } from "./cache_dir.ts";
 
 /** Format version of the cached file; files of other versions are ignored. */
 export const TILES_FILE_VERSION = 4;
@@ -27,14 +28,14 @@ export interface TunedTilesFile {
 
 /**
  * Path of the tuned-tiles file of the adapter `adapterKey` in the stylize cache
- * directory (see {@link weightsCacheDir}), or undefined when no cache
+ * directory (see {@link cacheDir}), or undefined when no cache
  * directory is known.
  */
 export async function tunedTilesPath(
   adapterKey: string,
   env?: (name: string) => string | undefined,
 ): Promise<string | undefined> {
-  const dir = weightsCacheDir(env);
+  const dir = cacheDir(env);
   if (!dir) return undefined;
   const slug = adapterKey.split("|").pop()!.toLowerCase().replace(/[^a-z0-9]+/g, "-")
     .replace(/^-|-$/g, "").slice(0, 40) || "adapter";

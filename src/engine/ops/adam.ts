@@ -1,5 +1,5 @@
 /**
- * Adam wrapper over src/shaders/adam.wgsl: one step on the image followed by
+ * Adam wrapper over src/engine/shaders/adam.wgsl: one step on the image followed by
  * the clamp to valid pixels. The step's hyper-parameters live in a uniform
  * buffer rewritten (queue.writeBuffer) before each iteration's submission.
  * @module
@@ -15,7 +15,11 @@ export interface AdamConfig {
   eps: number;
 }
 
-/** The step-dependent values for step `t` (1-based) at learning rate `lr`. */
+/**
+ * The step-dependent values for step `t` (1-based) at learning rate `lr`;
+ * `flagAt` is the u32 index in the flag buffer of the non-finite-gradient
+ * flag.
+ */
 export function adamParams(
   n: number,
   hw: number,
@@ -24,9 +28,10 @@ export function adamParams(
   cfg: AdamConfig,
   lo: number[],
   hi: number[],
+  flagAt = 0,
 ): Uint32Array<ArrayBuffer> {
   const buf = new ArrayBuffer(80);
-  new Uint32Array(buf).set([n, hw, 0, 0]);
+  new Uint32Array(buf).set([n, hw, flagAt, 0]);
   new Float32Array(buf).set([
     lr,
     cfg.beta1,
@@ -45,14 +50,25 @@ export function adamParams(
 }
 
 /**
- * Appends an Adam step; returns the uniform buffer to rewrite with
- * {@link adamParams} before each submission.
+ * Appends an Adam step, after a clear of the non-finite-gradient flag (u32
+ * `flagAt` of `flags`, which the step sets to 1 when a gradient element is
+ * ±inf or NaN); returns the uniform buffer to rewrite with {@link adamParams}
+ * before each submission.
  */
 export async function adamStep(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: { label: string; n: number; grad: GPUBuffer; x: GPUBuffer; m: GPUBuffer; v: GPUBuffer },
+  o: {
+    label: string;
+    n: number;
+    grad: GPUBuffer;
+    x: GPUBuffer;
+    m: GPUBuffer;
+    v: GPUBuffer;
+    flags: GPUBuffer;
+    flagAt: number;
+  },
 ): Promise<GPUBuffer> {
   const pipeline = await ctx.pipelines.get({ name: "adam.wgsl", source, entry: "step" });
   const u = ctx.uniform(scope, new Uint32Array(20), `${o.label}.params`);
@@ -60,6 +76,9 @@ export async function adamStep(
   if ([o.grad, o.x, o.m, o.v].some((b) => b.size < bytes)) {
     throw new RangeError(`${o.label}: buffers must hold ${bytes} bytes (whole vec4s)`);
   }
-  prog.dispatch(o.label, pipeline, [u, o.grad, o.x, o.m, o.v], [Math.ceil(o.n / 256)], 12 * o.n);
+  prog.clear(`${o.label}.flag.clear`, o.flags, o.flagAt * 4, 4);
+  prog.dispatch(o.label, pipeline, [u, o.grad, o.x, o.m, o.v, o.flags], [
+    Math.ceil(o.n / 256),
+  ], 12 * o.n);
   return u;
 }

@@ -192,7 +192,7 @@ export class Scope {
 
 /**
  * Tile shapes of the templated kernels (template parameters; see
- * src/gpu/template.ts). The defaults were the fastest measured on lavapipe
+ * src/engine/gpu/template.ts). The defaults were the fastest measured on lavapipe
  * (bench/NOTES.md); other adapters may prefer others.
  */
 export interface TileTable {
@@ -265,7 +265,7 @@ export const GPU_TILES: TileTable = {
 
 /**
  * lavapipe's table at 16 invocations per SIMD vector (512-bit vectors, see
- * src/gpu/device.ts): {@link DEFAULT_TILES} with every workgroup at least one
+ * src/deno/driver.ts): {@link DEFAULT_TILES} with every workgroup at least one
  * vector, the 1×1 convolutions' and the Gram partial sums' 8 invocations
  * leaving half of each vector idle.
  */

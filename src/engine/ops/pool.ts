@@ -1,5 +1,5 @@
 /**
- * Max-pooling wrapper over src/shaders/pool.wgsl: 3×3 stride 2, ceil mode,
+ * Max-pooling wrapper over src/engine/shaders/pool.wgsl: 3×3 stride 2, ceil mode,
  * forward (with argmax) and backward.
  * @module
  */

@@ -5,12 +5,18 @@
  * gradient w.r.t. the image, an Adam step and the clamp — the loop of
  * `shared/reference/reference.py` — on the same adapter as ours.
  *
- * Run directly (`deno run -A bench/peer_tfjs.ts`) it checks its first loss
- * against the PyTorch oracle in `shared/reference/adam20.safetensors` and
- * prints ms/iter at that size and at 192×256.
+ * It has a configuration of its own (bench/tfjs/deno.json, with its own
+ * lockfile), so TensorFlow.js is downloaded only where this peer runs, never
+ * by the CLI. `deno task bench --peer tfjs` runs it as a child process
+ * (`--size HxW --iters N --weights PATH`: one JSON line of {@link PeerResult}).
+ * Run without arguments
+ * (`deno run -A --config bench/tfjs/deno.json bench/tfjs/peer_tfjs.ts`) it
+ * checks its first loss against the PyTorch oracle in
+ * `shared/reference/adam20.safetensors` and prints ms/iter at that size and
+ * at 192×256.
  * @module
  */
-import type { ConvWeights } from "../src/model/weights.ts";
+import type { ConvWeights } from "../../src/engine/model/weights.ts";
 import * as tf from "@tensorflow/tfjs-core";
 // The gradients: tfjs-core's own `dist/register_all_gradients.js` is ESM with
 // extensionless imports that Deno cannot load, but the union package's Node
@@ -244,9 +250,41 @@ export async function runTfjsPeer(opts: TfjsPeerOptions): Promise<PeerResult> {
   };
 }
 
-if (import.meta.main) {
-  const { readSafetensors, sharedDir } = await import("../tests/helpers.ts");
-  const { loadWeights, resolveWeights } = await import("../src/model/weights.ts");
+/** The bundled example at h×w, as the bench resizes it. */
+async function exampleImage(name: string, h: number, w: number): Promise<PeerImage> {
+  const { resize, toTensor } = await import("../../src/engine/image/mod.ts");
+  const { readImage } = await import("../../src/deno/image/mod.ts");
+  return toTensor(
+    resize(await readImage(new URL(`../../examples/${name}`, import.meta.url).pathname), w, h),
+  );
+}
+
+/** `--size HxW --iters N --weights PATH`: one timed run, printed as one JSON line. */
+async function childRun(args: string[]): Promise<void> {
+  const { parseArgs } = await import("node:util");
+  const { values } = parseArgs({
+    args,
+    options: { size: { type: "string" }, iters: { type: "string" }, weights: { type: "string" } },
+    strict: true,
+  });
+  const [h, w] = (values.size ?? "192x256").split("x").map(Number);
+  const { loadWeights, resolveWeights } = await import("../../src/deno/weights_file.ts");
+  const weights = await loadWeights(await resolveWeights({ path: values.weights }));
+  const r = await runTfjsPeer({
+    weights,
+    content: await exampleImage("chelsea.png", h, w),
+    style: await exampleImage("hubble_deep_field.jpg", h, w),
+    iters: Number(values.iters ?? 5),
+    warmup: 1,
+  });
+  console.log(JSON.stringify(r));
+}
+
+if (import.meta.main && Deno.args.length > 0) {
+  await childRun(Deno.args);
+} else if (import.meta.main) {
+  const { readSafetensors, sharedDir } = await import("../../tests/helpers.ts");
+  const { loadWeights, resolveWeights } = await import("../../src/deno/weights_file.ts");
   const shared = sharedDir();
   let weightsPath = `${shared}/weights/sqz_notop.mat`;
   try {
@@ -283,15 +321,10 @@ if (import.meta.main) {
     `(min ${p.msMin.toFixed(1)}, max ${p.msMax.toFixed(1)})`;
   console.log(fmt(r));
 
-  const { readImage, resize, toTensor } = await import("../src/image/mod.ts");
-  const image = async (name: string, h: number, w: number) =>
-    toTensor(
-      resize(await readImage(new URL(`../examples/${name}`, import.meta.url).pathname), w, h),
-    );
   const r2 = await runTfjsPeer({
     weights,
-    content: await image("chelsea.png", 192, 256),
-    style: await image("hubble_deep_field.jpg", 192, 256),
+    content: await exampleImage("chelsea.png", 192, 256),
+    style: await exampleImage("hubble_deep_field.jpg", 192, 256),
     iters: 5,
     warmup: 1,
   });

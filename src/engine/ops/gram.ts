@@ -1,5 +1,5 @@
 /**
- * Gram-matrix wrapper over src/shaders/gram.wgsl: G = F·Fᵀ/(C·H·W) computed
+ * Gram-matrix wrapper over src/engine/shaders/gram.wgsl: G = F·Fᵀ/(C·H·W) computed
  * on the upper block triangle over pixel chunks, then reduced, optionally
  * with the style loss w·Σ(G−A)² and dG = (4w/N)·(G−A). The backward
  * dF += dG·F is a 1×1 convolution by dG (conv.ts).

@@ -1,5 +1,5 @@
 /**
- * ReLU backward wrapper over src/shaders/relu.wgsl: masks a gradient in place
+ * ReLU backward wrapper over src/engine/shaders/relu.wgsl: masks a gradient in place
  * by its ReLU output (the forward ReLU is fused into the convolutions).
  * @module
  */

@@ -1,5 +1,5 @@
 /**
- * The content-loss wrapper over src/shaders/loss.wgsl: the content loss with
+ * The content-loss wrapper over src/engine/shaders/loss.wgsl: the content loss with
  * its gradient (accumulated into the gradient buffer) where it has a launch
  * of its own. Every loss term leaves partial sums, which the CPU adds up when
  * it reads them (`Engine.terms`). (The content loss goes, where it can, into

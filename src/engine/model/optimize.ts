@@ -89,6 +89,45 @@ function record(
   return { i, loss, ...terms, ms: performance.now() - t0 };
 }
 
+/**
+ * Why iteration `i`'s read-back loss partials (and the Adam step's
+ * non-finite-gradient flag at `flagIndex`) cannot go on: a term that is not
+ * finite, named with the weight to lower; null when all are finite.
+ */
+export function nonFiniteReason(
+  i: number,
+  parts: Float32Array,
+  segments: [number, number][],
+  flagIndex: number,
+  styleLayers: readonly string[],
+): string | null {
+  const at = `iteration ${i + 1}`;
+  const sums = segments.map(([start, count]) => {
+    let sum = 0;
+    for (let k = start; k < start + count; k++) sum += parts[k];
+    return sum;
+  });
+  const named = [
+    { what: "the content loss", lower: "the content weight (--content-weight)" },
+    ...styleLayers.map((l) => ({
+      what: `the style loss at ${l}`,
+      lower: "the style weights (--style-weights or --strength)",
+    })),
+    { what: "the total-variation loss", lower: "the TV weight (--tv-weight)" },
+  ];
+  for (const [k, s] of sums.entries()) {
+    if (!Number.isFinite(s)) {
+      const n = named[k];
+      return `${at}: ${n.what} is ${s} (beyond 32-bit floats); lower ${n.lower}`;
+    }
+  }
+  if (new Uint32Array(parts.buffer, parts.byteOffset, parts.length)[flagIndex] !== 0) {
+    return `${at}: the gradient is not finite (beyond 32-bit floats); lower the loss weights ` +
+      "(--content-weight, --style-weights or --strength, --tv-weight)";
+  }
+  return null;
+}
+
 /** Gram targets for style images: per layer, the (weighted) mean of each style's Gram. */
 export async function styleTargets(
   engine: Engine,
@@ -200,6 +239,8 @@ export class Optimizer {
       x: plan.x,
       m,
       v,
+      flags: plan.parts,
+      flagAt: plan.flagIndex,
     });
     const opt = new Optimizer(engine, plan, step, cfg, { scope, uniform, m, v, h, w });
     opt.reset(o.init ?? o.content);
@@ -239,7 +280,16 @@ export class Optimizer {
     this.engine.gpu.device.queue.writeBuffer(
       this.#uniform,
       0,
-      adamParams(this.size, this.#h * this.#w, i + 1, lr, ADAM, this.#lo, this.#hi),
+      adamParams(
+        this.size,
+        this.#h * this.#w,
+        i + 1,
+        lr,
+        ADAM,
+        this.#lo,
+        this.#hi,
+        this.plan.flagIndex,
+      ),
     );
     return this.#programs;
   }
@@ -266,7 +316,10 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
   const drain = async (keep: number) => {
     while (pending.length > keep) {
       const { i, slot } = pending.shift()!;
-      const r = record(i, new Float32Array(await ring.take(slot)), plan.segments, t0);
+      const parts = new Float32Array(await ring.take(slot));
+      const bad = nonFiniteReason(i, parts, plan.segments, plan.flagIndex, cfg.styleLayers);
+      if (bad) throw new UserError(bad);
+      const r = record(i, parts, plan.segments, t0);
       records.push(r);
       o.onRecord?.(r);
     }

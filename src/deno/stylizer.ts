@@ -1,0 +1,50 @@
+/**
+ * Deno's way to an {@link Engine}: the weights file found (or downloaded,
+ * verified and cached), the GPU acquired with lavapipe configured, the tuned
+ * tile table of this adapter read from the cache directory.
+ * @module
+ */
+import { Engine, type Stylizer } from "../engine/model/stylizer.ts";
+import type { TileTable } from "../engine/ops/context.ts";
+import { acquireDenoGpu } from "./driver.ts";
+import { loadTunedTiles, tunedTilesPath } from "./tiles_cache.ts";
+import { loadWeights, resolveWeights } from "./weights_file.ts";
+
+/** Options of {@link createStylizer}. */
+export interface StylizerOptions {
+  /** Path of sqz_notop.mat; default: $STYLIZE_WEIGHTS, the cache, then a verified download. */
+  weights?: string;
+  /** Reports progress (e.g. a download). */
+  onProgress?: (message: string) => void;
+  /** Tile shapes of the kernels, replacing entries of the default table (for tuning). */
+  tiles?: Partial<TileTable>;
+  /**
+   * Without `tiles`: the tuned-tiles file to read (`deno task tune` writes one
+   * per adapter in the cache directory, the default), or false for the
+   * adapter's default table.
+   */
+  tilesFile?: string | false;
+}
+
+/** Finds and loads the weights, acquires the GPU and returns the {@link Engine}. */
+export async function createEngine(options: StylizerOptions = {}): Promise<Engine> {
+  const path = await resolveWeights({ path: options.weights, onProgress: options.onProgress });
+  const weights = await loadWeights(path);
+  const gpu = await acquireDenoGpu();
+  let tiles = options.tiles;
+  let tilesSource: string | undefined;
+  if (!tiles && options.tilesFile !== false) {
+    const file = options.tilesFile ?? await tunedTilesPath(gpu.adapterKey);
+    const got = file ? await loadTunedTiles(file, gpu.adapterKey) : undefined;
+    if (got && "tiles" in got) [tiles, tilesSource] = [got.tiles, file!];
+    else if (got && got.reason !== "no tuned tiles") {
+      options.onProgress?.(`ignoring ${file}: ${got.reason}; run \`deno task tune\` again`);
+    }
+  }
+  return Engine.create({ gpu, weights, tiles, tilesSource });
+}
+
+/** Acquires the GPU, loads and uploads the weights, and returns a {@link Stylizer}. */
+export function createStylizer(options?: StylizerOptions): Promise<Stylizer> {
+  return createEngine(options);
+}
