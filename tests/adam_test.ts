@@ -63,6 +63,8 @@ Deno.test("adam: the step flags a gradient that is ±inf or NaN, and a finite on
   const n = 12;
   const flags = scope.floats(4, "flags");
   const prog = new Program(gpu.device);
+  // The iteration clears the flag before its steps.
+  prog.clear("flags.clear", flags, 8, 4);
   const bufs = ["grad", "x", "m", "v"].map((l) => scope.floats(n, l));
   const u = await adamStep(ctx, scope, prog, {
     label: "adam",
@@ -80,7 +82,7 @@ Deno.test("adam: the step flags a gradient that is ±inf or NaN, and a finite on
     const g = new Float32Array(n).fill(0.5);
     if (bad !== null) g[7] = bad;
     gpu.device.queue.writeBuffer(bufs[0], 0, g);
-    // A stale 1 in the flag word: the step clears it first.
+    // A stale 1 in the flag word: the clear before the step resets it.
     gpu.device.queue.writeBuffer(flags, 8, new Uint32Array([1]));
     gpu.device.queue.writeBuffer(
       u,

@@ -4,25 +4,19 @@
  * The only module that reads Deno.args, prints, and exits.
  * @module
  */
-import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { UserError } from "../engine/errors.ts";
-import { contactSheet, fitLongerSide, fromTensor, resize, toTensor } from "../engine/image/mod.ts";
-import { formatForPath, readImage, writeImage } from "./image/mod.ts";
-import type { RgbImage } from "../engine/image/types.ts";
 import { TAP_NAMES, type TapName } from "../engine/model/squeezenet.ts";
-import type { Tensor } from "../engine/model/stylizer.ts";
-import {
-  DEFAULT_CONFIG,
-  type IterationRecord,
-  optimize,
-  type StyleConfig,
-  styleTargets,
-} from "../engine/model/optimize.ts";
+import { DEFAULT_CONFIG } from "../engine/model/optimize.ts";
+import { REFERENCE_PIXELS } from "../engine/model/schedule.ts";
+import { tuneTiles } from "../engine/model/tune.ts";
+import { formatForPath } from "./image/mod.ts";
+import { run, type RunOptions } from "./run.ts";
 import { resolveWeights } from "./weights_file.ts";
 import { createEngine } from "./stylizer.ts";
 import { saveTunedTiles, TILES_FILE_VERSION, tunedTilesPath } from "./tiles_cache.ts";
-import { tuneTiles } from "../engine/model/tune.ts";
+
+export { loopRate } from "./run.ts";
 
 const USAGE = `stylize — neural style transfer on WebGPU (SqueezeNet 1.1, hand-written WGSL)
 
@@ -36,23 +30,40 @@ Usage:
 
 Options:
   -o, --output FILE         output image, .png or .jpg (default stylized.png)
-      --size N              longer side of the output in pixels (default 512)
-      --style-size N        longer side of each style image (default: --size)
-      --iters N             Adam iterations (default 200)
+      --size N              longer side of the output in pixels (default 512; any
+                            size the machine's memory holds: large images are
+                            split into tiles)
+      --style-size N        longer side of each style image at the last scale
+                            (default: --size)
+      --min-size N          longer side of the first scale (default 256, or --size
+                            when smaller); scales grow by √2 up to --size, each
+                            starting from the last one's result
+      --iters N             Adam iterations per scale (default 200)
+      --first-iters N       iterations of the first scale (default 2 × --iters
+                            with several scales)
       --lr X                learning rate (default 10)
-      --lr-decay-at N       iteration where the learning rate drops to a tenth
-                            (default 90% of --iters)
+      --lr-decay-at N       iteration of each scale where the learning rate drops
+                            to a tenth (default 90% of --iters)
       --content-weight X    content loss weight (default 2e-5)
       --style-weights a,b   one weight per style layer (default 5e-2,1.5e-3,3e-5,3e-6)
+      --strength X          multiplies every style weight (default 1)
       --tv-weight X         total-variation weight (default 6e-6)
+      --reference-pixels N  the content and TV weights hold as given at N pixels
+                            and scale by N/(H·W) (default 49152, the reference
+                            configuration's 192×256; 0: plain sums)
+      --original-colors     keep the content's colours (luminance transfer)
+      --avg-decay D         iterate averaging, D in [0, 1): the image written is
+                            the bias-corrected average of the iterates (default
+                            0: off)
       --content-layer L     content layer (default fire2)
       --style-layers a,b    style layers (default conv1,fire3,fire4,fire5)
       --style-blend a,b     weights of several style images (default equal)
       --init content|random|PATH
                             starting image (default content)
       --seed N              seed of --init random (default 0)
-      --save-every N        also write OUT-0050.png ... every N iterations and
-                            OUT-stages.png, a contact sheet of the stages
+      --save-every N        also write OUT-0050.png ... every N iterations (per
+                            scale: OUT-s2-0050.png ...) and OUT-stages.png, a
+                            contact sheet of the stages
       --trace FILE.json     write the configuration and per-iteration losses
       --weights PATH        SqueezeNet weights (sqz_notop.mat); default:
                             $STYLIZE_WEIGHTS, the cache, then a verified download
@@ -71,6 +82,12 @@ const OPTIONS = {
   "content-weight": { type: "string" },
   "style-weights": { type: "string" },
   "tv-weight": { type: "string" },
+  strength: { type: "string" },
+  "min-size": { type: "string" },
+  "first-iters": { type: "string" },
+  "reference-pixels": { type: "string" },
+  "original-colors": { type: "boolean" },
+  "avg-decay": { type: "string" },
   "content-layer": { type: "string" },
   "style-layers": { type: "string" },
   "style-blend": { type: "string" },
@@ -83,30 +100,18 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** The bundled example: small enough to finish in under a minute on a CPU adapter. */
-const EXAMPLE = {
+/**
+ * The bundled example (`deno task stylize` without arguments): Chelsea the
+ * cat in the style of The Starry Night, settings chosen by looking at the
+ * results; under a minute on a 2-core CPU adapter with a warm shader cache.
+ */
+export const EXAMPLE = {
   content: new URL("../../examples/chelsea.png", import.meta.url),
-  style: new URL("../../examples/hubble_deep_field.jpg", import.meta.url),
-  size: 256,
+  style: new URL("../../examples/starry_night.jpg", import.meta.url),
+  size: 320,
   iters: 100,
+  strength: 2,
 };
-
-/** Everything a run needs, parsed and validated. */
-export interface RunOptions {
-  contents: string;
-  styles: string[];
-  output: string;
-  size: number;
-  styleSize: number;
-  config: StyleConfig;
-  blend?: number[];
-  init: string;
-  seed: number;
-  saveEvery: number;
-  trace?: string;
-  weights?: string;
-  quiet: boolean;
-}
 
 function number(flag: string, v: string | undefined, opts: { int?: boolean; min?: number }) {
   if (v === undefined) return undefined;
@@ -186,6 +191,7 @@ export function parseRun(args: string[]): RunOptions {
       })`,
     );
   }
+  const strength = number("strength", v.strength, {}) ?? (example ? EXAMPLE.strength : 1);
   const blend = list("style-blend", v["style-blend"])?.map((s) => number("style-blend", s, {})!);
   if (blend && blend.length !== pos.length - 1) {
     throw new UserError(
@@ -196,23 +202,33 @@ export function parseRun(args: string[]): RunOptions {
   formatForPath(output);
   const lr = number("lr", v.lr, {}) ?? DEFAULT_CONFIG.lr;
   const decayAt = number("lr-decay-at", v["lr-decay-at"], { int: true }) ?? Math.round(0.9 * iters);
+  const minSize = Math.min(size, number("min-size", v["min-size"], { int: true, min: 16 }) ?? 256);
+  const avgDecay = number("avg-decay", v["avg-decay"], {}) ?? 0;
+  if (avgDecay >= 1) throw new UserError(`--avg-decay: ${avgDecay} must be in [0, 1)`);
   return {
     contents: pos[0],
     styles: pos.slice(1),
     output,
     size,
     styleSize: number("style-size", v["style-size"], { int: true, min: 16 }) ?? size,
+    minSize,
+    firstIters: number("first-iters", v["first-iters"], { int: true, min: 1 }) ??
+      (minSize < size ? 2 * iters : iters),
     config: {
       contentLayer: layer("content-layer", v["content-layer"] ?? DEFAULT_CONFIG.contentLayer),
       contentWeight: number("content-weight", v["content-weight"], {}) ??
         DEFAULT_CONFIG.contentWeight,
       styleLayers,
-      styleWeights,
+      styleWeights: styleWeights.map((w) => w * strength),
       tvWeight: number("tv-weight", v["tv-weight"], {}) ?? DEFAULT_CONFIG.tvWeight,
       lr,
       iters,
       decayAt,
     },
+    referencePixels: number("reference-pixels", v["reference-pixels"], { int: true }) ??
+      REFERENCE_PIXELS,
+    avgDecay,
+    originalColors: v["original-colors"] ?? false,
     blend,
     init: v.init ?? "content",
     seed: number("seed", v.seed, { int: true }) ?? 0,
@@ -221,208 +237,6 @@ export function parseRun(args: string[]): RunOptions {
     weights: v.weights,
     quiet: v.quiet ?? false,
   };
-}
-
-function realOrNull(path: string): string | null {
-  try {
-    return Deno.realPathSync(path);
-  } catch {
-    return null;
-  }
-}
-
-/** Fails early when the output would overwrite an input or its directory is not writable. */
-async function checkOutput(out: string, inputs: string[]): Promise<void> {
-  const real = realOrNull(out);
-  if (real && inputs.some((i) => realOrNull(i) === real)) {
-    throw new UserError(`${out}: refusing to overwrite an input image; choose another -o`);
-  }
-  if (real && Deno.statSync(real).isDirectory) throw new UserError(`${out}: is a directory`);
-  const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
-  try {
-    const probe = await Deno.makeTempFile({ dir, prefix: ".stylize-probe-" });
-    await Deno.remove(probe);
-  } catch (e) {
-    throw new UserError(
-      `${out}: output directory ${dir} is not writable (${(e as Error).message.split("\n")[0]})`,
-    );
-  }
-}
-
-/** Seeded uniform noise image over the valid pixel range (mulberry32). */
-function randomImage(h: number, w: number, seed: number): Tensor {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const rgb = new Uint8Array(3 * h * w).map(() => Math.floor(next() * 256));
-  return toTensor({ width: w, height: h, data: rgb });
-}
-
-function withSuffix(path: string, suffix: string): string {
-  const dot = path.lastIndexOf(".");
-  const slash = path.lastIndexOf("/");
-  return dot > slash ? `${path.slice(0, dot)}${suffix}${path.slice(dot)}` : `${path}${suffix}`;
-}
-
-/**
- * The rate and ETA of a loop at `done` of `total` iterations, `ms` after it
- * started, the first iteration having ended at `firstMs`: from the
- * iterations after the first (which also compiles the kernels), so neither
- * counts the compilation; null until there is one.
- */
-export function loopRate(
-  done: number,
-  total: number,
-  ms: number,
-  firstMs: number,
-): { rate: number; eta: number } | null {
-  if (done < 2 || !(ms > firstMs)) return null;
-  const rate = (done - 1) / ((ms - firstMs) / 1000);
-  return { rate, eta: (total - done) / rate };
-}
-
-/** Progress on stderr: a bar on a terminal, plain lines otherwise. */
-function progress(total: number, quiet: boolean) {
-  const tty = Deno.stderr.isTerminal();
-  const enc = new TextEncoder();
-  const every = Math.max(1, Math.round(total / 10));
-  let firstMs = 0;
-  return (r: IterationRecord) => {
-    if (quiet) return;
-    const done = r.i + 1;
-    if (r.i === 0) firstMs = r.ms;
-    const speed = loopRate(done, total, r.ms, firstMs);
-    const timing = speed
-      ? `${speed.rate.toFixed(2)} it/s  ETA ${speed.eta.toFixed(0)}s`
-      : `first iteration ${(r.ms / 1000).toFixed(1)}s (kernels compiled)`;
-    const info = `loss ${r.loss.toExponential(3)}  ${timing}`;
-    if (tty) {
-      const width = 24;
-      const fill = Math.round(width * done / total);
-      const bar = "#".repeat(fill) + ".".repeat(width - fill);
-      Deno.stderr.writeSync(enc.encode(`\r[${bar}] ${done}/${total}  ${info}\x1b[K`));
-      if (done === total) Deno.stderr.writeSync(enc.encode("\n"));
-    } else if (done % every === 0 || done === total || done === 1) {
-      console.error(`iteration ${done}/${total}  ${info}`);
-    }
-  };
-}
-
-/** Runs style transfer as the CLI does; returns the lines to print on stdout. */
-export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
-  const log = (s: string) => o.quiet || console.error(s);
-  const initPath = o.init !== "content" && o.init !== "random" ? o.init : null;
-  const inputs = [o.contents, ...o.styles, ...(initPath ? [initPath] : [])];
-  await checkOutput(o.output, inputs);
-  if (o.trace) await checkOutput(o.trace, inputs);
-  // Decode first (cheap errors first), check sizes against the GPU, then resize.
-  const contentImg = await readImage(o.contents);
-  const styleImgs = await Promise.all(o.styles.map((s) => readImage(s)));
-  const initImg = initPath ? await readImage(initPath) : null;
-  const engine = await createEngine({ weights: o.weights, onProgress: log });
-  // A lost device (driver reset, out of memory) ends the run with its reason, not a hang.
-  engine.gpu.lost.then((m) => {
-    console.error(`\nstylize: ${m}`);
-    Deno.exit(1);
-  });
-  try {
-    const [cw, ch] = fitLongerSide(contentImg.width, contentImg.height, o.size);
-    engine.checkImageSize(ch, cw);
-    const styleDims = styleImgs.map((s) => fitLongerSide(s.width, s.height, o.styleSize));
-    for (const [w, h] of styleDims) engine.checkImageSize(h, w);
-    const content = resize(contentImg, cw, ch);
-    const styles = styleImgs.map((s, i) => resize(s, ...styleDims[i]));
-    let init: Tensor | undefined;
-    if (o.init === "random") init = randomImage(ch, cw, o.seed);
-    else if (initImg) init = toTensor(resize(initImg, cw, ch));
-    log(
-      `adapter: ${engine.gpu.adapterName}${engine.gpu.isFallback ? " (software)" : ""}; ` +
-        `${content.width}×${content.height}, ${o.config.iters} iterations` +
-        (engine.tilesSource === "default" ? "" : `; tuned tiles from ${engine.tilesSource}`),
-    );
-    const contentT = toTensor(content);
-    const targets = await styleTargets(engine, styles.map(toTensor), o.config.styleLayers, o.blend);
-    const stages: RgbImage[] = [];
-    const t0 = performance.now();
-    const result = await optimize(engine, {
-      content: contentT,
-      styleTargets: targets,
-      init,
-      config: o.config,
-      signal,
-      onRecord: progress(o.config.iters, o.quiet),
-      snapshotEvery: o.saveEvery || undefined,
-      onSnapshot: async (steps, x) => {
-        const img = fromTensor(x);
-        stages.push(img);
-        const path = withSuffix(o.output, `-${String(steps).padStart(4, "0")}`);
-        await writeImage(path, img);
-        log(`\nwrote ${path}`);
-      },
-    });
-    const final = fromTensor(result.x);
-    await writeImage(o.output, final);
-    const secs = (performance.now() - t0) / 1000;
-    if (result.steps < o.config.iters) log(`\nstopped after ${result.steps} iterations`);
-    if (o.saveEvery) {
-      const sheet = withSuffix(o.output, "-stages");
-      await writeImage(
-        sheet,
-        contactSheet([content, ...styles, ...stages, final], Math.min(256, content.height)),
-      );
-      log(`wrote ${sheet}`);
-    }
-    if (o.trace) {
-      const trace = {
-        config: {
-          content: o.contents,
-          styles: o.styles,
-          size: [content.height, content.width],
-          styleSize: o.styleSize,
-          init: o.init,
-          seed: o.seed,
-          blend: o.blend ?? null,
-          ...o.config,
-        },
-        adapter: engine.gpu.adapterName,
-        iterations: result.records.map((r) => ({
-          i: r.i,
-          loss: r.loss,
-          content: r.content,
-          style: r.style,
-          tv: r.tv,
-          ms: r.ms,
-        })),
-        steps: result.steps,
-        seconds: secs,
-        output: o.output,
-      };
-      const tmp = `${o.trace}.tmp`;
-      try {
-        await Deno.writeTextFile(tmp, JSON.stringify(trace, null, 2) + "\n");
-        await Deno.rename(tmp, o.trace);
-      } catch (e) {
-        await Deno.remove(tmp).catch(() => {});
-        throw new UserError(
-          `${o.trace}: cannot write trace (${(e as Error).message.split("\n")[0]})`,
-        );
-      }
-    }
-    const last = result.records.at(-1);
-    const first = result.records[0];
-    const speed = last && first ? loopRate(last.i + 1, last.i + 1, last.ms, first.ms) : null;
-    log(
-      `wrote ${resolve(o.output)} (${final.width}×${final.height}) in ${secs.toFixed(1)}s` +
-        (speed ? `, ${speed.rate.toFixed(2)} it/s after the first iteration` : "") +
-        `, final loss ${last?.loss.toExponential(4)}`,
-    );
-  } finally {
-    engine.dispose();
-  }
 }
 
 /** `stylize tune`: times candidate tiles on this adapter and caches the fastest table. */

@@ -24,6 +24,10 @@ export interface StylizerOptions {
    * adapter's default table.
    */
   tilesFile?: string | false;
+  /** The largest buffer plans may make (bytes; at most and by default 128 MiB): see EngineOptions. */
+  maxBufferBytes?: number;
+  /** The most pixels a tile's network may run on (tests: forces small images into tiles). */
+  tilePixels?: number;
 }
 
 /** Finds and loads the weights, acquires the GPU and returns the {@link Engine}. */
@@ -41,7 +45,14 @@ export async function createEngine(options: StylizerOptions = {}): Promise<Engin
       options.onProgress?.(`ignoring ${file}: ${got.reason}; run \`deno task tune\` again`);
     }
   }
-  return Engine.create({ gpu, weights, tiles, tilesSource });
+  return Engine.create({
+    gpu,
+    weights,
+    tiles,
+    tilesSource,
+    maxBufferBytes: options.maxBufferBytes,
+    tilePixels: options.tilePixels,
+  });
 }
 
 /** Acquires the GPU, loads and uploads the weights, and returns a {@link Stylizer}. */

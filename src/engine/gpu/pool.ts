@@ -23,7 +23,16 @@ export interface PoolStats {
   textures: number;
   /** Bytes of those textures not yet destroyed. */
   textureBytes: number;
+  /** The largest buffer ever made. */
+  largestBufferBytes: number;
 }
+
+/**
+ * The largest buffer the pool makes, whatever the adapter allows: WebGPU's
+ * default `maxStorageBufferBindingSize` (128 MiB; a pool buffer may be bound
+ * whole), so every plan runs within the limits a web page gets by default.
+ */
+export const MAX_BUFFER_BYTES = 128 * 2 ** 20;
 
 /** A request beyond one of the adapter's limits (buffer size, workgroup count). */
 export class GpuLimitError extends RangeError {
@@ -57,15 +66,39 @@ export class BufferPool {
     inUse: 0,
     textures: 0,
     textureBytes: 0,
+    largestBufferBytes: 0,
   };
 
   /**
    * @param device the device the buffers belong to.
-   * @param maxBufferBytes the largest buffer allowed (the device's storage binding limit).
+   * @param maxBufferBytes the largest buffer allowed: by default the least of
+   *   {@link MAX_BUFFER_BYTES} and the device's storage-binding and buffer limits.
    */
-  constructor(device: GPUDevice, maxBufferBytes = device.limits.maxStorageBufferBindingSize) {
+  constructor(
+    device: GPUDevice,
+    maxBufferBytes = Math.min(
+      MAX_BUFFER_BYTES,
+      device.limits.maxStorageBufferBindingSize,
+      device.limits.maxBufferSize,
+    ),
+  ) {
     this.#device = device;
     this.#maxBinding = maxBufferBytes;
+  }
+
+  /** The largest buffer this pool makes. */
+  get maxBufferBytes(): number {
+    return this.#maxBinding;
+  }
+
+  /** Throws a {@link GpuLimitError} when a buffer of `bytes` is over {@link maxBufferBytes}. */
+  check(bytes: number, label = "pooled"): void {
+    if (bytes > this.#maxBinding) {
+      throw new GpuLimitError(
+        `a ${label} buffer of ${fmtBytes(bytes)} exceeds the limit of ` +
+          `${fmtBytes(this.#maxBinding)} per buffer`,
+      );
+    }
   }
 
   /** A snapshot of the counters. */
@@ -80,12 +113,7 @@ export class BufferPool {
    */
   acquire(bytes: number, usage: GPUBufferUsageFlags, label = "pooled"): GPUBuffer {
     const size = sizeClass(bytes);
-    if (bytes > this.#maxBinding) {
-      throw new GpuLimitError(
-        `a ${label} buffer of ${fmtBytes(bytes)} exceeds this adapter's limit of ` +
-          `${fmtBytes(this.#maxBinding)} per buffer`,
-      );
-    }
+    this.check(bytes, label);
     const alloc = Math.min(size, Math.ceil(this.#maxBinding / 4) * 4);
     const key = `${usage}:${alloc}`;
     const list = this.#free.get(key);
@@ -98,6 +126,7 @@ export class BufferPool {
     this.#owned.add(buffer);
     this.#stats.allocations++;
     this.#stats.bytesHeld += alloc;
+    this.#stats.largestBufferBytes = Math.max(this.#stats.largestBufferBytes, alloc);
     this.#notePeak();
     return buffer;
   }
@@ -127,6 +156,21 @@ export class BufferPool {
     if (list.includes(buffer)) throw new Error("buffer released twice");
     list.push(buffer);
     this.#stats.inUse--;
+  }
+
+  /**
+   * Destroys the free buffers (those no scope holds), so memory a disposed
+   * plan held is given back to the device rather than kept for reuse.
+   */
+  trim(): void {
+    for (const list of this.#free.values()) {
+      for (const b of list) {
+        this.#owned.delete(b);
+        this.#stats.bytesHeld -= b.size;
+        b.destroy();
+      }
+    }
+    this.#free.clear();
   }
 
   /** Destroys every buffer the pool owns. */

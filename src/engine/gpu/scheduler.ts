@@ -8,6 +8,14 @@
  * @module
  */
 import { GpuLimitError } from "./pool.ts";
+import {
+  realBuffer,
+  realTexture,
+  realView,
+  type StepUses,
+  TransientBuffer,
+  TransientView,
+} from "./memory.ts";
 
 /** One kernel launch. */
 export interface DispatchStep {
@@ -15,7 +23,10 @@ export interface DispatchStep {
   /** Name for profiles, e.g. "fire3.expand3x3". */
   label: string;
   pipeline: GPUComputePipeline;
-  bindGroup: GPUBindGroup;
+  /** What `@binding(i)` of group 0 gets (transient placeholders included). */
+  bindings: Binding[];
+  /** The bind group, made at the first encoding (once transients have their backings). */
+  bindGroup: GPUBindGroup | null;
   workgroups: [number, number, number];
   /** Floating-point operations this launch does, for GFLOP/s reports. */
   flops: number;
@@ -56,7 +67,9 @@ export type Step = DispatchStep | ClearStep | CopyStep | TextureCopyStep;
 
 /**
  * A binding: a whole buffer, a range of it, a texture view, or null for a
- * binding the entry point does not use.
+ * binding the entry point does not use. Buffers and views may be transient
+ * placeholders (src/engine/gpu/memory.ts), bound to their backings when the
+ * step is first encoded.
  */
 export type Binding =
   | GPUBuffer
@@ -74,10 +87,29 @@ export function bindGroup(
   return device.createBindGroup({
     label,
     layout: pipeline.getBindGroupLayout(0),
-    entries: bindings.flatMap((b, i) =>
-      b === null ? [] : [{ binding: i, resource: b instanceof GPUBuffer ? { buffer: b } : b }]
-    ),
+    entries: bindings.flatMap((b, i) => b === null ? [] : [{ binding: i, resource: resource(b) }]),
   });
+}
+
+/** A binding as the device takes it: transient placeholders replaced by their backings. */
+function resource(b: Exclude<Binding, null>): GPUBindingResource {
+  const x = b as unknown;
+  if (x instanceof GPUBuffer || x instanceof TransientBuffer) {
+    return { buffer: realBuffer(x as GPUBuffer) };
+  }
+  if (x instanceof TransientView) return realView(x as unknown as GPUTextureView);
+  if ("buffer" in b) return { ...b, buffer: realBuffer(b.buffer) };
+  return b;
+}
+
+/** The buffers, textures and views a binding names. */
+function bindingUses(b: Binding): unknown[] {
+  if (b === null) return [];
+  const x = b as unknown;
+  if (x instanceof GPUBuffer || x instanceof TransientBuffer || x instanceof TransientView) {
+    return [x];
+  }
+  return "buffer" in b ? [b.buffer] : [b];
 }
 
 /** A recorded sequence of GPU work, encoded again each time it runs. */
@@ -109,7 +141,8 @@ export class Program {
       kind: "dispatch",
       label,
       pipeline,
-      bindGroup: bindGroup(this.#device, pipeline, bindings, label),
+      bindings,
+      bindGroup: null,
       workgroups: [x, y, z],
       flops,
     });
@@ -147,6 +180,44 @@ export class Program {
     this.steps.push({ kind: "texture", label, src, dst, width, height });
   }
 
+  /**
+   * What each step uses, in order (buffers, textures and views, transient
+   * placeholders included): what a memory plan ({@link planMemory} in
+   * memory.ts) reads the transients' lifetimes from.
+   */
+  uses(): StepUses[] {
+    return this.steps.map((s) => {
+      switch (s.kind) {
+        case "dispatch":
+          return s.bindings.flatMap(bindingUses);
+        case "clear":
+          return [s.buffer];
+        case "copy":
+          return [s.src, s.dst];
+        case "texture":
+          return [s.src, s.dst];
+      }
+    });
+  }
+
+  /** The largest byte range any launch binds (storage and uniform buffers). */
+  largestBinding(): number {
+    let most = 0;
+    for (const s of this.steps) {
+      if (s.kind !== "dispatch") continue;
+      for (const b of s.bindings) {
+        if (b === null) continue;
+        const x = b as unknown;
+        if (x instanceof GPUBuffer || x instanceof TransientBuffer) {
+          most = Math.max(most, (x as GPUBuffer).size);
+        } else if ("buffer" in b) {
+          most = Math.max(most, b.size ?? b.buffer.size - (b.offset ?? 0));
+        }
+      }
+    }
+    return most;
+  }
+
   /** Number of kernel launches. */
   get dispatchCount(): number {
     return this.steps.filter((s) => s.kind === "dispatch").length;
@@ -170,6 +241,7 @@ export class Program {
         if (profiler) {
           pass = encoder.beginComputePass({ timestampWrites: profiler.next(s) });
         } else if (!pass) pass = encoder.beginComputePass();
+        s.bindGroup ??= bindGroup(this.#device, s.pipeline, s.bindings, s.label);
         pass.setPipeline(s.pipeline);
         pass.setBindGroup(0, s.bindGroup);
         pass.dispatchWorkgroups(...s.workgroups);
@@ -183,13 +255,19 @@ export class Program {
         pass.end();
         pass = null;
       }
-      if (s.kind === "clear") encoder.clearBuffer(s.buffer, s.offset, s.size);
+      if (s.kind === "clear") encoder.clearBuffer(realBuffer(s.buffer), s.offset, s.size);
       else if (s.kind === "copy") {
-        encoder.copyBufferToBuffer(s.src, s.srcOffset, s.dst, s.dstOffset, s.size);
+        encoder.copyBufferToBuffer(
+          realBuffer(s.src),
+          s.srcOffset,
+          realBuffer(s.dst),
+          s.dstOffset,
+          s.size,
+        );
       } else {
         encoder.copyBufferToTexture(
-          { buffer: s.src, bytesPerRow: s.width * 16, rowsPerImage: s.height },
-          { texture: s.dst },
+          { buffer: realBuffer(s.src), bytesPerRow: s.width * 16, rowsPerImage: s.height },
+          { texture: realTexture(s.dst) },
           [s.width, s.height],
         );
       }

@@ -6,6 +6,7 @@
  * @module
  */
 export { newImage, type RgbImage, type Tensor } from "./types.ts";
-export { fitLongerSide, fitShorterSide, resize, roundHalfEven } from "./resize.ts";
+export { fitLongerSide, fitShorterSide, resize, resizePlanes, roundHalfEven } from "./resize.ts";
 export { fromTensor, MEAN_BGR, toTensor } from "./tensor.ts";
 export { contactSheet } from "./sheet.ts";
+export { originalColors } from "./colors.ts";

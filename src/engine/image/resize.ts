@@ -132,6 +132,65 @@ export function resize(img: RgbImage, width: number, height: number): RgbImage {
   return { width, height, data };
 }
 
+/** One axis's float weights of {@link resizePlanes}: per output, first source index and weights. */
+function floatCoeffs(
+  inSize: number,
+  outSize: number,
+): { first: Int32Array; weights: Float64Array[] } {
+  const { bounds, weights, ksize } = precompute(inSize, outSize);
+  const first = new Int32Array(outSize);
+  const out: Float64Array[] = [];
+  for (let i = 0; i < outSize; i++) {
+    first[i] = bounds[2 * i];
+    const count = bounds[2 * i + 1];
+    const w = new Float64Array(count);
+    for (let k = 0; k < count; k++) w[k] = weights[i * ksize + k] / ONE;
+    out.push(w);
+  }
+  return { first, weights: out };
+}
+
+/**
+ * Resizes `c` float planes [c][h][w] to [c][outH][outW] with the same
+ * antialiased bicubic kernel as {@link resize} (Pillow's weights, horizontal
+ * pass first), in floating point, unrounded: an optimised image carried from
+ * one scale to the next keeps its precision.
+ */
+export function resizePlanes(
+  data: Float32Array,
+  c: number,
+  h: number,
+  w: number,
+  outH: number,
+  outW: number,
+): Float32Array {
+  const hx = floatCoeffs(w, outW);
+  const vy = floatCoeffs(h, outH);
+  const tmp = new Float32Array(c * h * outW);
+  for (let p = 0; p < c * h; p++) {
+    for (let x = 0; x < outW; x++) {
+      const wts = hx.weights[x];
+      let s = 0;
+      for (let k = 0; k < wts.length; k++) s += data[p * w + hx.first[x] + k] * wts[k];
+      tmp[p * outW + x] = s;
+    }
+  }
+  const out = new Float32Array(c * outH * outW);
+  for (let ch = 0; ch < c; ch++) {
+    for (let y = 0; y < outH; y++) {
+      const wts = vy.weights[y];
+      for (let x = 0; x < outW; x++) {
+        let s = 0;
+        for (let k = 0; k < wts.length; k++) {
+          s += tmp[(ch * h + vy.first[y] + k) * outW + x] * wts[k];
+        }
+        out[(ch * outH + y) * outW + x] = s;
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * Python's `round()`: nearest integer, ties to even.
  * @param x value to round

@@ -13,6 +13,13 @@ import { adamParams, adamStep } from "../ops/adam.ts";
 import { Scope } from "../ops/context.ts";
 import type { TapName } from "./squeezenet.ts";
 import { Engine, type LossPlan, type LossSpec, type Tensor } from "./stylizer.ts";
+import {
+  type ImageBuffers,
+  imageRanges,
+  joinBands,
+  likeImage,
+  writeImageBuffers,
+} from "./image_buffers.ts";
 
 /** Hyper-parameters of a run. */
 export interface StyleConfig {
@@ -66,6 +73,8 @@ export interface OptimizeOptions extends OptimizerOptions {
   onSnapshot?: (steps: number, x: Tensor) => Promise<void> | void;
   /** Stops after the current iteration when aborted. */
   signal?: AbortSignal;
+  /** Called once the plans are built and the image uploaded, before the first iteration. */
+  onReady?: (opt: Optimizer) => void;
 }
 
 /** Result of {@link optimize}. */
@@ -164,12 +173,19 @@ export interface OptimizerOptions {
   /** Starting image [1,3,H,W]; default the content. */
   init?: Tensor;
   config: StyleConfig;
+  /**
+   * Iterate averaging (reference.py's Ema): after each step and clamp,
+   * a ← d·a + (1−d)·x on the GPU; the image read is a / (1 − d^t). Off when
+   * absent or 0; d in [0, 1).
+   */
+  avgDecay?: number;
 }
 
 /**
- * The loop's GPU state: the loss-and-gradient plan, Adam's moments and the
- * recorded step, all allocated once. {@link Optimizer.encode} records one
- * whole iteration (forward, losses, backward, Adam + clamp) into an encoder.
+ * The loop's GPU state: the loss-and-gradient plan, Adam's moments (and the
+ * iterate average) and the recorded step, all allocated once.
+ * {@link Optimizer.encode} records one whole iteration (forward, losses,
+ * backward, Adam + clamp) into an encoder.
  */
 export class Optimizer {
   /** The engine. */
@@ -180,13 +196,13 @@ export class Optimizer {
   readonly step: Program;
   /** Hyper-parameters. */
   readonly config: StyleConfig;
+  /** The iterate average's decay (0: none). */
+  readonly avgDecay: number;
   #scope: Scope;
   #programs: Program[];
-  #uniform: GPUBuffer;
-  #m: GPUBuffer;
-  #v: GPUBuffer;
-  #h: number;
-  #w: number;
+  /** Per band: its step's uniform buffer and element count. */
+  #bands: { uniform: GPUBuffer; n: number; hw: number }[];
+  #state: { m: ImageBuffers; v: ImageBuffers; avg: ImageBuffers | null };
   #lo = MEAN_BGR.map((mu) => -mu);
   #hi = MEAN_BGR.map((mu) => 255 - mu);
 
@@ -195,26 +211,30 @@ export class Optimizer {
     plan: LossPlan,
     step: Program,
     config: StyleConfig,
-    state: { scope: Scope; uniform: GPUBuffer; m: GPUBuffer; v: GPUBuffer; h: number; w: number },
+    avgDecay: number,
+    own: {
+      scope: Scope;
+      bands: { uniform: GPUBuffer; n: number; hw: number }[];
+      state: { m: ImageBuffers; v: ImageBuffers; avg: ImageBuffers | null };
+    },
   ) {
     this.engine = engine;
     this.plan = plan;
     this.step = step;
     this.#programs = [plan.prog, step];
     this.config = config;
-    this.#scope = state.scope;
-    this.#uniform = state.uniform;
-    this.#m = state.m;
-    this.#v = state.v;
-    this.#h = state.h;
-    this.#w = state.w;
+    this.avgDecay = avgDecay;
+    this.#scope = own.scope;
+    this.#bands = own.bands;
+    this.#state = own.state;
   }
 
   /** Computes the content target, builds the plans, and uploads the starting image. */
   static async create(engine: Engine, o: OptimizerOptions): Promise<Optimizer> {
     const cfg = o.config;
+    const decay = o.avgDecay ?? 0;
+    if (!(decay >= 0 && decay < 1)) throw new UserError(`avg decay ${decay} is not in [0, 1)`);
     const [, , h, w] = o.content.shape;
-    const device = engine.gpu.device;
     const feats = await engine.features(o.content, [cfg.contentLayer]);
     const spec: LossSpec = {
       contentLayer: cfg.contentLayer,
@@ -226,39 +246,53 @@ export class Optimizer {
       tvWeight: cfg.tvWeight,
     };
     const plan = await engine.lossPlan(h, w, spec);
-    engine.writeTargets(plan, spec);
-    const n = 3 * h * w;
+    plan.writeTargets(spec);
     const scope = new Scope(engine.ctx.pool);
-    const step = new Program(device);
-    const m = scope.floats(n, "adam.m");
-    const v = scope.floats(n, "adam.v");
-    const uniform = await adamStep(engine.ctx, scope, step, {
-      label: "adam",
-      n,
-      grad: plan.grad,
-      x: plan.x,
-      m,
-      v,
-      flags: plan.parts,
-      flagAt: plan.flagIndex,
+    const step = new Program(engine.gpu.device);
+    const m = likeImage(scope, plan.x, "adam.m");
+    const v = likeImage(scope, plan.x, "adam.v");
+    const avg = decay > 0 ? likeImage(scope, plan.x, "adam.avg") : null;
+    // The flag the steps set when a gradient is not finite, cleared once per iteration.
+    step.clear("adam.flag.clear", plan.parts, plan.flagIndex * 4, 4);
+    const bands = [];
+    for (const [k, b] of plan.x.bands.entries()) {
+      const n = 3 * b.rows * w;
+      const uniform = await adamStep(engine.ctx, scope, step, {
+        label: plan.x.bands.length > 1 ? `adam.${k}` : "adam",
+        n,
+        grad: plan.grad.bands[k].buffer,
+        x: b.buffer,
+        m: m.bands[k].buffer,
+        v: v.bands[k].buffer,
+        flags: plan.parts,
+        flagAt: plan.flagIndex,
+        avg: avg?.bands[k].buffer,
+      });
+      bands.push({ uniform, n, hw: b.rows * w });
+    }
+    const opt = new Optimizer(engine, plan, step, cfg, decay, {
+      scope,
+      bands,
+      state: { m, v, avg },
     });
-    const opt = new Optimizer(engine, plan, step, cfg, { scope, uniform, m, v, h, w });
     opt.reset(o.init ?? o.content);
     return opt;
   }
 
   /** Number of pixels × channels of the image. */
   get size(): number {
-    return 3 * this.#h * this.#w;
+    return 3 * this.plan.h * this.plan.w;
   }
 
-  /** Restarts from image `x`: uploads it and zeroes Adam's moments. */
+  /** Restarts from image `x`: uploads it and zeroes Adam's moments (and the average). */
   reset(x: Tensor): void {
     const device = this.engine.gpu.device;
-    device.queue.writeBuffer(this.plan.x, 0, new Float32Array(x.data));
+    writeImageBuffers(device.queue, this.plan.x, x.data);
     const enc = device.createCommandEncoder();
-    enc.clearBuffer(this.#m);
-    enc.clearBuffer(this.#v);
+    const { m, v, avg } = this.#state;
+    for (const img of [m, v, ...(avg ? [avg] : [])]) {
+      for (const b of img.bands) enc.clearBuffer(b.buffer);
+    }
     device.queue.submit([enc.finish()]);
   }
 
@@ -277,21 +311,35 @@ export class Optimizer {
   prepare(i: number): Program[] {
     const cfg = this.config;
     const lr = i >= cfg.decayAt ? cfg.lr / 10 : cfg.lr;
-    this.engine.gpu.device.queue.writeBuffer(
-      this.#uniform,
-      0,
-      adamParams(
-        this.size,
-        this.#h * this.#w,
-        i + 1,
-        lr,
-        ADAM,
-        this.#lo,
-        this.#hi,
-        this.plan.flagIndex,
-      ),
-    );
+    for (const b of this.#bands) {
+      this.engine.gpu.device.queue.writeBuffer(
+        b.uniform,
+        0,
+        adamParams(
+          b.n,
+          b.hw,
+          i + 1,
+          lr,
+          ADAM,
+          this.#lo,
+          this.#hi,
+          this.plan.flagIndex,
+          this.avgDecay,
+        ),
+      );
+    }
     return this.#programs;
+  }
+
+  /**
+   * The buffers the image read after `steps` steps comes from: x, or the
+   * iterate average; and the factor it is multiplied by (the average's bias
+   * correction 1 / (1 − d^steps)).
+   */
+  output(steps: number): { image: ImageBuffers; scale: number } {
+    const avg = this.#state.avg;
+    if (!avg || steps === 0) return { image: this.plan.x, scale: 1 };
+    return { image: avg, scale: 1 / (1 - this.avgDecay ** steps) };
   }
 
   /** Frees the optimiser's own buffers (the plan stays cached in the engine). */
@@ -300,16 +348,22 @@ export class Optimizer {
   }
 }
 
+/** Reads the image after `steps` steps ({@link Optimizer.output}) back as a tensor. */
+async function readImage(opt: Optimizer, steps: number): Promise<Tensor> {
+  const { image, scale } = opt.output(steps);
+  const data = joinBands(image, await opt.engine.read(imageRanges(image)));
+  if (scale !== 1) { for (let k = 0; k < data.length; k++) data[k] *= scale; }
+  return { shape: [1, 3, image.h, image.w], data };
+}
+
 /** Runs the optimisation loop on the GPU. */
 export async function optimize(engine: Engine, o: OptimizeOptions): Promise<OptimizeResult> {
   const cfg = o.config;
-  const [, , h, w] = o.content.shape;
   const device = engine.gpu.device;
   const opt = await Optimizer.create(engine, o);
   const { plan } = opt;
-  const n = opt.size;
+  o.onReady?.(opt);
   const ring = new ReadbackRing(device, 4, plan.partsFloats * 4);
-  const imageRing = new ReadbackRing(device, 1, n * 4);
   const records: IterationRecord[] = [];
   const pending: { i: number; slot: number }[] = [];
   const t0 = performance.now();
@@ -323,14 +377,6 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
       records.push(r);
       o.onRecord?.(r);
     }
-  };
-  const snapshot = async () => {
-    const enc = device.createCommandEncoder();
-    const slot = imageRing.record(enc, plan.x);
-    device.queue.submit([enc.finish()]);
-    imageRing.map(slot);
-    const data = new Float32Array(await imageRing.take(slot));
-    return { shape: [1, 3, h, w], data } as Tensor;
   };
   try {
     let steps = 0;
@@ -346,15 +392,14 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
       await drain(ring.capacity - 1);
       if (o.onSnapshot && o.snapshotEvery && steps % o.snapshotEvery === 0 && steps < cfg.iters) {
         await drain(0);
-        await o.onSnapshot(steps, await snapshot());
+        await o.onSnapshot(steps, await readImage(opt, steps));
       }
     }
     await drain(0);
-    const x = await snapshot();
+    const x = await readImage(opt, steps);
     return { x, steps, records };
   } finally {
     await ring.destroy();
-    await imageRing.destroy();
     opt.dispose();
   }
 }

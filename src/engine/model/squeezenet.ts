@@ -201,7 +201,9 @@ export interface Forward {
  * content term, pooling, expand3x3) fetch them faster there, and so do the
  * 1×1 convolutions whose input has a copy (a fire module's expand1x1; its
  * squeeze1x1 after a textured layer), now that their weights are cheap to
- * load (bench/NOTES.md, row 60).
+ * load (bench/NOTES.md, row 60). With `transient`, every activation (and
+ * its texture copies and argmax) is a transient of the scope
+ * ({@link Scope.temp}): for plans that never read them back.
  */
 export async function recordForward(
   ctx: OpContext,
@@ -213,8 +215,15 @@ export async function recordForward(
   w: number,
   upto: number,
   textured: ReadonlySet<number> = new Set(),
+  transient = false,
 ): Promise<Forward> {
   const dims = layerDims(h, w);
+  const floats = (n: number, label: string) =>
+    transient ? scope.temp(n, label) : scope.floats(n, label);
+  const texture = (n: number, label: string) =>
+    transient
+      ? scope.tempTexture(ctx.device, n, label)
+      : scope.featureTexture(ctx.device, n, label);
   const fwd: Forward = {
     input,
     outputs: [],
@@ -230,11 +239,9 @@ export async function recordForward(
     const l = SQUEEZENET[i];
     const o = dims[i];
     const plane = planeStride(o.h, o.w);
-    const tex = textured.has(i)
-      ? scope.featureTexture(ctx.device, o.c * plane, `${l.name}.tex`)
-      : null;
+    const tex = textured.has(i) ? texture(o.c * plane, `${l.name}.tex`) : null;
     // The copy into the texture reads whole texture rows.
-    const out = scope.floats(Math.max(o.c * plane, tex?.floats ?? 0), `${l.name}.out`);
+    const out = floats(Math.max(o.c * plane, tex?.floats ?? 0), `${l.name}.out`);
     let sq: GPUBuffer | null = null;
     let arg: GPUBuffer | null = null;
     if (l.kind === "conv") {
@@ -249,7 +256,9 @@ export async function recordForward(
         relu: true,
       });
     } else if (l.kind === "pool") {
-      arg = scope.acquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
+      arg = transient
+        ? scope.tempAcquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`)
+        : scope.acquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
       await maxPool(ctx, scope, prog, {
         label: l.name,
         shape: d,
@@ -260,8 +269,8 @@ export async function recordForward(
         xTex: fwd.textures[i - 1] ?? undefined,
       });
     } else {
-      const sqTex = scope.featureTexture(ctx.device, l.squeeze * plane, `${l.name}.squeeze.tex`);
-      sq = scope.floats(Math.max(l.squeeze * plane, sqTex?.floats ?? 0), `${l.name}.squeeze`);
+      const sqTex = texture(l.squeeze * plane, `${l.name}.squeeze.tex`);
+      sq = floats(Math.max(l.squeeze * plane, sqTex?.floats ?? 0), `${l.name}.squeeze`);
       const s = net.get(`${l.name}/squeeze1x1`);
       const e1 = net.get(`${l.name}/expand1x1`);
       const e3 = net.get(`${l.name}/expand3x3`);
@@ -367,7 +376,10 @@ export interface FusedStyle {
  * records the loss gradients that add into `grads[i]` (called after the layer
  * above has written it; the deepest layer's is cleared first unless its
  * first loss write overwrites it). The
- * image gradient is written (not added) to `imageGrad`.
+ * image gradient is written (not added) to `imageGrad`. The gradients of the
+ * layers (and their texture copies) are transients of the scope
+ * ({@link Scope.temp}); the returned buffers are only for the losses' use
+ * while recording.
  */
 export async function recordBackward(
   ctx: OpContext,
@@ -384,11 +396,11 @@ export async function recordBackward(
   // copy reads whole texture rows, so the buffer covers them).
   const gradTex = fwd.outputs.map((o, i) =>
     SQUEEZENET[i].kind !== "pool"
-      ? scope.featureTexture(ctx.device, o.dims.c * o.plane, `${SQUEEZENET[i].name}.grad.tex`)
+      ? scope.tempTexture(ctx.device, o.dims.c * o.plane, `${SQUEEZENET[i].name}.grad.tex`)
       : null
   );
   const grads = fwd.outputs.map((o, i) =>
-    scope.floats(
+    scope.temp(
       Math.max(o.dims.c * o.plane, gradTex[i]?.floats ?? 0),
       `${SQUEEZENET[i].name}.grad`,
     )
@@ -449,7 +461,7 @@ export async function recordBackward(
       });
     } else {
       const sq = view(fwd.squeeze[i]!, 0, plane);
-      const gs = view(scope.floats(l.squeeze * plane, `${l.name}.squeeze.grad`), 0, plane);
+      const gs = view(scope.temp(l.squeeze * plane, `${l.name}.squeeze.grad`), 0, plane);
       const at = { h: d.h, w: d.w, stride: 1 };
       const e1 = net.get(`${l.name}/expand1x1`);
       const e3 = net.get(`${l.name}/expand3x3`);

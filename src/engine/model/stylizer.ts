@@ -14,13 +14,12 @@ import {
   defaultTiles,
   type FeatureTexture,
   OpContext,
-  planeStride,
   Scope,
   type TileTable,
   type View,
   view,
 } from "../ops/context.ts";
-import { gram, GRAM_LOSS_PARTS, gramBackward, gramGeometry } from "../ops/gram.ts";
+import { gram, GRAM_LOSS_PARTS, gramBackward, gramGeometry, gramReduce } from "../ops/gram.ts";
 import { contentLoss, LOSS_PARTS } from "../ops/loss.ts";
 import {
   type ContentTerm,
@@ -41,6 +40,23 @@ import {
   type TapName,
 } from "./squeezenet.ts";
 import type { ConvWeights } from "./weights.ts";
+import {
+  type ImageBuffers,
+  imageBuffers,
+  imageRanges,
+  joinBands,
+  writeImageBuffers,
+} from "./image_buffers.ts";
+import { chooseGrid, type TileGrid } from "./tiles.ts";
+import {
+  globalRect,
+  recordTiledFeatures,
+  recordTiledGrams,
+  recordTiledLoss,
+  type TiledContext,
+  tileLargestBuffer,
+  tileTarget,
+} from "./tiled_plan.ts";
 
 /** A dense float tensor; images and features are NCHW with batch 1. */
 export type Tensor = { shape: number[]; data: Float32Array };
@@ -83,6 +99,14 @@ export interface EngineOptions {
   tiles?: Partial<TileTable>;
   /** Where `tiles` came from, for the progress header ("given", a file's path); default "default". */
   tilesSource?: string;
+  /**
+   * The largest buffer (bytes) plans may make, at most 128 MiB (the
+   * default): images whose activations need larger ones are split into
+   * tiles. Smaller values split smaller images (tests).
+   */
+  maxBufferBytes?: number;
+  /** The most pixels a tile's network may run on (default: no limit but the buffers'). */
+  tilePixels?: number;
 }
 
 /** The style-transfer engine on one GPU. */
@@ -103,13 +127,21 @@ export interface Plan {
   scope: Scope;
 }
 
-/** A loss-and-gradient plan: the forward, losses and backward of one configuration. */
+/**
+ * A loss-and-gradient plan: the forward, losses and backward of one
+ * configuration at one image size, on the whole image at once or split into
+ * tiles (src/engine/model/tiles.ts) when its activations would not fit the
+ * buffer limit.
+ */
 export interface LossPlan extends Plan {
-  fwd: Forward;
-  /** Image x [3][H][W] (input of the forward). */
-  x: GPUBuffer;
-  /** d loss / d x. */
-  grad: GPUBuffer;
+  h: number;
+  w: number;
+  /** How many tiles the image is split into (1: the whole image at once). */
+  tiles: number;
+  /** Image x [3][H][W] (input of the forward), in bands of rows. */
+  x: ImageBuffers;
+  /** d loss / d x, banded as x. */
+  grad: ImageBuffers;
   /**
    * The loss terms' partial sums, summed on the CPU when read (see
    * {@link Engine.terms}): segment t of `segments` ([start, count] in
@@ -124,12 +156,17 @@ export interface LossPlan extends Plan {
    * 1 when the gradient it reads is not finite.
    */
   flagIndex: number;
+  /** Uploads a spec's targets (content features and Gram matrices) into the plan. */
+  writeTargets(spec: LossSpec): void;
+}
+
+/** The whole-image plan's own buffers (what {@link LossPlan.writeTargets} writes). */
+interface WholeTargets {
+  fwd: Forward;
   contentTarget: GPUBuffer;
   /** The content target again in a texture (written with it), when the device allows one. */
   contentTargetTex: FeatureTexture | null;
   styleTargets: GPUBuffer[];
-  /** d loss / d output of each layer (laid out as the layer's output, padded planes). */
-  grads: GPUBuffer[];
 }
 
 /** Copies `c` planes of `n` values `from` elements apart into planes `to` apart. */
@@ -167,6 +204,16 @@ export class Engine implements Stylizer {
   readonly net: NetWeights;
   #weightsScope: Scope;
   #plans = new Map<string, Plan>();
+  #tilePixels = Infinity;
+  #largestBinding = 0;
+
+  /** The loss plan last asked for ({@link lossPlan}), for reports. */
+  lastLossPlan: LossPlan | null = null;
+
+  /** The largest byte range any launch of any plan binds. */
+  get largestBinding(): number {
+    return this.#largestBinding;
+  }
 
   private constructor(gpu: Gpu, ctx: OpContext, net: NetWeights, scope: Scope) {
     this.gpu = gpu;
@@ -184,12 +231,16 @@ export class Engine implements Stylizer {
   /** Uploads the weights to `o.gpu` and builds the op context with the tile table. */
   static create(o: EngineOptions): Engine {
     const { gpu } = o;
-    const pool = new BufferPool(gpu.device);
+    const pool = o.maxBufferBytes === undefined ? new BufferPool(gpu.device) : new BufferPool(
+      gpu.device,
+      Math.min(o.maxBufferBytes, new BufferPool(gpu.device).maxBufferBytes),
+    );
     const tiles = { ...defaultTiles(gpu.isFallback, gpu.cpuLanes), ...o.tiles };
     const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
     const scope = new Scope(pool);
     const engine = new Engine(gpu, ctx, NetWeights.upload(ctx, scope, o.weights), scope);
     engine.tilesSource = o.tilesSource ?? (o.tiles ? "given" : "default");
+    engine.#tilePixels = o.tilePixels ?? Infinity;
     return engine;
   }
 
@@ -201,6 +252,18 @@ export class Engine implements Stylizer {
   /** Pipeline-cache counters. */
   get pipelineStats(): PipelineStats {
     return this.ctx.pipelines.stats;
+  }
+
+  /**
+   * Disposes every cached plan and destroys the buffers they gave back (the
+   * pool keeps none): memory a finished scale or size used goes back to the
+   * device.
+   */
+  dropPlans(): void {
+    for (const p of this.#plans.values()) p.scope.dispose();
+    this.#plans.clear();
+    this.lastLossPlan = null;
+    this.ctx.pool.trim();
   }
 
   /** Returns the cached plan for `key`, building it on first use (keeps the 6 newest). */
@@ -215,6 +278,8 @@ export class Engine implements Stylizer {
     let p: P;
     try {
       p = await build(scope);
+      scope.finalize(this.gpu.device, [p.prog]);
+      this.#largestBinding = Math.max(this.#largestBinding, p.prog.largestBinding());
     } catch (e) {
       scope.dispose();
       if (e instanceof GpuLimitError) {
@@ -232,25 +297,33 @@ export class Engine implements Stylizer {
   }
 
   /**
-   * Throws a {@link UserError} when an h×w image needs a buffer larger than
-   * this GPU allows (conv1's output is the largest).
+   * How an h×w image runs to layer `upto`: null when whole (every buffer of
+   * its plans within the limit), else the grid of tiles it is split into.
+   * Throws a {@link UserError} when not even tiles fit.
    */
-  checkImageSize(h: number, w: number): void {
-    const dims = layerDims(h, w);
-    if (dims.length === 0) throw new UserError(`a ${h}×${w} image is too small (at least 3×3)`);
-    const bytes = 4 * Math.max(3 * h * w, ...dims.map((d) => d.c * planeStride(d.h, d.w)));
-    const limit = Math.min(
-      this.gpu.limits.maxStorageBufferBindingSize,
-      this.gpu.limits.maxBufferSize,
-    );
-    if (bytes > limit) {
+  gridFor(h: number, w: number, upto: number): TileGrid | null {
+    const max = this.ctx.pool.maxBufferBytes;
+    const fits = (th: number, tw: number) =>
+      th * tw <= this.#tilePixels && tileLargestBuffer(this.ctx, th, tw, upto) <= max;
+    if (fits(h, w)) return null;
+    const grid = chooseGrid(h, w, upto, fits);
+    if (!grid) {
       throw new UserError(
-        `image too large for this GPU: ${w}×${h} needs a ${(bytes / 2 ** 20).toFixed(0)} MiB ` +
-          `buffer over the adapter's limit of ${
-            (limit / 2 ** 20).toFixed(0)
-          } MiB; use a smaller --size`,
+        `image too large: no split of ${w}×${h} into tiles fits buffers of ` +
+          `${(max / 2 ** 20).toFixed(0)} MiB; use a smaller --size`,
       );
     }
+    return grid;
+  }
+
+  /**
+   * Throws a {@link UserError} when an h×w image is too small for the network
+   * or cannot be run even in tiles (see {@link gridFor}).
+   */
+  checkImageSize(h: number, w: number, upto = tapLayerIndex("fire5")): void {
+    const dims = layerDims(h, w);
+    if (dims.length === 0) throw new UserError(`a ${h}×${w} image is too small (at least 3×3)`);
+    this.gridFor(h, w, Math.min(upto, dims.length - 1));
   }
 
   /** Checks that taps exist for an h×w image; returns the deepest layer index needed. */
@@ -278,8 +351,26 @@ export class Engine implements Stylizer {
     this.gpu.device.queue.submit([enc.finish()]);
   }
 
-  /** Reads several buffer ranges back with one staging buffer and one map. */
+  /**
+   * Reads several buffer ranges back: one staging buffer and one map for as
+   * many ranges as fit the buffer limit together.
+   */
   async read(ranges: { buffer: GPUBuffer; offset: number; floats: number }[]) {
+    const max = this.ctx.pool.maxBufferBytes / 4;
+    const out: Float32Array[] = [];
+    for (let k = 0; k < ranges.length;) {
+      let n = 0;
+      let end = k;
+      while (end < ranges.length && (end === k || n + ranges[end].floats <= max)) {
+        n += ranges[end++].floats;
+      }
+      out.push(...await this.#readBatch(ranges.slice(k, end)));
+      k = end;
+    }
+    return out;
+  }
+
+  async #readBatch(ranges: { buffer: GPUBuffer; offset: number; floats: number }[]) {
     const total = ranges.reduce((a, r) => a + r.floats, 0);
     const staging = this.gpu.device.createBuffer({
       size: Math.max(4, total * 4),
@@ -305,6 +396,11 @@ export class Engine implements Stylizer {
     });
   }
 
+  /** The operations a tiled program is recorded with. */
+  #tiled(scope: Scope, prog: Program): TiledContext {
+    return { ctx: this.ctx, net: this.net, scope, prog };
+  }
+
   /** The plan of a forward pass of an h×w image up to layer index `upto`. */
   forwardPlan(h: number, w: number, upto: number): Promise<Plan & { fwd: Forward }> {
     return this.plan(`features:${h}x${w}:${upto}`, async (scope) => {
@@ -321,7 +417,10 @@ export class Engine implements Stylizer {
     if (c !== 3) throw new UserError(`features input must have 3 channels, got ${c}`);
     const dims = layerDims(h, w);
     const wanted = taps ?? TAP_NAMES.filter((t) => tapLayerIndex(t) < dims.length);
-    const plan = await this.forwardPlan(h, w, this.deepest(h, w, wanted));
+    const upto = this.deepest(h, w, wanted);
+    const grid = this.gridFor(h, w, upto);
+    if (grid) return await this.#tiledFeatures(input, grid, wanted);
+    const plan = await this.forwardPlan(h, w, upto);
     this.gpu.device.queue.writeBuffer(plan.fwd.input, 0, new Float32Array(input.data));
     this.run(plan.prog);
     const outs = wanted.map((t) => plan.fwd.outputs[tapLayerIndex(t)]);
@@ -339,6 +438,53 @@ export class Engine implements Stylizer {
     return result;
   }
 
+  /** {@link features} of an image split by `grid`: each tile's owned part, read back and placed. */
+  async #tiledFeatures(
+    input: Tensor,
+    grid: TileGrid,
+    wanted: TapName[],
+  ): Promise<Partial<Record<TapName, Tensor>>> {
+    const [h, w] = [grid.h, grid.w];
+    const layers = [...new Set(wanted.map(tapLayerIndex))];
+    const plan = await this.plan(`features:${h}x${w}:${layers}:tiled`, async (scope) => {
+      const prog = new Program(this.gpu.device);
+      const x = imageBuffers(scope, h, w, "input");
+      const outs = await recordTiledFeatures(this.#tiled(scope, prog), grid, x, layers);
+      return { prog, scope, x, outs };
+    });
+    writeImageBuffers(this.gpu.device.queue, plan.x, input.data);
+    this.run(plan.prog);
+    const full = layerDims(h, w);
+    const data = await this.read(
+      plan.outs.map((o) => ({
+        buffer: o.buffer,
+        offset: 0,
+        floats: full[o.layer].c * o.rows * o.cols,
+      })),
+    );
+    const result: Partial<Record<TapName, Tensor>> = {};
+    for (const t of wanted) {
+      const i = tapLayerIndex(t);
+      const d = full[i];
+      const out = new Float32Array(d.c * d.h * d.w);
+      plan.outs.forEach((o, k) => {
+        if (o.layer !== i) return;
+        const r = globalRect(o.tile, i);
+        for (let c = 0; c < d.c; c++) {
+          for (let y = 0; y < o.rows; y++) {
+            const from = (c * o.rows + y) * o.cols;
+            out.set(
+              data[k].subarray(from, from + o.cols),
+              c * d.h * d.w + (r.y0 + y) * d.w + r.x0,
+            );
+          }
+        }
+      });
+      result[t] = { shape: [1, d.c, d.h, d.w], data: out };
+    }
+    return result;
+  }
+
   /**
    * Gram matrices [C, C] of the features of `input` (preprocessed BGR
    * [1,3,H,W]) at each of `taps`, computed where the features are (no
@@ -349,6 +495,8 @@ export class Engine implements Stylizer {
     const [, c, h, w] = input.shape;
     if (c !== 3) throw new UserError(`tapGrams input must have 3 channels, got ${c}`);
     const upto = this.deepest(h, w, taps);
+    const grid = this.gridFor(h, w, upto);
+    if (grid) return await this.#tiledGrams(input, grid, taps);
     const plan = await this.plan(`grams:${h}x${w}:${taps.join(",")}`, async (scope) => {
       const prog = new Program(this.gpu.device);
       const input = scope.floats(3 * h * w, "input");
@@ -363,6 +511,7 @@ export class Engine implements Stylizer {
         w,
         upto,
         textured,
+        true,
       );
       const grams: { buffer: GPUBuffer; c: number }[] = [];
       for (const t of taps) {
@@ -376,7 +525,7 @@ export class Engine implements Stylizer {
           npix: np,
           f: view(o.buffer, 0, o.plane),
           tex,
-          scratch: scope.floats(gramGeometry(this.ctx, ch, np, !!tex).scratch, `${t}.scratch`),
+          scratch: scope.temp(gramGeometry(this.ctx, ch, np, !!tex).scratch, `${t}.scratch`),
           gram: view(g),
         });
         grams.push({ buffer: g, c: ch });
@@ -384,6 +533,38 @@ export class Engine implements Stylizer {
       return { prog, scope, fwd, grams };
     });
     this.gpu.device.queue.writeBuffer(plan.fwd.input, 0, new Float32Array(input.data));
+    this.run(plan.prog);
+    const data = await this.read(
+      plan.grams.map((g) => ({ buffer: g.buffer, offset: 0, floats: g.c * g.c })),
+    );
+    return data.map((d, i) => ({ shape: [plan.grams[i].c, plan.grams[i].c], data: d }));
+  }
+
+  /** {@link tapGrams} of an image split by `grid`: the Grams summed over its tiles. */
+  async #tiledGrams(input: Tensor, grid: TileGrid, taps: TapName[]): Promise<Tensor[]> {
+    const [h, w] = [grid.h, grid.w];
+    const plan = await this.plan(`grams:${h}x${w}:${taps.join(",")}:tiled`, async (scope) => {
+      const prog = new Program(this.gpu.device);
+      const t = this.#tiled(scope, prog);
+      const x = imageBuffers(scope, h, w, "input");
+      const layers = taps.map(tapLayerIndex);
+      const sums = await recordTiledGrams(t, grid, x, layers, "grams");
+      const grams: { buffer: GPUBuffer; c: number }[] = [];
+      for (const [k, g] of sums.entries()) {
+        const buffer = scope.floats(g.c * g.c, `${taps[k]}.gram`);
+        await gramReduce(this.ctx, scope, prog, {
+          label: `${taps[k]}.gram`,
+          c: g.c,
+          n: g.n,
+          geo: g.geo,
+          scratch: g.acc,
+          gram: view(buffer),
+        });
+        grams.push({ buffer, c: g.c });
+      }
+      return { prog, scope, x, grams };
+    });
+    writeImageBuffers(this.gpu.device.queue, plan.x, input.data);
     this.run(plan.prog);
     const data = await this.read(
       plan.grams.map((g) => ({ buffer: g.buffer, offset: 0, floats: g.c * g.c })),
@@ -400,7 +581,7 @@ export class Engine implements Stylizer {
       const prog = new Program(this.gpu.device);
       const f = scope.floats(c * npix, "gram.f");
       const g = scope.floats(c * c, "gram.g");
-      const scratch = scope.floats(gramGeometry(this.ctx, c, npix).scratch, "gram.scratch");
+      const scratch = scope.temp(gramGeometry(this.ctx, c, npix).scratch, "gram.scratch");
       await gram(this.ctx, scope, prog, {
         label: "gram",
         c,
@@ -450,7 +631,7 @@ export class Engine implements Stylizer {
   }
 
   /** Builds (or fetches) the loss-and-gradient plan for an h×w image and `spec`. */
-  lossPlan(h: number, w: number, spec: LossSpec): Promise<LossPlan> {
+  async lossPlan(h: number, w: number, spec: LossSpec): Promise<LossPlan> {
     const upto = this.checkSpec(h, w, spec);
     const key = JSON.stringify([
       "loss",
@@ -462,7 +643,50 @@ export class Engine implements Stylizer {
       spec.styleWeights,
       spec.tvWeight,
     ]);
-    return this.plan(key, (scope) => this.#buildLossPlan(scope, h, w, upto, spec));
+    const grid = this.gridFor(h, w, upto);
+    const plan = await this.plan(
+      key,
+      (scope) =>
+        grid
+          ? this.#buildTiledLossPlan(scope, grid, spec)
+          : this.#buildLossPlan(scope, h, w, upto, spec),
+    );
+    this.lastLossPlan = plan;
+    return plan;
+  }
+
+  async #buildTiledLossPlan(scope: Scope, grid: TileGrid, spec: LossSpec): Promise<LossPlan> {
+    const prog = new Program(this.gpu.device);
+    const [h, w] = [grid.h, grid.w];
+    const x = imageBuffers(scope, h, w, "x");
+    const grad = imageBuffers(scope, h, w, "x.grad");
+    const t = await recordTiledLoss(this.#tiled(scope, prog), grid, x, grad, spec);
+    const queue = this.gpu.device.queue;
+    const cIdx = tapLayerIndex(spec.contentLayer);
+    const full = layerDims(h, w)[cIdx];
+    return {
+      prog,
+      scope,
+      h,
+      w,
+      tiles: grid.tiles.length,
+      x,
+      grad,
+      parts: t.parts,
+      segments: t.segments,
+      partsFloats: t.partsFloats,
+      flagIndex: t.flagIndex,
+      writeTargets: (s: LossSpec) => {
+        for (const target of t.contentTargets) {
+          if (target) {
+            queue.writeBuffer(target.buffer, 0, tileTarget(s.contentTarget.data, full, target));
+          }
+        }
+        s.styleTargets.forEach((g, i) =>
+          queue.writeBuffer(t.styleTargets[i], 0, new Float32Array(g.data))
+        );
+      },
+    };
   }
 
   async #buildLossPlan(
@@ -480,7 +704,7 @@ export class Engine implements Stylizer {
     // the content layer's for the content term's F (and its ReLU mask).
     const textured = new Set(spec.styleLayers.map(tapLayerIndex));
     if (spec.contentWeight > 0) textured.add(tapLayerIndex(spec.contentLayer));
-    const fwd = await recordForward(ctx, scope, prog, this.net, x, h, w, upto, textured);
+    const fwd = await recordForward(ctx, scope, prog, this.net, x, h, w, upto, textured, true);
     // Partial sums: content, each style layer, tv.
     const segments: [number, number][] = [];
     let at = 0;
@@ -572,7 +796,7 @@ export class Engine implements Stylizer {
       const d = fwd.outputs[i].dims;
       const label = `${spec.styleLayers[s]}.style`;
       const npix = d.h * d.w;
-      const dgram = scope.weights(d.c * d.c, `${label}.dgram`);
+      const dgram = scope.weights(d.c * d.c, `${label}.dgram`, true);
       const tex = fwd.textures[i] ?? undefined;
       await gram(ctx, scope, prog, {
         label: `${label}.gram`,
@@ -580,7 +804,7 @@ export class Engine implements Stylizer {
         npix,
         f: view(fwd.outputs[i].buffer, 0, fwd.outputs[i].plane),
         tex,
-        scratch: scope.floats(gramGeometry(ctx, d.c, npix, !!tex).scratch, `${label}.scratch`),
+        scratch: scope.temp(gramGeometry(ctx, d.c, npix, !!tex).scratch, `${label}.scratch`),
         loss: {
           target: styleTargets[s],
           weight: spec.styleWeights[s],
@@ -632,7 +856,7 @@ export class Engine implements Stylizer {
     // Gram backward can overwrite a gradient nothing else wrote.
     const overwrites = (i: number) =>
       !(i === cIdx && spec.contentWeight > 0) && styleAt(i).length > 0;
-    const grads = await recordBackward(ctx, scope, prog, this.net, fwd, grad, {
+    await recordBackward(ctx, scope, prog, this.net, fwd, grad, {
       inject,
       hasLoss,
       overwrites,
@@ -643,25 +867,30 @@ export class Engine implements Stylizer {
     if (spec.tvWeight > 0 && !tvFused) {
       throw new Error("internal: the TV term found no launch writing the image gradient");
     }
+    const own: WholeTargets = { fwd, contentTarget, contentTargetTex, styleTargets };
+    const whole = (buffer: GPUBuffer): ImageBuffers => ({
+      h,
+      w,
+      bands: [{ y0: 0, rows: h, buffer }],
+    });
     return {
       prog,
       scope,
-      fwd,
-      x,
-      grad,
-      grads,
+      h,
+      w,
+      tiles: 1,
+      x: whole(x),
+      grad: whole(grad),
       parts,
       segments,
       partsFloats: at + 1,
       flagIndex,
-      contentTarget,
-      contentTargetTex,
-      styleTargets,
+      writeTargets: (s: LossSpec) => this.#writeWholeTargets(own, s),
     };
   }
 
-  /** Uploads the spec's targets into a plan's target buffers. */
-  writeTargets(plan: LossPlan, spec: LossSpec): void {
+  /** Uploads the spec's targets into a whole-image plan's target buffers. */
+  #writeWholeTargets(plan: WholeTargets, spec: LossSpec): void {
     const q = this.gpu.device.queue;
     const c = plan.fwd.outputs[tapLayerIndex(spec.contentLayer)];
     const np = c.dims.h * c.dims.w;
@@ -708,16 +937,16 @@ export class Engine implements Stylizer {
     const [, c, h, w] = x.shape;
     if (c !== 3) throw new UserError(`x must have 3 channels, got ${c}`);
     const plan = await this.lossPlan(h, w, spec);
-    this.writeTargets(plan, spec);
-    this.gpu.device.queue.writeBuffer(plan.x, 0, new Float32Array(x.data));
+    plan.writeTargets(spec);
+    writeImageBuffers(this.gpu.device.queue, plan.x, x.data);
     this.run(plan.prog);
-    const [parts, g] = await this.read([
+    const [parts, ...g] = await this.read([
       { buffer: plan.parts, offset: 0, floats: plan.partsFloats },
-      { buffer: plan.grad, offset: 0, floats: 3 * h * w },
+      ...imageRanges(plan.grad),
     ]);
     return {
       ...Engine.terms(parts, plan.segments),
-      gradient: { shape: [1, 3, h, w], data: g },
+      gradient: { shape: [1, 3, h, w], data: joinBands(plan.grad, g) },
     };
   }
 

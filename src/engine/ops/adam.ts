@@ -18,7 +18,7 @@ export interface AdamConfig {
 /**
  * The step-dependent values for step `t` (1-based) at learning rate `lr`;
  * `flagAt` is the u32 index in the flag buffer of the non-finite-gradient
- * flag.
+ * flag, `decay` the iterate average's (with an average).
  */
 export function adamParams(
   n: number,
@@ -29,6 +29,7 @@ export function adamParams(
   lo: number[],
   hi: number[],
   flagAt = 0,
+  decay = 0,
 ): Uint32Array<ArrayBuffer> {
   const buf = new ArrayBuffer(80);
   new Uint32Array(buf).set([n, hw, flagAt, 0]);
@@ -39,7 +40,7 @@ export function adamParams(
     cfg.eps,
     1 - cfg.beta1 ** t,
     1 - cfg.beta2 ** t,
-    0,
+    decay,
     0,
     ...lo.slice(0, 4),
     ...new Array(4 - Math.min(4, lo.length)).fill(0),
@@ -50,10 +51,12 @@ export function adamParams(
 }
 
 /**
- * Appends an Adam step, after a clear of the non-finite-gradient flag (u32
- * `flagAt` of `flags`, which the step sets to 1 when a gradient element is
- * ±inf or NaN); returns the uniform buffer to rewrite with {@link adamParams}
- * before each submission.
+ * Appends an Adam step over `n` elements (x [3][n/3], channel planes `n/3`
+ * apart), which sets the non-finite-gradient flag (u32 `flagAt` of `flags`)
+ * to 1 when a gradient element is ±inf or NaN (the caller clears it before
+ * an iteration's steps) and, with `avg`, updates the iterate average; returns
+ * the uniform buffer to rewrite with {@link adamParams} before each
+ * submission.
  */
 export async function adamStep(
   ctx: OpContext,
@@ -68,16 +71,22 @@ export async function adamStep(
     v: GPUBuffer;
     flags: GPUBuffer;
     flagAt: number;
+    avg?: GPUBuffer;
   },
 ): Promise<GPUBuffer> {
-  const pipeline = await ctx.pipelines.get({ name: "adam.wgsl", source, entry: "step" });
+  const pipeline = await ctx.pipelines.get({
+    name: "adam.wgsl",
+    source,
+    entry: "step",
+    constants: { AVG: o.avg ? 1 : 0 },
+  });
   const u = ctx.uniform(scope, new Uint32Array(20), `${o.label}.params`);
   const bytes = Math.ceil(o.n / 4) * 16;
-  if ([o.grad, o.x, o.m, o.v].some((b) => b.size < bytes)) {
+  if ([o.grad, o.x, o.m, o.v, ...(o.avg ? [o.avg] : [])].some((b) => b.size < bytes)) {
     throw new RangeError(`${o.label}: buffers must hold ${bytes} bytes (whole vec4s)`);
   }
-  prog.clear(`${o.label}.flag.clear`, o.flags, o.flagAt * 4, 4);
-  prog.dispatch(o.label, pipeline, [u, o.grad, o.x, o.m, o.v, o.flags], [
+  // Without an average the kernel skips binding 6, but its layout still has it.
+  prog.dispatch(o.label, pipeline, [u, o.grad, o.x, o.m, o.v, o.flags, o.avg ?? ctx.dummy], [
     Math.ceil(o.n / 256),
   ], 12 * o.n);
   return u;

@@ -6,6 +6,8 @@
  */
 import type { BufferPool } from "../gpu/pool.ts";
 import type { PipelineCache } from "../gpu/pipelines.ts";
+import type { Program } from "../gpu/scheduler.ts";
+import { type MemoryPlan, planMemory, TransientBuffer, TransientTexture } from "../gpu/memory.ts";
 
 /** Usage of activation, gradient and weight buffers. */
 export const STORAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -112,11 +114,21 @@ export function checkTextureHolds(
   if (tex && tex.floats < end) throw new RangeError(`${label}: the texture does not hold ${what}`);
 }
 
-/** Buffers taken from a pool for one plan, all given back by {@link Scope.dispose}. */
+/**
+ * Buffers taken from a pool for one plan, all given back by
+ * {@link Scope.dispose}. Besides buffers held for the plan's whole life
+ * ({@link Scope.floats}), a plan's intermediates are transient
+ * ({@link Scope.temp}, {@link Scope.tempTexture}): placeholders until
+ * {@link Scope.finalize} plans the memory of the recorded programs
+ * (src/engine/gpu/memory.ts), so that intermediates whose lifetimes do not
+ * overlap share one buffer.
+ */
 export class Scope {
   #pool: BufferPool;
   #held: GPUBuffer[] = [];
   #textures: GPUTexture[] = [];
+  #transients: (TransientBuffer | TransientTexture)[] = [];
+  #plan: MemoryPlan | null = null;
 
   /** @param pool where the buffers come from. */
   constructor(pool: BufferPool) {
@@ -128,16 +140,45 @@ export class Scope {
     return this.acquire(floats * 4, STORAGE, label);
   }
 
+  /** The largest buffer the scope's pool makes (bytes). */
+  get maxBufferBytes(): number {
+    return this.#pool.maxBufferBytes;
+  }
+
+  /**
+   * A transient storage buffer of `floats` f32 elements: its contents live
+   * only from the first step using it to the last in each run of the
+   * program (the first must write what later steps read), and it may share
+   * memory with other transients once {@link Scope.finalize} has planned it.
+   * It may be used only in steps of the programs given to `finalize`, never
+   * read back or written from the CPU.
+   */
+  temp(floats: number, label: string): GPUBuffer {
+    return this.tempAcquire(floats * 4, STORAGE, label);
+  }
+
+  /** A transient buffer of any usage (see {@link Scope.temp}). */
+  tempAcquire(bytes: number, usage: GPUBufferUsageFlags, label: string): GPUBuffer {
+    this.#pool.check(bytes, label);
+    const t = new TransientBuffer(bytes, usage, label);
+    this.#transients.push(t);
+    return t as unknown as GPUBuffer;
+  }
+
   /**
    * A buffer of `floats` f32 elements that kernels may also bind as uniform
    * arrays of {@link UNIFORM_ARRAY_BYTES} (up to four, at aligned offsets:
    * {@link uniformArray}); it gets that many bytes of slack so every array
-   * lies inside it. Larger weights get a plain storage buffer.
+   * lies inside it. Larger weights get a plain storage buffer. With
+   * `transient`, a {@link Scope.temp} one.
    */
-  weights(floats: number, label: string): GPUBuffer {
-    return floats * 4 <= 4 * UNIFORM_ARRAY_BYTES
-      ? this.acquire(floats * 4 + UNIFORM_ARRAY_BYTES, STORAGE | GPUBufferUsage.UNIFORM, label)
-      : this.floats(floats, label);
+  weights(floats: number, label: string, transient = false): GPUBuffer {
+    if (floats * 4 <= 4 * UNIFORM_ARRAY_BYTES) {
+      const bytes = floats * 4 + UNIFORM_ARRAY_BYTES;
+      const usage = STORAGE | GPUBufferUsage.UNIFORM;
+      return transient ? this.tempAcquire(bytes, usage, label) : this.acquire(bytes, usage, label);
+    }
+    return transient ? this.temp(floats, label) : this.floats(floats, label);
   }
 
   /** Any buffer from the pool, held until {@link Scope.dispose}. */
@@ -162,20 +203,75 @@ export class Scope {
   ): FeatureTexture | null {
     const shape = featureTextureShape(floats, maxDim);
     if (!shape) return null;
-    const texture = device.createTexture({
-      label,
-      size: [shape.width, shape.height],
-      format: "rgba32float",
-      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
-    });
-    this.#textures.push(texture);
-    this.#pool.trackTexture(shape.width * shape.height * 16);
+    const texture = this.#makeTexture(device, shape.width, shape.height, label);
     return {
       texture,
       view: texture.createView(),
       ...shape,
       floats: shape.width * shape.height * 4,
     };
+  }
+
+  /**
+   * A transient {@link FeatureTexture} (see {@link Scope.temp}): backed by a
+   * texture of the same width shared with others once planned; null when the
+   * device's textures are too small for it.
+   */
+  tempTexture(
+    device: GPUDevice,
+    floats: number,
+    label: string,
+    maxDim = device.limits.maxTextureDimension2D,
+  ): FeatureTexture | null {
+    const shape = featureTextureShape(floats, maxDim);
+    if (!shape) return null;
+    const t = new TransientTexture(shape.width, shape.height, label);
+    this.#transients.push(t);
+    return {
+      texture: t as unknown as GPUTexture,
+      view: t.view as unknown as GPUTextureView,
+      ...shape,
+      floats: shape.width * shape.height * 4,
+    };
+  }
+
+  #makeTexture(device: GPUDevice, width: number, height: number, label: string): GPUTexture {
+    const texture = device.createTexture({
+      label,
+      size: [width, height],
+      format: "rgba32float",
+      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+    });
+    this.#textures.push(texture);
+    this.#pool.trackTexture(width * height * 16);
+    return texture;
+  }
+
+  /**
+   * Plans the memory of the transients used by `programs` (one iteration,
+   * in the order they run): each gets a backing, shared where lifetimes do
+   * not overlap. Call once, after recording and before the first encoding;
+   * a scope without transients needs no call.
+   */
+  finalize(device: GPUDevice, programs: Program[]): MemoryPlan {
+    if (this.#plan) throw new Error("scope finalized twice");
+    this.#plan = planMemory(programs.flatMap((p) => p.uses()), {
+      buffer: (size, usage, label) => this.acquire(size, usage, label),
+      texture: (width, height, label) => this.#makeTexture(device, width, height, label),
+    });
+    const unused = this.#transients.filter((t) => t.backing === null);
+    if (unused.length > 0) {
+      throw new Error(
+        `${unused.length} transient(s) of this scope are used by none of the programs ` +
+          `planned: ${unused.slice(0, 4).map((t) => t.label).join(", ")}`,
+      );
+    }
+    return this.#plan;
+  }
+
+  /** The memory plan made by {@link Scope.finalize}, if any. */
+  get memoryPlan(): MemoryPlan | null {
+    return this.#plan;
   }
 
   /** Gives every held buffer back to the pool and destroys the textures. */

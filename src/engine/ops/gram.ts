@@ -24,14 +24,37 @@ const source = `${gramSource}\n${shift4}\n${workgroupSum}`;
 /** Number of per-workgroup partial sums {@link gram} writes with a loss. */
 export const GRAM_LOSS_PARTS = 16;
 
+/** The tiling of a Gram (see {@link gramGeometry}). */
+export interface GramGeometry {
+  /** Tile side. */
+  T: number;
+  /** Tiles per side (C / T). */
+  nb: number;
+  /** Tiles of the upper block triangle. */
+  ntiles: number;
+  /** Pixel chunks. */
+  nchunks: number;
+  /** Pixels per chunk. */
+  chunk: number;
+  /** Floats of the partial sums' scratch: nchunks chunks of ntiles·T² floats. */
+  scratch: number;
+}
+
 /**
  * The tiling of a Gram of `c` channels over `npix` pixels: the tile table's
  * side T, halved (down to 4) while it does not divide c; doubled, when F is
  * `textured` (fetched from a texture copy), for at least BIG pixel chunks.
  * The buffer kernel keeps T: at 2T it takes lavapipe minutes to compile
- * (120 s against 20 s for the texture one).
+ * (120 s against 20 s for the texture one). `side` forces T (the tiles of a
+ * split image, whose partial sums one reduce adds up, must share it).
  */
-export function gramGeometry(ctx: OpContext, c: number, npix: number, textured = false) {
+export function gramGeometry(
+  ctx: OpContext,
+  c: number,
+  npix: number,
+  textured = false,
+  side?: number,
+): GramGeometry {
   let { T } = ctx.tiles.gram;
   const { CHUNK, BIG } = ctx.tiles.gram;
   if (T % 4 || CHUNK % 4) throw new RangeError(`Gram tile: T and CHUNK must be multiples of 4`);
@@ -40,6 +63,10 @@ export function gramGeometry(ctx: OpContext, c: number, npix: number, textured =
   const nchunks = Math.ceil(npix / CHUNK);
   // Many pixels per channel: larger tiles (half the fetches per product).
   if (textured && BIG > 0 && nchunks >= BIG && c % (2 * T) === 0) T *= 2;
+  if (side !== undefined) {
+    if (c % side || side % 4) throw new RangeError(`Gram of ${c} channels: no tile side ${side}`);
+    T = side;
+  }
   const nb = c / T;
   const ntiles = nb * (nb + 1) / 2;
   return { T, nb, ntiles, nchunks, chunk: CHUNK, scratch: nchunks * ntiles * T * T };
@@ -66,7 +93,41 @@ export interface GramOptions {
   /** Receives G [C][C]; may be left out with a loss (which needs only dG). */
   gram?: View;
   /** With a loss: target A, weight, dG buffer [C][C], and where the partial sums go. */
-  loss?: { target: GPUBuffer; weight: number; dgram: GPUBuffer; parts: View };
+  loss?: GramLoss;
+}
+
+/** The style loss a Gram's reduce may form: target A, weight, dG [C][C], loss partials. */
+export interface GramLoss {
+  target: GPUBuffer;
+  weight: number;
+  dgram: GPUBuffer;
+  parts: View;
+}
+
+/** The Params words of gram.wgsl. */
+function gramParams(
+  o: { c: number; npix: number; fOff: number; gOff: number; partOff: number; stride: number },
+  geo: GramGeometry,
+  texShift: number,
+  n: number,
+  weight: number,
+): Uint32Array<ArrayBuffer> {
+  const buf = new ArrayBuffer(64);
+  new Uint32Array(buf).set([
+    o.c,
+    o.npix,
+    geo.chunk,
+    geo.nb,
+    geo.ntiles,
+    geo.nchunks,
+    o.fOff,
+    o.gOff,
+    o.partOff,
+    o.stride,
+    texShift,
+  ]);
+  new Float32Array(buf).set([1 / n, weight, 4 * weight / n, 0], 12);
+  return new Uint32Array(buf);
 }
 
 /** Appends the Gram matrix (and optionally the style loss and dG) to `prog`. */
@@ -78,29 +139,50 @@ export async function gram(
 ): Promise<void> {
   const geo = gramGeometry(ctx, o.c, o.npix, o.tex !== undefined);
   if (!o.gram && !o.loss) throw new RangeError(`${o.label}: neither G nor a loss asked for`);
-  if (o.gram && o.gram.offset % 4) {
-    throw new RangeError(`${o.label}: G's offset must be a multiple of 4`);
-  }
+  await gramPartials(ctx, scope, prog, { ...o, geo });
+  await gramReduce(ctx, scope, prog, {
+    label: o.label,
+    c: o.c,
+    n: o.c * o.npix,
+    geo,
+    scratch: o.scratch,
+    gram: o.gram,
+    loss: o.loss,
+  });
+}
+
+/**
+ * Appends a Gram's partial sums: F's pixels, chunk by chunk, into `scratch`
+ * (tiling `geo`; `gramGeometry(...).scratch` floats).
+ */
+export async function gramPartials(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: {
+    label: string;
+    c: number;
+    npix: number;
+    f: View;
+    tex?: FeatureTexture;
+    scratch: GPUBuffer;
+    geo: GramGeometry;
+  },
+): Promise<void> {
+  const { geo } = o;
   const t = ctx.tiles.gram;
-  const n = o.c * o.npix;
   const stride = o.f.plane ?? o.npix;
-  const buf = new ArrayBuffer(64);
-  new Uint32Array(buf).set([
-    o.c,
-    o.npix,
-    geo.chunk,
-    geo.nb,
-    geo.ntiles,
-    geo.nchunks,
-    o.f.offset,
-    o.gram?.offset ?? 0,
-    o.loss?.parts.offset ?? 0,
-    stride,
-    textureShift(o.tex),
-  ]);
-  const w = o.loss?.weight ?? 0;
-  new Float32Array(buf).set([1 / n, w, 4 * w / n, 0], 12);
-  const u = ctx.uniform(scope, new Uint32Array(buf), `${o.label}.params`);
+  const u = ctx.uniform(
+    scope,
+    gramParams(
+      { c: o.c, npix: o.npix, fOff: o.f.offset, gOff: 0, partOff: 0, stride },
+      geo,
+      textureShift(o.tex),
+      o.c * o.npix,
+      0,
+    ),
+    `${o.label}.params`,
+  );
   const template = { T: geo.T, WG: t.WG };
   const tex = o.tex;
   if (tex && (stride % 4 || o.f.offset % 4)) {
@@ -133,10 +215,88 @@ export async function gram(
       Math.ceil(groups / gx),
     ], 2 * tiles * pairs * o.npix);
   }
+}
+
+/**
+ * Appends the sum of a partial scratch's chunks (tiling `geo`) into chunk
+ * `slot` of `acc`: one tile of a split image, whose tiles {@link gramReduce}
+ * then sums as chunks (with `nchunks` the number of tiles).
+ */
+export async function gramCollapse(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: { label: string; geo: GramGeometry; scratch: GPUBuffer; acc: GPUBuffer; slot: number },
+): Promise<void> {
+  const { geo } = o;
+  const pipeline = await ctx.pipelines.get({
+    name: "gram.wgsl",
+    source,
+    template: { T: geo.T, WG: ctx.tiles.gram.WG, D: 0, S: 0, O: 0, TEX: 0 },
+    entry: "collapse",
+  });
+  const chunkFloats = geo.ntiles * geo.T * geo.T;
+  const u = ctx.uniform(
+    scope,
+    gramParams(
+      { c: geo.nb * geo.T, npix: 0, fOff: 0, gOff: o.slot * chunkFloats, partOff: 0, stride: 0 },
+      geo,
+      0,
+      1,
+      0,
+    ),
+    `${o.label}.params`,
+  );
+  const bindings: Binding[] = [u, ...Array(8).fill(null), o.scratch, null, o.acc];
+  prog.dispatch(o.label, pipeline, bindings, [Math.ceil(chunkFloats / 4 / 64)], 0);
+}
+
+/**
+ * Appends a Gram's reduce: `geo.nchunks` chunks of partial sums in `scratch`
+ * summed, scaled by 1/n (n = C·P of the whole image), written to G and/or
+ * turned into the style loss and dG.
+ */
+export async function gramReduce(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: {
+    label: string;
+    c: number;
+    n: number;
+    geo: GramGeometry;
+    scratch: GPUBuffer;
+    gram?: View;
+    loss?: GramLoss;
+  },
+): Promise<void> {
+  const { geo } = o;
+  if (!o.gram && !o.loss) throw new RangeError(`${o.label}: neither G nor a loss asked for`);
+  if (o.gram && o.gram.offset % 4) {
+    throw new RangeError(`${o.label}: G's offset must be a multiple of 4`);
+  }
+  const u = ctx.uniform(
+    scope,
+    gramParams(
+      {
+        c: o.c,
+        npix: 0,
+        fOff: 0,
+        gOff: o.gram?.offset ?? 0,
+        partOff: o.loss?.parts.offset ?? 0,
+        stride: 0,
+      },
+      geo,
+      0,
+      o.n,
+      o.loss?.weight ?? 0,
+    ),
+    `${o.label}.reduce.params`,
+  );
   const reduce = await ctx.pipelines.get({
     name: "gram.wgsl",
     source,
-    template: { ...template, D: 0, S: 0, O: 0, TEX: 0 }, // reduce does not use them
+    template: { T: geo.T, WG: ctx.tiles.gram.WG, D: 0, S: 0, O: 0, TEX: 0 },
     entry: "reduce",
     constants: { LOSS: o.loss ? 1 : 0, WRITE_G: o.gram ? 1 : 0 },
   });
@@ -151,9 +311,9 @@ export async function gram(
       null,
       // Without a loss the kernel skips these, but its layout still has them.
       l ? l.target : ctx.dummy,
-      o.gram ? o.gram.buffer : scope.floats(4, `${o.label}.unused`),
-      l ? l.dgram : scope.floats(4, `${o.label}.unused`),
-      l ? l.parts.buffer : scope.floats(1, `${o.label}.unused`),
+      o.gram ? o.gram.buffer : scope.temp(4, `${o.label}.unused`),
+      l ? l.dgram : scope.temp(4, `${o.label}.unused`),
+      l ? l.parts.buffer : scope.temp(1, `${o.label}.unused`),
       null,
       o.scratch,
     ],

@@ -27,10 +27,11 @@ function params(
     h?: number;
     w?: number;
     plane?: number;
+    rect?: [number, number, number, number];
   },
   weight: number,
 ): Uint32Array<ArrayBuffer> {
-  const buf = new ArrayBuffer(48);
+  const buf = new ArrayBuffer(64);
   new Uint32Array(buf).set([
     o.n,
     o.aOff,
@@ -42,6 +43,7 @@ function params(
     o.plane ?? 0,
   ]);
   new Float32Array(buf).set([weight], 8);
+  new Uint32Array(buf).set(o.rect ?? [0, 0, 0, 0], 12);
   return new Uint32Array(buf);
 }
 
@@ -104,4 +106,48 @@ export async function contentLoss(
   prog.dispatch(o.label, pipeline, [u, null, null, null, b, o.f.buffer, o.target, o.grad.buffer], [
     LOSS_PARTS,
   ], 5 * o.c * o.h * o.w);
+}
+
+/**
+ * Appends the total-variation loss of the pairs of neighbouring pixels of a
+ * tile x [c][h][w] (dense) whose first pixel lies in `rect` (rows y0..y1,
+ * columns x0..x1, half-open): w·Σ(x[y+1]−x[y])² + w·Σ(x[x+1]−x[x])² over
+ * them ({@link LOSS_PARTS} partial sums into `parts`), and its gradient added
+ * into `grad` (dense, as x). The tiles of a split image own disjoint
+ * rectangles that cover it, so their terms add up to the image's.
+ */
+export async function tvLoss(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: {
+    label: string;
+    c: number;
+    h: number;
+    w: number;
+    x: View;
+    grad: View;
+    rect: { y0: number; y1: number; x0: number; x1: number };
+    weight: number;
+    parts: View;
+  },
+): Promise<void> {
+  const pipeline = await ctx.pipelines.get({ name: "loss.wgsl", source, entry: "tv" });
+  const u = ctx.uniform(
+    scope,
+    params({
+      n: o.c * o.h * o.w,
+      aOff: o.x.offset,
+      gOff: o.grad.offset,
+      partOff: o.parts.offset,
+      c: o.c,
+      h: o.h,
+      w: o.w,
+      rect: [o.rect.y0, o.rect.y1, o.rect.x0, o.rect.x1],
+    }, o.weight),
+    `${o.label}.params`,
+  );
+  prog.dispatch(o.label, pipeline, [u, o.x.buffer, o.grad.buffer, null, o.parts.buffer], [
+    LOSS_PARTS,
+  ], 10 * o.c * o.h * o.w);
 }

@@ -2,11 +2,15 @@
 // pixels: per channel c (three), x in [-mean_c, 255 - mean_c].
 //   m = b1·m + (1−b1)·g;  v = b2·v + (1−b2)·g²
 //   x −= (lr / (1−b1^t)) · m / (sqrt(v) / sqrt(1−b2^t) + eps)
+// With AVG, the average of the iterates after the clamp (reference.py's Ema):
+//   a = d·a + (1−d)·x     (a starts at 0; a / (1 − d^t) is the average).
+
+override AVG: bool = false;
 
 struct Params {
   n: u32, hw: u32, flag_at: u32, _p1: u32,
   lr: f32, beta1: f32, beta2: f32, eps: f32,
-  bc1: f32, bc2: f32, _p2: f32, _p3: f32,
+  bc1: f32, bc2: f32, decay: f32, _p3: f32,
   lo: vec4<f32>,
   hi: vec4<f32>,
 }
@@ -24,8 +28,9 @@ var<private> p: Params;
 // flags[flag_at] becomes 1 when a gradient element is not finite (an f32
 // whose exponent bits are all ones: ±inf or NaN, tested on the bits since
 // WGSL lets a compiler assume floats are finite); the step program clears it
-// before this launch, and the loop reads it back with the loss terms.
+// before its launches, and the loop reads it back with the loss terms.
 @group(0) @binding(5) var<storage, read_write> flags: array<atomic<u32>>;
+@group(0) @binding(6) var<storage, read_write> avg: array<vec4<f32>>;
 
 // Four pixels per invocation (a vec4 access costs lavapipe about what 1.6
 // scalar ones do). The last vec4 may run past n into the buffers' padding
@@ -53,6 +58,9 @@ fn step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let c2 = e >= vec4<u32>(2u * p.hw);
   let lo = select(select(vec4<f32>(p.lo.x), vec4<f32>(p.lo.y), c1), vec4<f32>(p.lo.z), c2);
   let hi = select(select(vec4<f32>(p.hi.x), vec4<f32>(p.hi.y), c1), vec4<f32>(p.hi.z), c2);
-  let xi = x[i] - (p.lr / p.bc1) * mi / denom;
-  x[i] = clamp(xi, lo, hi);
+  let xi = clamp(x[i] - (p.lr / p.bc1) * mi / denom, lo, hi);
+  x[i] = xi;
+  if (AVG) {
+    avg[i] = p.decay * avg[i] + (1.0 - p.decay) * xi;
+  }
 }

@@ -273,3 +273,22 @@ fn reduce(
     }
   }
 }
+
+// `collapse`: sums the nchunks chunks of a `partial` scratch (binding 9) into
+// chunk slot g_off / (ntiles·T²) of another (binding 11, written, not
+// added): each tile of a split image is summed on its own, and `reduce` then
+// sums the tiles' chunks as it sums an image's.
+@group(0) @binding(11) var<storage, read_write> acc4: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn collapse(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  pr = params[nwg.x >> 31u];
+  let chunk4 = pr.ntiles * ${T*T/4}u;
+  for (var o = gid.x; o < chunk4; o += nwg.x * 64u) {
+    var s = vec4<f32>(0.0);
+    for (var q = 0u; q < pr.nchunks; q++) {
+      s += parts4[q * chunk4 + o];
+    }
+    acc4[pr.g_off / 4u + o] = s;
+  }
+}

@@ -7,6 +7,12 @@
 // content: L = w·Σ(F−P)²,   dF += 2w·(F−P); with MASK, dF is then
 //          multiplied by (F > 0): F is a ReLU output, so that is the ReLU
 //          backward, fused into the last write of the layer's gradient.
+// tv:      the total-variation loss of the pairs of neighbours (one pixel
+//          and the next below, or right) whose first pixel lies in a
+//          rectangle of one tile of the image: L = w·Σ(x[y+1]−x[y])² +
+//          w·Σ(x[x+1]−x[x])², dx += its gradient — for images split into
+//          tiles, where each tile owns the pairs that start in its part
+//          (a whole image has its TV term fused into conv_s2_backward.wgsl).
 
 override MASK: bool = false;
 
@@ -14,6 +20,8 @@ struct Params {
   n: u32, a_off: u32, g_off: u32, part_off: u32,
   c: u32, h: u32, w: u32, plane: u32,
   weight: f32, _p1: f32, _p2: f32, _p3: f32,
+  // tv: the rectangle of first pixels, rows [y0, y1), columns [x0, x1).
+  y0: u32, y1: u32, x0: u32, x1: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -65,6 +73,57 @@ fn content(
     }
     g4[g0 + e] = g;
     sq += dot(d, d);
+  }
+  finish(lid.x, wid.x, sq);
+}
+
+// The tile x [C][H][W] (dense, at a_off) and its gradient (g_off, added
+// into); one pixel per invocation, grid-stride. Each pixel adds the gradient
+// of the owned pairs it belongs to, and, when it is a pair's first pixel,
+// that pair's square to the sum (so no two invocations write one element).
+@group(0) @binding(1) var<storage, read> tv_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> tv_g: array<f32>;
+
+fn owns(y: u32, x: u32) -> bool {
+  return y >= p.y0 && y < p.y1 && x >= p.x0 && x < p.x1;
+}
+
+@compute @workgroup_size(RW, 1, 1)
+fn tv(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  p = params[nwg.x >> 31u];
+  let hw = p.h * p.w;
+  var sq = 0.0;
+  for (var e = gid.x; e < p.c * hw; e += nwg.x * RW) {
+    let y = (e % hw) / p.w;
+    let x = e % p.w;
+    let v = tv_x[p.a_off + e];
+    var g = 0.0;
+    // The pairs below and to the right, whose first pixel this is.
+    if (owns(y, x)) {
+      if (y + 1u < p.h) {
+        let d = tv_x[p.a_off + e + p.w] - v;
+        g -= d;
+        sq += d * d;
+      }
+      if (x + 1u < p.w) {
+        let d = tv_x[p.a_off + e + 1u] - v;
+        g -= d;
+        sq += d * d;
+      }
+    }
+    // The pairs above and to the left, whose second pixel this is.
+    if (y > 0u && owns(y - 1u, x)) {
+      g += v - tv_x[p.a_off + e - p.w];
+    }
+    if (x > 0u && owns(y, x - 1u)) {
+      g += v - tv_x[p.a_off + e - 1u];
+    }
+    tv_g[p.g_off + e] += 2.0 * p.weight * g;
   }
   finish(lid.x, wid.x, sq);
 }

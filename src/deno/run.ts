@@ -1,0 +1,351 @@
+/**
+ * One stylize run from the command line: the images read, the engine made,
+ * the schedule run with progress on stderr, the stages, contact sheet, trace
+ * and result written atomically. Prints only through `log`; never exits.
+ * @module
+ */
+import { resolve } from "node:path";
+import { UserError } from "../engine/errors.ts";
+import {
+  contactSheet,
+  fitLongerSide,
+  fromTensor,
+  originalColors,
+  resize,
+} from "../engine/image/mod.ts";
+import type { RgbImage } from "../engine/image/types.ts";
+import type { IterationRecord, StyleConfig } from "../engine/model/optimize.ts";
+import { planScales, type Scale, type ScheduleResult, stylize } from "../engine/model/schedule.ts";
+import type { Engine, Tensor } from "../engine/model/stylizer.ts";
+import { layerDims, tapLayerIndex } from "../engine/model/squeezenet.ts";
+import { readImage, writeImage } from "./image/mod.ts";
+import { createEngine } from "./stylizer.ts";
+
+/** Everything a run needs, parsed and validated. */
+export interface RunOptions {
+  contents: string;
+  styles: string[];
+  output: string;
+  size: number;
+  styleSize: number;
+  /** Longer side of the first scale (= size: one scale). */
+  minSize: number;
+  /** Iterations at the first scale. */
+  firstIters: number;
+  /** Losses and Adam; `iters` per scale after the first, `decayAt` of the last. */
+  config: StyleConfig;
+  /** Content and TV weights hold as given at this many pixels (0: plain sums). */
+  referencePixels: number;
+  /** Iterate averaging's decay (0: off). */
+  avgDecay: number;
+  /** Keep the content's colours (luminance transfer). */
+  originalColors: boolean;
+  blend?: number[];
+  init: string;
+  seed: number;
+  saveEvery: number;
+  trace?: string;
+  weights?: string;
+  quiet: boolean;
+}
+
+function realOrNull(path: string): string | null {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/** Fails early when the output would overwrite an input or its directory is not writable. */
+export async function checkOutput(out: string, inputs: string[]): Promise<void> {
+  const real = realOrNull(out);
+  if (real && inputs.some((i) => realOrNull(i) === real)) {
+    throw new UserError(`${out}: refusing to overwrite an input image; choose another -o`);
+  }
+  if (real && Deno.statSync(real).isDirectory) throw new UserError(`${out}: is a directory`);
+  const dir = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
+  try {
+    const probe = await Deno.makeTempFile({ dir, prefix: ".stylize-probe-" });
+    await Deno.remove(probe);
+  } catch (e) {
+    throw new UserError(
+      `${out}: output directory ${dir} is not writable (${(e as Error).message.split("\n")[0]})`,
+    );
+  }
+}
+
+/** `path` with `suffix` before its extension. */
+export function withSuffix(path: string, suffix: string): string {
+  const dot = path.lastIndexOf(".");
+  const slash = path.lastIndexOf("/");
+  return dot > slash ? `${path.slice(0, dot)}${suffix}${path.slice(dot)}` : `${path}${suffix}`;
+}
+
+/**
+ * The rate and ETA of a loop at `done` of `total` iterations, `ms` after it
+ * started, the first iteration having ended at `firstMs`: from the
+ * iterations after the first (which also compiles the kernels), so neither
+ * counts the compilation; null until there is one.
+ */
+export function loopRate(
+  done: number,
+  total: number,
+  ms: number,
+  firstMs: number,
+): { rate: number; eta: number } | null {
+  if (done < 2 || !(ms > firstMs)) return null;
+  const rate = (done - 1) / ((ms - firstMs) / 1000);
+  return { rate, eta: (total - done) / rate };
+}
+
+/** "scale 2/3, 362×272: " before a multi-scale run's lines; nothing with one scale. */
+function scaleTag(s: Scale): string {
+  return s.count > 1 ? `scale ${s.index + 1}/${s.count}, ${s.w}×${s.h}: ` : "";
+}
+
+/** Progress on stderr: a bar on a terminal, plain lines otherwise. */
+function progress(quiet: boolean) {
+  const tty = Deno.stderr.isTerminal();
+  const enc = new TextEncoder();
+  let firstMs = 0;
+  return (r: IterationRecord, scale: Scale) => {
+    if (quiet) return;
+    const total = scale.iters;
+    const every = Math.max(1, Math.round(total / 10));
+    const done = r.i + 1;
+    if (r.i === 0) firstMs = r.ms;
+    const speed = loopRate(done, total, r.ms, firstMs);
+    const timing = speed
+      ? `${speed.rate.toFixed(2)} it/s  ETA ${speed.eta.toFixed(0)}s`
+      : `first iteration ${(r.ms / 1000).toFixed(1)}s (kernels compiled)`;
+    const info = `loss ${r.loss.toExponential(3)}  ${timing}`;
+    if (tty) {
+      const width = 24;
+      const fill = Math.round(width * done / total);
+      const bar = "#".repeat(fill) + ".".repeat(width - fill);
+      const line = `\r${scaleTag(scale)}[${bar}] ${done}/${total}  ${info}\x1b[K`;
+      Deno.stderr.writeSync(enc.encode(line));
+      if (done === total) Deno.stderr.writeSync(enc.encode("\n"));
+    } else if (done % every === 0 || done === total || done === 1) {
+      console.error(`${scaleTag(scale)}iteration ${done}/${total}  ${info}`);
+    }
+  };
+}
+
+/** Formats bytes as MiB or GiB. */
+function bytes(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/**
+ * Refuses, before any pixel is resized, a size whose image-sized buffers
+ * alone would not fit the memory a CPU adapter draws from (the machine's):
+ * the image, its gradient and Adam's moments (and the average), 4 bytes per
+ * channel each, and the content target (the content layer's channels at its
+ * resolution), plus as much again on the CPU side while results are read.
+ */
+function checkMemory(engine: Engine, o: RunOptions, h: number, w: number): void {
+  if (!engine.gpu.isFallback && engine.gpu.cpuLanes === 0) return;
+  let total: number;
+  try {
+    total = Deno.systemMemoryInfo().total;
+  } catch {
+    return;
+  }
+  const d = layerDims(h, w)[tapLayerIndex(o.config.contentLayer)];
+  const image = 12 * h * w * (4 + (o.avgDecay > 0 ? 1 : 0));
+  const need = 2 * (image + 4 * d.c * d.h * d.w);
+  if (need > 0.8 * total) {
+    throw new UserError(
+      `image too large for this machine: ${w}×${h} needs about ${bytes(need)} of memory ` +
+        `(${bytes(total)} here); use a smaller --size`,
+    );
+  }
+}
+
+/** The image a tensor shows, with the content's colours when asked. */
+function shown(x: Tensor, o: RunOptions, content: RgbImage): RgbImage {
+  const img = fromTensor(x);
+  if (!o.originalColors) return img;
+  return originalColors(img, resize(content, img.width, img.height));
+}
+
+/** Writes a run's trace JSON atomically. */
+async function writeTrace(
+  o: RunOptions,
+  engine: Engine,
+  result: ScheduleResult,
+  secs: number,
+  tiles: number[],
+): Promise<void> {
+  const last = result.scales.at(-1)!;
+  const trace = {
+    config: {
+      content: o.contents,
+      styles: o.styles,
+      size: [last.h, last.w],
+      styleSize: o.styleSize,
+      minSize: o.minSize,
+      firstIters: o.firstIters,
+      referencePixels: o.referencePixels,
+      avgDecay: o.avgDecay,
+      originalColors: o.originalColors,
+      init: o.init,
+      seed: o.seed,
+      blend: o.blend ?? null,
+      ...o.config,
+    },
+    adapter: engine.gpu.adapterName,
+    scales: result.scales.map((s, k) => ({
+      scale: s.index,
+      size: [s.h, s.w],
+      styleSize: s.styleSize,
+      tiles: tiles[k],
+      iters: s.iters,
+      steps: s.steps,
+      startMs: s.startMs,
+      // The weights used at this scale (size-invariant ones scaled to it).
+      contentWeight: s.config.contentWeight,
+      styleWeights: s.config.styleWeights,
+      tvWeight: s.config.tvWeight,
+      decayAt: s.config.decayAt,
+    })),
+    iterations: result.scales.flatMap((s) =>
+      s.records.map((r) => ({
+        scale: s.index,
+        i: r.i,
+        loss: r.loss,
+        content: r.content,
+        style: r.style,
+        tv: r.tv,
+        ms: r.ms,
+      }))
+    ),
+    gpu: {
+      peakBytes: engine.poolStats.peakBytes,
+      largestBufferBytes: engine.poolStats.largestBufferBytes,
+      largestBindingBytes: engine.largestBinding,
+    },
+    steps: result.scales.reduce((a, s) => a + s.steps, 0),
+    seconds: secs,
+    output: o.output,
+  };
+  const tmp = `${o.trace}.tmp`;
+  try {
+    await Deno.writeTextFile(tmp, JSON.stringify(trace, null, 2) + "\n");
+    await Deno.rename(tmp, o.trace!);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new UserError(`${o.trace}: cannot write trace (${(e as Error).message.split("\n")[0]})`);
+  }
+}
+
+/** Runs style transfer as the CLI does. */
+export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
+  const log = (s: string) => o.quiet || console.error(s);
+  const initPath = o.init !== "content" && o.init !== "random" ? o.init : null;
+  const inputs = [o.contents, ...o.styles, ...(initPath ? [initPath] : [])];
+  await checkOutput(o.output, inputs);
+  if (o.trace) await checkOutput(o.trace, inputs);
+  // Decode first (cheap errors first), check sizes against the GPU, then resize.
+  const content = await readImage(o.contents);
+  const styles = await Promise.all(o.styles.map((s) => readImage(s)));
+  const initImg = initPath ? await readImage(initPath) : null;
+  const engine = await createEngine({ weights: o.weights, onProgress: log });
+  // A lost device (driver reset, out of memory) ends the run with its reason, not a hang.
+  engine.gpu.lost.then((m) => {
+    console.error(`\nstylize: ${m}`);
+    Deno.exit(1);
+  });
+  try {
+    const schedule = {
+      content,
+      styles,
+      blend: o.blend,
+      size: o.size,
+      styleSize: o.styleSize,
+      minSize: o.minSize,
+      iters: o.config.iters,
+      firstIters: o.firstIters,
+      config: o.config,
+      referencePixels: o.referencePixels,
+      avgDecay: o.avgDecay,
+      init: initImg ?? (o.init as "content" | "random"),
+      seed: o.seed,
+      signal,
+    };
+    const scales = planScales(schedule);
+    const upto = Math.max(...[o.config.contentLayer, ...o.config.styleLayers].map(tapLayerIndex));
+    for (const s of scales) {
+      engine.checkImageSize(s.h, s.w, upto);
+      for (const st of styles) {
+        const [w, h] = fitLongerSide(st.width, st.height, s.styleSize);
+        engine.checkImageSize(h, w, upto);
+      }
+    }
+    const final = scales.at(-1)!;
+    checkMemory(engine, o, final.h, final.w);
+    const tiles: number[] = [];
+    const stages: RgbImage[] = [];
+    const t0 = performance.now();
+    const result = await stylize(engine, {
+      ...schedule,
+      onScale: (s, startMs) => {
+        const plan = engine.lastLossPlan!;
+        tiles.push(plan.tiles);
+        const split = plan.tiles > 1 ? ` in ${plan.tiles} tiles` : "";
+        const head = s.index === 0
+          ? `adapter: ${engine.gpu.adapterName}${engine.gpu.isFallback ? " (software)" : ""}` +
+            (engine.tilesSource === "default" ? "" : `; tuned tiles from ${engine.tilesSource}`) +
+            "\n"
+          : "";
+        log(
+          `${head}${scaleTag(s) || ""}${s.w}×${s.h}${split}, ${s.iters} iterations; ` +
+            `GPU memory ${bytes(engine.poolStats.peakBytes)} at its peak, largest buffer ` +
+            `${bytes(engine.poolStats.largestBufferBytes)} (ready in ${
+              (startMs / 1000).toFixed(1)
+            }s)`,
+        );
+      },
+      onRecord: progress(o.quiet),
+      snapshotEvery: o.saveEvery || undefined,
+      onSnapshot: async (s, steps, x) => {
+        const img = shown(x, o, content);
+        stages.push(img);
+        const tag = s.count > 1 ? `-s${s.index + 1}` : "";
+        const path = withSuffix(o.output, `${tag}-${String(steps).padStart(4, "0")}`);
+        await writeImage(path, img);
+        log(`\nwrote ${path}`);
+      },
+    });
+    const finalImg = shown(result.x, o, content);
+    await writeImage(o.output, finalImg);
+    const secs = (performance.now() - t0) / 1000;
+    if (result.stopped) {
+      const s = result.scales.at(-1)!;
+      log(`\nstopped after ${s.steps} iterations${s.count > 1 ? ` of scale ${s.index + 1}` : ""}`);
+    }
+    if (o.saveEvery) {
+      const sheet = withSuffix(o.output, "-stages");
+      const first = resize(content, finalImg.width, finalImg.height);
+      await writeImage(
+        sheet,
+        contactSheet([first, ...styles, ...stages, finalImg], Math.min(256, finalImg.height)),
+      );
+      log(`wrote ${sheet}`);
+    }
+    if (o.trace) await writeTrace(o, engine, result, secs, tiles);
+    const lastScale = result.scales.at(-1)!;
+    const last = lastScale.records.at(-1);
+    const first = lastScale.records[0];
+    const speed = last && first ? loopRate(last.i + 1, last.i + 1, last.ms, first.ms) : null;
+    log(
+      `wrote ${resolve(o.output)} (${finalImg.width}×${finalImg.height}) in ${secs.toFixed(1)}s` +
+        (speed ? `, ${speed.rate.toFixed(2)} it/s after the first iteration` : "") +
+        `, final loss ${last?.loss.toExponential(4)}`,
+    );
+  } finally {
+    engine.dispose();
+  }
+}

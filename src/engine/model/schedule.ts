@@ -1,0 +1,214 @@
+/**
+ * A whole style transfer as users run it: from decoded images to the result,
+ * coarse to fine. The image is optimised at a few scales √2 apart, from
+ * `minSize` to `size` (longer sides), each scale starting from the previous
+ * one's result upsampled (float bicubic), with Adam restarted and the style
+ * targets recomputed from the style images resized by the same factor as
+ * the content; the content and TV weights hold as given at
+ * `referencePixels` pixels and are scaled by referencePixels / (H·W) at each
+ * scale (0: plain sums, as reference.py), so the same flags give the same
+ * balance at every size. One scale (`minSize` = `size`) with
+ * `referencePixels` 0 is reference.py's `run`, exactly.
+ * @module
+ */
+import { UserError } from "../errors.ts";
+import { fitLongerSide, resize, resizePlanes } from "../image/resize.ts";
+import { MEAN_BGR, toTensor } from "../image/tensor.ts";
+import type { RgbImage } from "../image/types.ts";
+import {
+  type IterationRecord,
+  optimize,
+  type OptimizeResult,
+  type StyleConfig,
+  styleTargets,
+} from "./optimize.ts";
+import type { Engine, Tensor } from "./stylizer.ts";
+
+/** The content and TV weights' reference size: reference.py's configuration, 192×256. */
+export const REFERENCE_PIXELS = 192 * 256;
+
+/** One scale of a {@link ScheduleOptions schedule}. */
+export interface Scale {
+  /** 0-based index, and how many scales there are. */
+  index: number;
+  count: number;
+  /** The image's size at this scale. */
+  h: number;
+  w: number;
+  /** Longer side of the style images at this scale. */
+  styleSize: number;
+  /** Iterations at this scale. */
+  iters: number;
+  /** The weights and learning-rate schedule used at this scale. */
+  config: StyleConfig;
+}
+
+/** Options of {@link stylize}. */
+export interface ScheduleOptions {
+  /** The content image as decoded (any size; resized at each scale). */
+  content: RgbImage;
+  /** The style images as decoded. */
+  styles: RgbImage[];
+  /** Weights of the style images (default equal). */
+  blend?: number[];
+  /** Longer side of the result. */
+  size: number;
+  /** Longer side of the style images at the last scale (default `size`). */
+  styleSize?: number;
+  /** Longer side at the first scale (default: 256, or `size` when smaller). */
+  minSize?: number;
+  /** Iterations at each scale after the first. */
+  iters: number;
+  /** Iterations at the first scale (default: 2 × `iters` with several scales, else `iters`). */
+  firstIters?: number;
+  /**
+   * Losses and Adam's learning rate; `iters` and `decayAt` are per scale:
+   * the rate drops to a tenth at the same fraction of each scale
+   * (`decayAt` / `iters` of this config; default 0.9).
+   */
+  config: StyleConfig;
+  /** Pixels at which the content and TV weights hold as given (0: plain sums). */
+  referencePixels?: number;
+  /** Iterate averaging's decay (0 or absent: off); the average restarts at each scale. */
+  avgDecay?: number;
+  /** The first scale's starting image: the content (default), uniform noise, or an image. */
+  init?: "content" | "random" | RgbImage;
+  /** Seed of the noise of `init: "random"`. */
+  seed?: number;
+  /** Stops after the current iteration when aborted. */
+  signal?: AbortSignal;
+  /** Called when a scale starts (after its plans are built). */
+  onScale?: (scale: Scale, startMs: number) => void;
+  /** Called with each iteration's losses. */
+  onRecord?: (r: IterationRecord, scale: Scale) => void;
+  /** Iterations (1-based, within a scale) after which `onSnapshot` gets the image. */
+  snapshotEvery?: number;
+  /** Receives the image after `steps` steps of `scale`. */
+  onSnapshot?: (scale: Scale, steps: number, x: Tensor) => Promise<void> | void;
+}
+
+/** What {@link stylize} returns. */
+export interface ScheduleResult {
+  /** The result, preprocessed BGR [1,3,H,W] (the average with `avgDecay`). */
+  x: Tensor;
+  /** Each scale run, with its records and steps. */
+  scales: (Scale & OptimizeResult & { startMs: number })[];
+  /** Whether a scale stopped early (aborted). */
+  stopped: boolean;
+}
+
+/** The longer sides of the scales: minSize, then ×√2 (rounded) while below size, then size. */
+export function scaleSizes(minSize: number, size: number): number[] {
+  const out = [Math.min(minSize, size)];
+  while (out.at(-1)! < size) {
+    const next = Math.round(out.at(-1)! * Math.SQRT2);
+    out.push(next >= size || size - next < 0.1 * size ? size : next);
+  }
+  return out;
+}
+
+/** Seeded uniform noise over the valid pixel range (mulberry32), as an 8-bit image. */
+export function noiseImage(w: number, h: number, seed: number): RgbImage {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    width: w,
+    height: h,
+    data: new Uint8Array(3 * h * w).map(() => Math.floor(next() * 256)),
+  };
+}
+
+/** The scales of a run (sizes, iterations, weights), before any is run. */
+export function planScales(o: ScheduleOptions): Scale[] {
+  const sizes = scaleSizes(o.minSize ?? Math.min(256, o.size), o.size);
+  const styleSize = o.styleSize ?? o.size;
+  const decayFraction = o.config.iters > 0 ? o.config.decayAt / o.config.iters : 0.9;
+  const ref = o.referencePixels ?? REFERENCE_PIXELS;
+  return sizes.map((s, index) => {
+    const [w, h] = fitLongerSide(o.content.width, o.content.height, s);
+    const iters = index === 0
+      ? (o.firstIters ?? (sizes.length > 1 ? 2 * o.iters : o.iters))
+      : o.iters;
+    const k = ref > 0 ? ref / (h * w) : 1;
+    return {
+      index,
+      count: sizes.length,
+      h,
+      w,
+      styleSize: Math.max(16, Math.round(styleSize * s / o.size)),
+      iters,
+      config: {
+        ...o.config,
+        contentWeight: o.config.contentWeight * k,
+        tvWeight: o.config.tvWeight * k,
+        iters,
+        decayAt: Math.round(decayFraction * iters),
+      },
+    };
+  });
+}
+
+/** The first scale's starting image. */
+function firstInit(o: ScheduleOptions, scale: Scale, content: Tensor): Tensor {
+  if (!o.init || o.init === "content") return content;
+  if (o.init === "random") return toTensor(noiseImage(scale.w, scale.h, o.seed ?? 0));
+  return toTensor(resize(o.init, scale.w, scale.h));
+}
+
+/** A result upsampled to the next scale's size (float bicubic), clamped to valid pixels. */
+export function upsample(x: Tensor, h: number, w: number): Tensor {
+  const [, , h0, w0] = x.shape;
+  const data = resizePlanes(x.data, 3, h0, w0, h, w);
+  for (let c = 0; c < 3; c++) {
+    const [lo, hi] = [-MEAN_BGR[c], 255 - MEAN_BGR[c]];
+    for (let k = c * h * w; k < (c + 1) * h * w; k++) {
+      data[k] = Math.min(hi, Math.max(lo, data[k]));
+    }
+  }
+  return { shape: [1, 3, h, w], data };
+}
+
+/** Runs the whole schedule on `engine`. */
+export async function stylize(engine: Engine, o: ScheduleOptions): Promise<ScheduleResult> {
+  if (o.styles.length === 0) throw new UserError("need at least one style image");
+  const scales = planScales(o);
+  const done: ScheduleResult["scales"] = [];
+  let x: Tensor | null = null;
+  for (const scale of scales) {
+    const t0 = performance.now();
+    const content = toTensor(resize(o.content, scale.w, scale.h));
+    const styles = o.styles.map((s) => {
+      const [w, h] = fitLongerSide(s.width, s.height, scale.styleSize);
+      return toTensor(resize(s, w, h));
+    });
+    const targets = await styleTargets(engine, styles, scale.config.styleLayers, o.blend);
+    const init = x ? upsample(x, scale.h, scale.w) : firstInit(o, scale, content);
+    // The previous scale's plans are done with: their memory goes back to the device.
+    engine.dropPlans();
+    let startMs = -1;
+    const result = await optimize(engine, {
+      content,
+      styleTargets: targets,
+      init,
+      config: scale.config,
+      avgDecay: o.avgDecay,
+      signal: o.signal,
+      onReady: () => {
+        startMs = performance.now() - t0;
+        o.onScale?.(scale, startMs);
+      },
+      onRecord: (r) => o.onRecord?.(r, scale),
+      snapshotEvery: o.snapshotEvery,
+      onSnapshot: o.onSnapshot ? (steps, img) => o.onSnapshot!(scale, steps, img) : undefined,
+    });
+    done.push({ ...scale, ...result, startMs });
+    x = result.x;
+    if (result.steps < scale.iters) return { x, scales: done, stopped: true };
+  }
+  return { x: x!, scales: done, stopped: false };
+}

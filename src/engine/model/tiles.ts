@@ -1,0 +1,193 @@
+/**
+ * Splitting an image into tiles the network can run on one at a time, with
+ * results equal to the whole image's. Each tile *owns* a rectangle of the
+ * image, and of every layer the rectangle of positions its image rectangle
+ * maps to (a layer of stride s owns rows y0/s…y1/s); the owned rectangles of
+ * the tiles partition every layer. A tile's network runs on its rectangle
+ * grown by a halo — the receptive field of its owned positions — so every
+ * owned position, and every position an owned one depends on, is computed
+ * exactly as on the whole image: the losses are summed over owned positions
+ * only, the Gram matrices are summed over the tiles, and the gradients the
+ * tiles' owned losses send back to their (overlapping) inputs add up to the
+ * image's gradient. Tile corners sit on multiples of the deepest layer's
+ * stride, so each tile's pooling windows fall where the whole image's do.
+ * @module
+ */
+import { layerDims, SQUEEZENET } from "./squeezenet.ts";
+
+/** A half-open rectangle: rows y0…y1−1, columns x0…x1−1. */
+export interface Rect {
+  y0: number;
+  y1: number;
+  x0: number;
+  x1: number;
+}
+
+/** One tile of a {@link TileGrid}. */
+export interface Tile {
+  /** Its index in the grid (row-major). */
+  index: number;
+  /** The image rectangle its network runs on (owned part and halo). */
+  input: Rect;
+  /** The image rectangle it owns (the pixels whose TV pairs it sums). */
+  owned: Rect;
+  /**
+   * For each layer up to the grid's deepest: the rectangle of that layer's
+   * output the tile owns, in the tile's own coordinates (those of the
+   * layer's output of the network run on `input`).
+   */
+  layers: Rect[];
+}
+
+/** An image split into tiles (one tile: the whole image, nothing to split). */
+export interface TileGrid {
+  /** Image height and width. */
+  h: number;
+  w: number;
+  /** The deepest layer index the tiles' networks run to. */
+  upto: number;
+  /** Row-major: `rows` × `cols` tiles. */
+  tiles: Tile[];
+  rows: number;
+  cols: number;
+}
+
+/** Stride of layer `i`'s output (in image pixels per output position). */
+export function layerStride(i: number): number {
+  let s = 1;
+  for (let k = 0; k <= i; k++) {
+    const l = SQUEEZENET[k];
+    if (l.kind === "conv") s *= l.stride;
+    else if (l.kind === "pool") s *= 2;
+  }
+  return s;
+}
+
+/**
+ * The image rows (or columns) layer `i`'s output positions a…b−1 depend on,
+ * walking the layers back: a k×k convolution of stride s and padding p needs
+ * a·s−p … (b−1)·s−p+k−1, a 3×3 pooling of stride 2 needs 2a … 2(b−1)+2, a
+ * fire module (1×1 then 3×3 with padding 1) a−1 … b.
+ */
+export function receptiveRange(i: number, a: number, b: number): [number, number] {
+  for (let k = i; k >= 0; k--) {
+    const l = SQUEEZENET[k];
+    if (l.kind === "conv") [a, b] = [a * l.stride, (b - 1) * l.stride + l.k];
+    else if (l.kind === "pool") [a, b] = [2 * a, 2 * (b - 1) + 3];
+    else [a, b] = [a - 1, b + 1];
+  }
+  return [a, b];
+}
+
+/**
+ * The halo a tile needs around its owned rectangle so that every position
+ * of layers 0…`upto` it owns is computed exactly: pixels before and after,
+ * the one before rounded up to a multiple of the grid's stride. One more
+ * pixel after, at least, for the TV pairs that start on the last owned row.
+ */
+export function tileHalo(upto: number): { before: number; after: number; stride: number } {
+  const stride = layerStride(upto);
+  let before = 0;
+  let after = 1;
+  for (let i = 0; i <= upto; i++) {
+    if (SQUEEZENET[i].kind === "pool") continue;
+    const s = layerStride(i);
+    // Owned rows a…b−1 of layer i map to image rows a·s…b·s−1.
+    const a = 1000;
+    const b = 1010;
+    const [lo, hi] = receptiveRange(i, a, b);
+    before = Math.max(before, a * s - lo);
+    after = Math.max(after, hi - b * s);
+  }
+  return { before: Math.ceil(before / stride) * stride, after, stride };
+}
+
+/** Splits n into `parts` owned spans on multiples of `stride` (as even as that allows). */
+function spans(n: number, parts: number, stride: number): [number, number][] {
+  const cuts = [0];
+  for (let k = 1; k < parts; k++) cuts.push(Math.round(k * n / parts / stride) * stride);
+  cuts.push(n);
+  const out: [number, number][] = [];
+  for (let k = 0; k < parts; k++) {
+    if (cuts[k + 1] <= cuts[k]) throw new RangeError(`cannot split ${n} into ${parts} tiles`);
+    out.push([cuts[k], cuts[k + 1]]);
+  }
+  return out;
+}
+
+/**
+ * The grid of `rows` × `cols` tiles over an h×w image for layers 0…`upto`.
+ * Throws a RangeError when a tile would own less than the grid's stride.
+ */
+export function tileGrid(h: number, w: number, upto: number, rows: number, cols: number): TileGrid {
+  const { before, after, stride } = tileHalo(upto);
+  const full = layerDims(h, w);
+  const ys = spans(h, rows, stride);
+  const xs = spans(w, cols, stride);
+  const tiles: Tile[] = [];
+  for (const [r, [y0, y1]] of ys.entries()) {
+    for (const [c, [x0, x1]] of xs.entries()) {
+      const input = {
+        y0: Math.max(0, y0 - before),
+        y1: Math.min(h, y1 + after),
+        x0: Math.max(0, x0 - before),
+        x1: Math.min(w, x1 + after),
+      };
+      const layers: Rect[] = [];
+      for (let i = 0; i <= upto; i++) {
+        const s = layerStride(i);
+        const d = full[i];
+        layers.push({
+          y0: y0 / s - input.y0 / s,
+          y1: (r === rows - 1 ? d.h : y1 / s) - input.y0 / s,
+          x0: x0 / s - input.x0 / s,
+          x1: (c === cols - 1 ? d.w : x1 / s) - input.x0 / s,
+        });
+      }
+      tiles.push({ index: tiles.length, input, owned: { y0, y1, x0, x1 }, layers });
+    }
+  }
+  return { h, w, upto, tiles, rows, cols };
+}
+
+/** Height and width of a rectangle. */
+export function rectSize(r: Rect): [number, number] {
+  return [r.y1 - r.y0, r.x1 - r.x0];
+}
+
+/**
+ * The grid with the fewest tiles (then the squarest) whose every tile
+ * passes `fits` (given the tile's input height and width), or null when even
+ * tiles owning one stride fail it. One tile is the whole image.
+ */
+export function chooseGrid(
+  h: number,
+  w: number,
+  upto: number,
+  fits: (th: number, tw: number) => boolean,
+): TileGrid | null {
+  const { stride } = tileHalo(upto);
+  const maxRows = Math.max(1, Math.floor(h / stride));
+  const maxCols = Math.max(1, Math.floor(w / stride));
+  let best: TileGrid | null = null;
+  for (let rows = 1; rows <= maxRows; rows++) {
+    for (let cols = 1; cols <= maxCols; cols++) {
+      if (best && rows * cols > best.rows * best.cols) break;
+      let grid: TileGrid;
+      try {
+        grid = tileGrid(h, w, upto, rows, cols);
+      } catch {
+        continue;
+      }
+      if (!grid.tiles.every((t) => fits(...rectSize(t.input)))) continue;
+      const squareness = (g: TileGrid) => Math.abs(Math.log((h / g.rows) / (w / g.cols)));
+      if (
+        !best || rows * cols < best.rows * best.cols ||
+        (rows * cols === best.rows * best.cols && squareness(grid) < squareness(best))
+      ) best = grid;
+      break;
+    }
+    if (best && rows >= best.rows * best.cols) break;
+  }
+  return best;
+}
