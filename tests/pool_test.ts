@@ -215,8 +215,9 @@ for (const [h, w, o] of avgCases) {
   });
 }
 
-Deno.test("avg pool backward is the adjoint of its forward: ⟨pool(x), y⟩ = ⟨x, poolᵀ(y)⟩ at odd sizes", async () => {
-  for (const [h, w] of [[15, 13], [9, 37], [31, 29]]) {
+Deno.test("avg pool backward is the adjoint of its forward: ⟨pool(x), y⟩ = ⟨x, poolᵀ(y)⟩ with and without edge-clipped windows", async () => {
+  // Odd sides: every window is whole; even sides: the last one is clipped.
+  for (const [h, w] of [[15, 13], [9, 37], [31, 29], [16, 40], [24, 18]]) {
     const c = 4;
     const x = randomFloats(c * h * w, 5 * h + w);
     const dy = randomFloats(c * poolOut(h) * poolOut(w), h * w);
