@@ -6,6 +6,7 @@
  */
 import { Engine, type Stylizer } from "../engine/model/stylizer.ts";
 import type { TileTable } from "../engine/ops/context.ts";
+import type { Pooling } from "../engine/ops/pool.ts";
 import { acquireDenoGpu } from "./driver.ts";
 import { loadTunedTiles, tunedTilesPath } from "./tiles_cache.ts";
 import { loadWeights, resolveWeights } from "./weights_file.ts";
@@ -24,6 +25,12 @@ export interface StylizerOptions {
    * adapter's default table.
    */
   tilesFile?: string | false;
+  /**
+   * The network's pooling layers: "max" (default, SqueezeNet's own) or "avg"
+   * (each ceil-mode window's mean over its elements inside the input), used
+   * by every feature, Gram and loss of the stylizer.
+   */
+  pooling?: Pooling;
 }
 
 /** Finds and loads the weights, acquires the GPU and returns the {@link Engine}. */
@@ -41,7 +48,7 @@ export async function createEngine(options: StylizerOptions = {}): Promise<Engin
       options.onProgress?.(`ignoring ${file}: ${got.reason}; run \`deno task tune\` again`);
     }
   }
-  return Engine.create({ gpu, weights, tiles, tilesSource });
+  return Engine.create({ gpu, weights, tiles, tilesSource, pooling: options.pooling });
 }
 
 /** Acquires the GPU, loads and uploads the weights, and returns a {@link Stylizer}. */

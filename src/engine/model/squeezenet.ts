@@ -22,7 +22,14 @@ import {
   type View,
   view,
 } from "../ops/context.ts";
-import { maxPool, maxPoolBackward, poolOut } from "../ops/pool.ts";
+import {
+  avgPool,
+  avgPoolBackward,
+  maxPool,
+  maxPoolBackward,
+  type Pooling,
+  poolOut,
+} from "../ops/pool.ts";
 import { reluBackward } from "../ops/relu.ts";
 import type { ConvWeights } from "./weights.ts";
 
@@ -179,9 +186,11 @@ export interface Forward {
    * stride ({@link planeStride}: the buffer holds c·plane floats).
    */
   outputs: { buffer: GPUBuffer; dims: Dims; plane: number }[];
-  /** Fire layers: their squeeze activation; pools: their argmax. */
+  /** Fire layers: their squeeze activation; max pools: their argmax (none for "avg"). */
   squeeze: (GPUBuffer | null)[];
   argmax: (GPUBuffer | null)[];
+  /** The pool layers' pooling. */
+  pooling: Pooling;
   /**
    * The outputs copied into a feature texture after their launches (the
    * layers asked for, where the device's textures are large enough), else
@@ -201,7 +210,7 @@ export interface Forward {
  * content term, pooling, expand3x3) fetch them faster there, and so do the
  * 1×1 convolutions whose input has a copy (a fire module's expand1x1; its
  * squeeze1x1 after a textured layer), now that their weights are cheap to
- * load (bench/NOTES.md, row 60).
+ * load (bench/NOTES.md, row 60). The pool layers pool by `pooling`.
  */
 export async function recordForward(
   ctx: OpContext,
@@ -213,6 +222,7 @@ export async function recordForward(
   w: number,
   upto: number,
   textured: ReadonlySet<number> = new Set(),
+  pooling: Pooling = "max",
 ): Promise<Forward> {
   const dims = layerDims(h, w);
   const fwd: Forward = {
@@ -221,6 +231,7 @@ export async function recordForward(
     squeeze: [],
     argmax: [],
     textures: [],
+    pooling,
     dims: { c: 3, h, w },
   };
   // The image is dense; every activation after it has padded planes.
@@ -249,16 +260,19 @@ export async function recordForward(
         relu: true,
       });
     } else if (l.kind === "pool") {
-      arg = scope.acquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
-      await maxPool(ctx, scope, prog, {
+      const at = {
         label: l.name,
         shape: d,
         x,
         out: view(out, 0, plane),
-        argmax: arg,
         // The input layer's texture copy, when it has one (a style layer).
         xTex: fwd.textures[i - 1] ?? undefined,
-      });
+      };
+      if (pooling === "avg") await avgPool(ctx, scope, prog, at);
+      else {
+        arg = scope.acquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
+        await maxPool(ctx, scope, prog, { ...at, argmax: arg });
+      }
     } else {
       const sqTex = scope.featureTexture(ctx.device, l.squeeze * plane, `${l.name}.squeeze.tex`);
       sq = scope.floats(Math.max(l.squeeze * plane, sqTex?.floats ?? 0), `${l.name}.squeeze`);
@@ -362,7 +376,8 @@ export interface FusedStyle {
 }
 
 /**
- * Records the backward pass from the deepest recorded layer down to the image.
+ * Records the backward pass from the deepest recorded layer down to the image
+ * (through the pool layers by the forward's pooling).
  * `grads[i]` receives d loss / d output of layer i; `losses.inject(i, …)`
  * records the loss gradients that add into `grads[i]` (called after the layer
  * above has written it; the deepest layer's is cleared first unless its
@@ -440,13 +455,9 @@ export async function recordBackward(
         dyTex: tex ?? undefined,
       });
     } else if (l.kind === "pool") {
-      await maxPoolBackward(ctx, scope, prog, {
-        label: `${l.name}.back`,
-        shape: d,
-        dy,
-        argmax: fwd.argmax[i]!,
-        dx,
-      });
+      const at = { label: `${l.name}.back`, shape: d, dy, dx };
+      if (fwd.pooling === "avg") await avgPoolBackward(ctx, scope, prog, at);
+      else await maxPoolBackward(ctx, scope, prog, { ...at, argmax: fwd.argmax[i]! });
     } else {
       const sq = view(fwd.squeeze[i]!, 0, plane);
       const gs = view(scope.floats(l.squeeze * plane, `${l.name}.squeeze.grad`), 0, plane);

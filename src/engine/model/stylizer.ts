@@ -22,6 +22,7 @@ import {
 } from "../ops/context.ts";
 import { gram, GRAM_LOSS_PARTS, gramBackward, gramGeometry } from "../ops/gram.ts";
 import { contentLoss, LOSS_PARTS } from "../ops/loss.ts";
+import type { Pooling } from "../ops/pool.ts";
 import {
   type ContentTerm,
   pointwiseInvocations,
@@ -83,6 +84,8 @@ export interface EngineOptions {
   tiles?: Partial<TileTable>;
   /** Where `tiles` came from, for the progress header ("given", a file's path); default "default". */
   tilesSource?: string;
+  /** The network's pooling layers (every feature, Gram and loss): "max" (default) or "avg". */
+  pooling?: Pooling;
 }
 
 /** The style-transfer engine on one GPU. */
@@ -165,14 +168,23 @@ export class Engine implements Stylizer {
   readonly ctx: OpContext;
   /** Weights on the GPU. */
   readonly net: NetWeights;
+  /** The network's pooling, in every plan. */
+  readonly pooling: Pooling;
   #weightsScope: Scope;
   #plans = new Map<string, Plan>();
 
-  private constructor(gpu: Gpu, ctx: OpContext, net: NetWeights, scope: Scope) {
+  private constructor(
+    gpu: Gpu,
+    ctx: OpContext,
+    net: NetWeights,
+    scope: Scope,
+    pooling: Pooling,
+  ) {
     this.gpu = gpu;
     this.ctx = ctx;
     this.net = net;
     this.#weightsScope = scope;
+    this.pooling = pooling;
   }
 
   /**
@@ -188,7 +200,8 @@ export class Engine implements Stylizer {
     const tiles = { ...defaultTiles(gpu.isFallback, gpu.cpuLanes), ...o.tiles };
     const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
     const scope = new Scope(pool);
-    const engine = new Engine(gpu, ctx, NetWeights.upload(ctx, scope, o.weights), scope);
+    const net = NetWeights.upload(ctx, scope, o.weights);
+    const engine = new Engine(gpu, ctx, net, scope, o.pooling ?? "max");
     engine.tilesSource = o.tilesSource ?? (o.tiles ? "given" : "default");
     return engine;
   }
@@ -307,10 +320,21 @@ export class Engine implements Stylizer {
 
   /** The plan of a forward pass of an h×w image up to layer index `upto`. */
   forwardPlan(h: number, w: number, upto: number): Promise<Plan & { fwd: Forward }> {
-    return this.plan(`features:${h}x${w}:${upto}`, async (scope) => {
+    return this.plan(`features:${h}x${w}:${upto}:${this.pooling}`, async (scope) => {
       const prog = new Program(this.gpu.device);
       const input = scope.floats(3 * h * w, "input");
-      const fwd = await recordForward(this.ctx, scope, prog, this.net, input, h, w, upto);
+      const fwd = await recordForward(
+        this.ctx,
+        scope,
+        prog,
+        this.net,
+        input,
+        h,
+        w,
+        upto,
+        new Set(),
+        this.pooling,
+      );
       return { prog, scope, fwd };
     });
   }
@@ -349,7 +373,8 @@ export class Engine implements Stylizer {
     const [, c, h, w] = input.shape;
     if (c !== 3) throw new UserError(`tapGrams input must have 3 channels, got ${c}`);
     const upto = this.deepest(h, w, taps);
-    const plan = await this.plan(`grams:${h}x${w}:${taps.join(",")}`, async (scope) => {
+    const key = `grams:${h}x${w}:${taps.join(",")}:${this.pooling}`;
+    const plan = await this.plan(key, async (scope) => {
       const prog = new Program(this.gpu.device);
       const input = scope.floats(3 * h * w, "input");
       const textured = new Set(taps.map(tapLayerIndex));
@@ -363,6 +388,7 @@ export class Engine implements Stylizer {
         w,
         upto,
         textured,
+        this.pooling,
       );
       const grams: { buffer: GPUBuffer; c: number }[] = [];
       for (const t of taps) {
@@ -461,6 +487,7 @@ export class Engine implements Stylizer {
       spec.styleLayers,
       spec.styleWeights,
       spec.tvWeight,
+      this.pooling,
     ]);
     return this.plan(key, (scope) => this.#buildLossPlan(scope, h, w, upto, spec));
   }
@@ -480,7 +507,18 @@ export class Engine implements Stylizer {
     // the content layer's for the content term's F (and its ReLU mask).
     const textured = new Set(spec.styleLayers.map(tapLayerIndex));
     if (spec.contentWeight > 0) textured.add(tapLayerIndex(spec.contentLayer));
-    const fwd = await recordForward(ctx, scope, prog, this.net, x, h, w, upto, textured);
+    const fwd = await recordForward(
+      ctx,
+      scope,
+      prog,
+      this.net,
+      x,
+      h,
+      w,
+      upto,
+      textured,
+      this.pooling,
+    );
     // Partial sums: content, each style layer, tv.
     const segments: [number, number][] = [];
     let at = 0;
