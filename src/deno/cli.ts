@@ -12,6 +12,7 @@ import { formatForPath, readImage, writeImage } from "./image/mod.ts";
 import type { RgbImage } from "../engine/image/types.ts";
 import { TAP_NAMES, type TapName } from "../engine/model/squeezenet.ts";
 import type { Tensor } from "../engine/model/stylizer.ts";
+import type { Pooling } from "../engine/ops/pool.ts";
 import {
   DEFAULT_CONFIG,
   type IterationRecord,
@@ -48,6 +49,8 @@ Options:
       --content-layer L     content layer (default fire2)
       --style-layers a,b    style layers (default conv1,fire3,fire4,fire5)
       --style-blend a,b     weights of several style images (default equal)
+      --pooling max|avg     pooling layers: each window's maximum (SqueezeNet's)
+                            or its mean (default max)
       --init content|random|PATH
                             starting image (default content)
       --seed N              seed of --init random (default 0)
@@ -74,6 +77,7 @@ const OPTIONS = {
   "content-layer": { type: "string" },
   "style-layers": { type: "string" },
   "style-blend": { type: "string" },
+  pooling: { type: "string" },
   init: { type: "string" },
   seed: { type: "string" },
   "save-every": { type: "string" },
@@ -100,6 +104,7 @@ export interface RunOptions {
   styleSize: number;
   config: StyleConfig;
   blend?: number[];
+  pooling: Pooling;
   init: string;
   seed: number;
   saveEvery: number;
@@ -126,6 +131,12 @@ function list(flag: string, v: string | undefined): string[] | undefined {
   const items = v.split(",").map((s) => s.trim());
   if (items.some((s) => s === "")) throw new UserError(`--${flag}: empty item in "${v}"`);
   return items;
+}
+
+function pooling(v: string | undefined): Pooling {
+  if (v === undefined) return "max";
+  if (v === "max" || v === "avg") return v;
+  throw new UserError(`--pooling: "${v}" is not max or avg`);
 }
 
 function layer(flag: string, name: string): TapName {
@@ -214,6 +225,7 @@ export function parseRun(args: string[]): RunOptions {
       decayAt,
     },
     blend,
+    pooling: pooling(v.pooling),
     init: v.init ?? "content",
     seed: number("seed", v.seed, { int: true }) ?? 0,
     saveEvery: number("save-every", v["save-every"], { int: true, min: 1 }) ?? 0,
@@ -323,7 +335,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
   const contentImg = await readImage(o.contents);
   const styleImgs = await Promise.all(o.styles.map((s) => readImage(s)));
   const initImg = initPath ? await readImage(initPath) : null;
-  const engine = await createEngine({ weights: o.weights, onProgress: log });
+  const engine = await createEngine({ weights: o.weights, onProgress: log, pooling: o.pooling });
   // A lost device (driver reset, out of memory) ends the run with its reason, not a hang.
   engine.gpu.lost.then((m) => {
     console.error(`\nstylize: ${m}`);
@@ -342,6 +354,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
     log(
       `adapter: ${engine.gpu.adapterName}${engine.gpu.isFallback ? " (software)" : ""}; ` +
         `${content.width}×${content.height}, ${o.config.iters} iterations` +
+        (engine.pooling === "avg" ? ", average pooling" : "") +
         (engine.tilesSource === "default" ? "" : `; tuned tiles from ${engine.tilesSource}`),
     );
     const contentT = toTensor(content);
@@ -386,6 +399,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
           init: o.init,
           seed: o.seed,
           blend: o.blend ?? null,
+          pooling: engine.pooling,
           ...o.config,
         },
         adapter: engine.gpu.adapterName,
