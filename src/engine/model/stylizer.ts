@@ -318,23 +318,30 @@ export class Engine implements Stylizer {
     });
   }
 
+  /**
+   * Records the forward pass of an h×w image in `input` up to layer index
+   * `upto` with this engine's weights and pooling (see squeezenet.ts's
+   * `recordForward`; `textured`: the layers whose outputs get texture copies).
+   */
+  #recordForward(
+    scope: Scope,
+    prog: Program,
+    input: GPUBuffer,
+    h: number,
+    w: number,
+    upto: number,
+    textured: ReadonlySet<number> = new Set(),
+  ): Promise<Forward> {
+    const { ctx, net, pooling } = this;
+    return recordForward(ctx, scope, prog, net, input, h, w, upto, textured, pooling);
+  }
+
   /** The plan of a forward pass of an h×w image up to layer index `upto`. */
   forwardPlan(h: number, w: number, upto: number): Promise<Plan & { fwd: Forward }> {
     return this.plan(`features:${h}x${w}:${upto}:${this.pooling}`, async (scope) => {
       const prog = new Program(this.gpu.device);
       const input = scope.floats(3 * h * w, "input");
-      const fwd = await recordForward(
-        this.ctx,
-        scope,
-        prog,
-        this.net,
-        input,
-        h,
-        w,
-        upto,
-        new Set(),
-        this.pooling,
-      );
+      const fwd = await this.#recordForward(scope, prog, input, h, w, upto);
       return { prog, scope, fwd };
     });
   }
@@ -378,18 +385,7 @@ export class Engine implements Stylizer {
       const prog = new Program(this.gpu.device);
       const input = scope.floats(3 * h * w, "input");
       const textured = new Set(taps.map(tapLayerIndex));
-      const fwd = await recordForward(
-        this.ctx,
-        scope,
-        prog,
-        this.net,
-        input,
-        h,
-        w,
-        upto,
-        textured,
-        this.pooling,
-      );
+      const fwd = await this.#recordForward(scope, prog, input, h, w, upto, textured);
       const grams: { buffer: GPUBuffer; c: number }[] = [];
       for (const t of taps) {
         const o = fwd.outputs[tapLayerIndex(t)];
@@ -507,18 +503,7 @@ export class Engine implements Stylizer {
     // the content layer's for the content term's F (and its ReLU mask).
     const textured = new Set(spec.styleLayers.map(tapLayerIndex));
     if (spec.contentWeight > 0) textured.add(tapLayerIndex(spec.contentLayer));
-    const fwd = await recordForward(
-      ctx,
-      scope,
-      prog,
-      this.net,
-      x,
-      h,
-      w,
-      upto,
-      textured,
-      this.pooling,
-    );
+    const fwd = await this.#recordForward(scope, prog, x, h, w, upto, textured);
     // Partial sums: content, each style layer, tv.
     const segments: [number, number][] = [];
     let at = 0;

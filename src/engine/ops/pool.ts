@@ -95,6 +95,32 @@ async function launch(
   ], o.flops);
 }
 
+/** What a pooling's forward reads and writes. */
+export interface PoolForward {
+  /** The launch's name (profiles, errors). */
+  label: string;
+  /** Channels and input size. */
+  shape: PoolShape;
+  /** The input. */
+  x: View;
+  /** The pooled output. */
+  out: View;
+  /** A copy of all of x's buffer in a texture, made before: x is fetched from it. */
+  xTex?: FeatureTexture;
+}
+
+/** What a pooling's backward reads and writes. */
+export interface PoolBackward {
+  /** The launch's name (profiles, errors). */
+  label: string;
+  /** Channels and input size. */
+  shape: PoolShape;
+  /** The output's gradient. */
+  dy: View;
+  /** The input's gradient: every element is written. */
+  dx: View;
+}
+
 /**
  * Appends max pooling `x` → `out`, recording the argmax into `argmax` (u32 per
  * output, laid out as `out`, its plane stride included).
@@ -103,15 +129,7 @@ export function maxPool(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: {
-    label: string;
-    shape: PoolShape;
-    x: View;
-    out: View;
-    argmax: GPUBuffer;
-    /** A copy of all of x's buffer in a texture, made before: x is fetched from it. */
-    xTex?: FeatureTexture;
-  },
+  o: PoolForward & { argmax: GPUBuffer },
 ): Promise<void> {
   return poolForward(ctx, scope, prog, o);
 }
@@ -124,31 +142,17 @@ export function avgPool(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: {
-    label: string;
-    shape: PoolShape;
-    x: View;
-    out: View;
-    /** A copy of all of x's buffer in a texture, made before: x is fetched from it. */
-    xTex?: FeatureTexture;
-  },
+  o: PoolForward,
 ): Promise<void> {
   return poolForward(ctx, scope, prog, { ...o, argmax: null });
 }
 
-/** Either pooling's forward: max with `argmax`, average without. */
+/** Either pooling's forward: max with an `argmax`, average with null. */
 async function poolForward(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: {
-    label: string;
-    shape: PoolShape;
-    x: View;
-    out: View;
-    argmax: GPUBuffer | null;
-    xTex?: FeatureTexture;
-  },
+  o: PoolForward & { argmax: GPUBuffer | null },
 ): Promise<void> {
   const [oh, ow] = [poolOut(o.shape.h), poolOut(o.shape.w)];
   const hPlane = o.x.plane ?? o.shape.h * o.shape.w;
@@ -166,39 +170,35 @@ async function poolForward(
   });
 }
 
-/**
- * Appends the max-pooling backward: `dy` (output gradient) → `dx` (input
- * gradient, every element written), routed by the forward's argmax.
- */
+/** Appends the max-pooling backward `dy` → `dx`, routed by the forward's argmax. */
 export function maxPoolBackward(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: { label: string; shape: PoolShape; dy: View; argmax: GPUBuffer; dx: View },
+  o: PoolBackward & { argmax: GPUBuffer },
 ): Promise<void> {
   return poolBackward(ctx, scope, prog, o);
 }
 
 /**
- * Appends the average-pooling backward: `dy` (output gradient) → `dx` (input
- * gradient, every element written): each element gets the dy of every window
- * that holds it, divided by that window's count.
+ * Appends the average-pooling backward `dy` → `dx`: each element gets the dy
+ * of every window that holds it, divided by that window's count.
  */
 export function avgPoolBackward(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: { label: string; shape: PoolShape; dy: View; dx: View },
+  o: PoolBackward,
 ): Promise<void> {
   return poolBackward(ctx, scope, prog, { ...o, argmax: null });
 }
 
-/** Either pooling's backward: max with `argmax`, average without. */
+/** Either pooling's backward: max with an `argmax`, average with null. */
 async function poolBackward(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: { label: string; shape: PoolShape; dy: View; argmax: GPUBuffer | null; dx: View },
+  o: PoolBackward & { argmax: GPUBuffer | null },
 ): Promise<void> {
   await launch(ctx, scope, prog, {
     ...o,
