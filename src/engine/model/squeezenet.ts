@@ -260,7 +260,7 @@ export async function recordForward(
         relu: true,
       });
     } else if (l.kind === "pool") {
-      const at = {
+      const args = {
         label: l.name,
         shape: d,
         x,
@@ -268,10 +268,10 @@ export async function recordForward(
         // The input layer's texture copy, when it has one (a style layer).
         xTex: fwd.textures[i - 1] ?? undefined,
       };
-      if (pooling === "avg") await avgPool(ctx, scope, prog, at);
+      if (pooling === "avg") await avgPool(ctx, scope, prog, args);
       else {
         arg = scope.acquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
-        await maxPool(ctx, scope, prog, { ...at, argmax: arg });
+        await maxPool(ctx, scope, prog, { ...args, argmax: arg });
       }
     } else {
       const sqTex = scope.featureTexture(ctx.device, l.squeeze * plane, `${l.name}.squeeze.tex`);
@@ -455,9 +455,9 @@ export async function recordBackward(
         dyTex: tex ?? undefined,
       });
     } else if (l.kind === "pool") {
-      const at = { label: `${l.name}.back`, shape: d, dy, dx };
-      if (fwd.pooling === "avg") await avgPoolBackward(ctx, scope, prog, at);
-      else await maxPoolBackward(ctx, scope, prog, { ...at, argmax: fwd.argmax[i]! });
+      const args = { label: `${l.name}.back`, shape: d, dy, dx };
+      if (fwd.pooling === "avg") await avgPoolBackward(ctx, scope, prog, args);
+      else await maxPoolBackward(ctx, scope, prog, { ...args, argmax: fwd.argmax[i]! });
     } else {
       const sq = view(fwd.squeeze[i]!, 0, plane);
       const gs = view(scope.floats(l.squeeze * plane, `${l.name}.squeeze.grad`), 0, plane);
