@@ -7,8 +7,9 @@
  *
  * The sizes are odd on both sides, chosen so that the pools' inputs have even
  * sides, where ceil mode clips the last window (97×75: conv1 48×37, fire3
- * 24×18, fire5 12×9; 53×41: 26×20, 13×10, 6×5; 37×53: 18×26, 9×13, 4×6);
- * the goldens' sizes never clip a window but once.
+ * 24×18, fire5 12×9; 53×41: 26×20, 13×10, 6×5; 37×53: 18×26, 9×13, 4×6).
+ * The goldens' sizes hardly do: the photo (192×256) never, backward.safetensors'
+ * x (128×171) only at pool3's right edge.
  */
 import assert from "node:assert/strict";
 import { createStylizer, type LossSpec, TAP_NAMES, type TapName, type Tensor } from "../mod.ts";
