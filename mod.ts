@@ -8,6 +8,10 @@
  * const s = await createStylizer();
  * const { fire5 } = await s.features(image, ["fire5"]);
  * ```
+ *
+ * `createStylizer({ pooling: "avg" })` gives a stylizer whose pooling layers
+ * average each window (over its elements inside the input) instead of taking
+ * its maximum, in every feature, Gram and loss-and-gradient.
  * @module
  */
 export {
@@ -19,4 +23,5 @@ export {
 } from "./src/engine/model/stylizer.ts";
 export { createStylizer, type StylizerOptions } from "./src/deno/stylizer.ts";
 export { TAP_NAMES, type TapName } from "./src/engine/model/squeezenet.ts";
+export type { Pooling } from "./src/engine/ops/pool.ts";
 export { UserError } from "./src/engine/errors.ts";

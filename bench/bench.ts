@@ -235,12 +235,15 @@ for (const [h, w] of sizes) {
   const allocsLoop = made() - allocs;
   // Parts of an iteration: the forward pass to fire5 alone, and loss + gradient (no Adam).
   const parts: Record<string, number> = {};
-  const fwdPlan = await engine.forwardPlan(h, w, tapLayerIndex("fire5"));
+  // (A size split into tiles has no whole-image forward plan.)
+  const fwdPlan = opt.plan.tiles > 1
+    ? null
+    : await engine.forwardPlan(h, w, tapLayerIndex("fire5"));
   for (
-    const [name, prog] of [["forward_fire5", fwdPlan.prog], [
-      "loss_and_gradient",
-      opt.plan.prog,
-    ]] as const
+    const [name, prog] of [
+      ...(fwdPlan ? [["forward_fire5", fwdPlan.prog] as const] : []),
+      ["loss_and_gradient", opt.plan.prog] as const,
+    ]
   ) {
     parts[name] = median(
       await timeBatches(3, () => {

@@ -267,12 +267,28 @@ test("--help exits 0 and lists every flag of the synopsis", async (dir) => {
     "--weights",
     "--quiet",
     "--style-blend",
+    "--pooling",
+    "--strength",
+    "--min-size",
+    "--first-iters",
+    "--reference-pixels",
+    "--original-colors",
+    "--avg-decay",
   ];
   for (const f of flags) {
     const re = new RegExp(`(^|[\\s,])${f.replace(/-/g, "\\-")}(?![\\w-])`, "m");
     assert.match(r.stdout, re, `--help does not list ${f}`);
   }
   assert.deepEqual(listDir(dir), INPUTS);
+}, { needsWeights: false });
+
+test("--help lists --pooling with its values and its default, max", async (dir) => {
+  const r = await stylize(dir, ["--help"]);
+  assert.equal(r.code, 0, r.stderr);
+  const at = r.stdout.indexOf("--pooling max|avg");
+  assert.ok(at >= 0, "--help does not list --pooling max|avg");
+  const entry = r.stdout.slice(at).split(/\n(?=\s+-)/)[0];
+  assert.match(entry, /\(default max\)/, entry);
 }, { needsWeights: false });
 
 // ---------------------------------------------------------------------------
@@ -412,13 +428,33 @@ test("PNG header claiming 60000×60000 → exit 2 at the decoder's pixel limit",
   );
 });
 
-test("--size 4000 → exit 2 'too large' for this adapter, quickly, at plan time", async (dir) => {
-  const line = await expectUserError(
-    dir,
-    ["content.png", "style.png", "-o", "out.png", "--size", "4000", "--style-size", "32"],
-    /too large/i,
-  );
-  assert.match(line, /limit/);
+test("--size 2048 runs split into tiles: the image has the requested size, no buffer or binding over 128 MiB", async (dir) => {
+  const r = await stylize(dir, [
+    ...INPUTS,
+    "-o",
+    "out.png",
+    "--size",
+    "2048",
+    "--min-size",
+    "2048",
+    "--style-size",
+    "128",
+    "--iters",
+    "2",
+    "--trace",
+    "t.json",
+    "-q",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const img = await readImage(join(dir, "out.png"));
+  assert.deepEqual([img.width, img.height], [2048, 1536]);
+  const trace = JSON.parse(Deno.readTextFileSync(join(dir, "t.json")));
+  assert.ok(trace.scales[0].tiles > 1, JSON.stringify(trace.scales));
+  const MiB = 2 ** 20;
+  assert.ok(trace.gpu.largestBufferBytes <= 128 * MiB, JSON.stringify(trace.gpu));
+  assert.ok(trace.gpu.largestBindingBytes <= 128 * MiB, JSON.stringify(trace.gpu));
+  // Peak GPU memory per output pixel (the issue's goal: at most 1 KiB at 2048×1536).
+  assert.ok(trace.gpu.peakBytes / (2048 * 1536) <= 1024, JSON.stringify(trace.gpu));
 });
 
 test("--size 30000 → exit 2 'too large' within 25 s, without building a 30000-px image", async (dir) => {
@@ -487,6 +523,21 @@ test("unknown --style-layers conv1,bogus (with matching --style-weights) → exi
     /--style-layers.*unknown layer "bogus"/,
   );
 }, { needsWeights: false });
+
+test(
+  "unknown --pooling value (mean, empty, missing) → exit 2, one line naming --pooling",
+  async (dir) => {
+    const args = ["content.png", "style.png", ...SMALL];
+    await expectUserError(
+      dir,
+      [...args, "--pooling", "mean"],
+      /--pooling: "mean" is not max or avg/,
+    );
+    await expectUserError(dir, [...args, "--pooling="], /--pooling: "" is not max or avg/);
+    await expectUserError(dir, [...args, "--pooling"], /--pooling/);
+  },
+  { needsWeights: false },
+);
 
 test("output in a nonexistent directory → exit 2, 'not writable'", async (dir) => {
   await expectUserError(
@@ -688,6 +739,24 @@ test("--trace writes JSON with config, adapter, one record per iteration and out
   }
   assert.equal(trace.iterations[0].i, 0);
   assert.equal(trace.iterations.at(-1).i, iters - 1);
+});
+
+test("--pooling avg runs with average pooling: the trace says so and its losses differ from max pooling's", async (dir) => {
+  const trace = async (extra: string[]) => {
+    const args = [...INPUTS, "-o", "out.png", ...SMALL, "--iters", "2", "--trace", "t.json"];
+    const r = await stylize(dir, [...args, "--quiet", ...extra]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(Deno.readTextFileSync(join(dir, "t.json")));
+  };
+  const avg = await trace(["--pooling", "avg"]);
+  const max = await trace([]);
+  assert.equal(avg.config.pooling, "avg");
+  assert.equal(max.config.pooling, "max");
+  const [a, m] = [avg.iterations[0].loss, max.iterations[0].loss];
+  assert.ok(Number.isFinite(a) && Number.isFinite(m), `losses ${a}, ${m}`);
+  assert.ok(Math.abs(a - m) > 1e-3 * Math.abs(m), `first losses avg ${a} vs max ${m}`);
+  const img = await readImage(join(dir, "out.png"));
+  assert.deepEqual([img.width, img.height], [32, 24]);
 });
 
 test("two styles with --style-blend 1,3 produce an image", async (dir) => {

@@ -48,6 +48,12 @@ Deno.test("tileGrid: the owned rectangles of every layer partition it, and each 
         assert.ok(xhi <= t.input.x1 || t.input.x1 === w, `columns ${xhi} after tile ${t.index}`);
       }
       assert.ok(seen.every((n) => n === 1), `layer ${i} of ${h}×${w}: not a partition`);
+      // Row tiles: each tile's owned rows start on a multiple of 4 rows of its input's layer.
+      if (cols === 1) {
+        for (const t of grid.tiles) {
+          assert.equal(t.layers[i].y0 % 4, 0, `tile ${t.index}, layer ${i}`);
+        }
+      }
     }
   }
   assert.deepEqual(tileHalo(6), { before: 24, after: 31, stride: 8 });
@@ -68,6 +74,8 @@ Deno.test("chooseGrid takes the fewest tiles that fit, one for an image that fit
  */
 const whole = await createEngine({ weights: WEIGHTS, tilesFile: false }) as Engine;
 const split = await createEngine({ weights: WEIGHTS, tilesFile: false, tilePixels: 64 * 64 });
+/** Split into row tiles (whole rows, read in place by the loss kernels): two at 131×101. */
+const rows = await createEngine({ weights: WEIGHTS, tilesFile: false, tilePixels: 101 * 100 });
 const SHALLOW = TAP_NAMES.slice(0, 5);
 
 const [H, W] = [83, 101];
@@ -102,44 +110,61 @@ Deno.test("split into tiles, every tap down to fire9 is the whole image's, bit f
   }
 });
 
-Deno.test("split into tiles, a style image's Grams are the whole image's within 1e-6", async () => {
+Deno.test("split into tiles or rows, a style image's Grams are the whole image's within 1e-6", async () => {
   const x = image(2);
   const taps = ["conv1", "fire3", "fire4", "fire5"] as const;
-  const a = await whole.tapGrams(x, [...taps]);
-  const b = await split.tapGrams(x, [...taps]);
-  taps.forEach((t, i) => {
-    const e = relL2(b[i].data, a[i].data);
-    assert.ok(e <= 1e-6, `${t}: relative L2 ${e}`);
-  });
+  const tall = { shape: [1, 3, 131, W], data: randomFloats(3 * 131 * W, 2, -110, 130) };
+  for (const [engine, img] of [[split, x], [rows, tall]] as const) {
+    assert.ok(engine.gridFor(img.shape[2], W, tapLayerIndex("fire5"))!.tiles.length > 1);
+    const a = await whole.tapGrams(img, [...taps]);
+    const b = await engine.tapGrams(img, [...taps]);
+    taps.forEach((t, i) => {
+      const e = relL2(b[i].data, a[i].data);
+      assert.ok(e <= 1e-6, `${t}: relative L2 ${e}`);
+    });
+  }
 });
 
-Deno.test("split into tiles, the loss, its terms and its gradient are the whole image's within 1e-6", async () => {
-  const x = image(3);
-  const content = await whole.features(image(4), ["fire2", "fire4"]);
-  const style = image(5);
-  for (
-    const [contentLayer, styleLayers] of [
-      ["fire2", ["conv1", "fire3", "fire4", "fire5"]],
-      ["fire4", ["fire2", "fire4", "fire5"]],
-    ] as const
-  ) {
-    const spec: LossSpec = {
-      contentLayer,
-      contentWeight: 2e-5,
-      contentTarget: content[contentLayer]!,
-      styleLayers: [...styleLayers],
-      styleWeights: styleLayers.map(() => 1e-3),
-      styleTargets: await whole.tapGrams(style, [...styleLayers]),
-      tvWeight: 6e-6,
-    };
-    const a = await whole.lossAndGradient(x, spec);
-    const b = await split.lossAndGradient(x, spec);
-    for (const k of ["content", "style", "tv"] as const) {
-      const e = Math.abs(b.terms[k] - a.terms[k]) / Math.abs(a.terms[k]);
-      assert.ok(e <= 1e-6, `${contentLayer}: ${k} ${b.terms[k]} vs ${a.terms[k]} (${e})`);
+Deno.test("split into tiles or rows, the loss, its terms and its gradient are the whole image's within 1e-6", async () => {
+  // Rows: 131×101 in two row tiles of at most 101×100 pixels.
+  assert.equal(rows.gridFor(131, W, tapLayerIndex("fire5"))!.cols, 1);
+  assert.ok(rows.gridFor(131, W, tapLayerIndex("fire5"))!.rows > 1);
+  assert.ok(split.gridFor(H, W, tapLayerIndex("fire5"))!.cols > 1);
+  for (const [mode, engine, h] of [["tiles", split, H], ["rows", rows, 131]] as const) {
+    const img = (seed: number): Tensor => ({
+      shape: [1, 3, h, W],
+      data: randomFloats(3 * h * W, seed, -110, 130),
+    });
+    const x = img(3);
+    const content = await whole.features(img(4), ["fire2", "fire4"]);
+    const style = img(5);
+    for (
+      const [contentLayer, styleLayers] of [
+        ["fire2", ["conv1", "fire3", "fire4", "fire5"]],
+        ["fire4", ["fire2", "fire4", "fire5"]],
+      ] as const
+    ) {
+      const spec: LossSpec = {
+        contentLayer,
+        contentWeight: 2e-5,
+        contentTarget: content[contentLayer]!,
+        styleLayers: [...styleLayers],
+        styleWeights: styleLayers.map(() => 1e-3),
+        styleTargets: await whole.tapGrams(style, [...styleLayers]),
+        tvWeight: 6e-6,
+      };
+      const a = await whole.lossAndGradient(x, spec);
+      const b = await engine.lossAndGradient(x, spec);
+      for (const k of ["content", "style", "tv"] as const) {
+        const e = Math.abs(b.terms[k] - a.terms[k]) / Math.abs(a.terms[k]);
+        assert.ok(
+          e <= 1e-6,
+          `${mode}, ${contentLayer}: ${k} ${b.terms[k]} vs ${a.terms[k]} (${e})`,
+        );
+      }
+      const e = relL2(b.gradient.data, a.gradient.data);
+      assert.ok(e <= 1e-6, `${mode}, ${contentLayer}: gradient relative L2 ${e}`);
     }
-    const e = relL2(b.gradient.data, a.gradient.data);
-    assert.ok(e <= 1e-6, `${contentLayer}: gradient relative L2 ${e}`);
   }
 });
 
@@ -169,4 +194,5 @@ Deno.test("split into tiles, the plan's memory is planned: the tiles' transients
 globalThis.addEventListener("unload", () => {
   whole.dispose();
   split.dispose();
+  rows.dispose();
 });

@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { UserError } from "../engine/errors.ts";
 import { TAP_NAMES, type TapName } from "../engine/model/squeezenet.ts";
+import type { Pooling } from "../engine/ops/pool.ts";
 import { DEFAULT_CONFIG } from "../engine/model/optimize.ts";
 import { REFERENCE_PIXELS } from "../engine/model/schedule.ts";
 import { tuneTiles } from "../engine/model/tune.ts";
@@ -57,6 +58,8 @@ Options:
                             0: off)
       --content-layer L     content layer (default fire2)
       --style-layers a,b    style layers (default conv1,fire3,fire4,fire5)
+      --pooling max|avg     pooling layers: each window's maximum (SqueezeNet's)
+                            or its mean (default max)
       --style-blend a,b     weights of several style images (default equal)
       --init content|random|PATH
                             starting image (default content)
@@ -82,6 +85,7 @@ const OPTIONS = {
   "content-weight": { type: "string" },
   "style-weights": { type: "string" },
   "tv-weight": { type: "string" },
+  pooling: { type: "string" },
   strength: { type: "string" },
   "min-size": { type: "string" },
   "first-iters": { type: "string" },
@@ -112,6 +116,12 @@ export const EXAMPLE = {
   iters: 100,
   strength: 2,
 };
+
+function pooling(v: string | undefined): Pooling {
+  if (v === undefined) return "max";
+  if (v === "max" || v === "avg") return v;
+  throw new UserError(`--pooling: "${v}" is not max or avg`);
+}
 
 function number(flag: string, v: string | undefined, opts: { int?: boolean; min?: number }) {
   if (v === undefined) return undefined;
@@ -229,6 +239,7 @@ export function parseRun(args: string[]): RunOptions {
       REFERENCE_PIXELS,
     avgDecay,
     originalColors: v["original-colors"] ?? false,
+    pooling: pooling(v.pooling),
     blend,
     init: v.init ?? "content",
     seed: number("seed", v.seed, { int: true }) ?? 0,

@@ -17,6 +17,7 @@ import type { RgbImage } from "../engine/image/types.ts";
 import type { IterationRecord, StyleConfig } from "../engine/model/optimize.ts";
 import { planScales, type Scale, type ScheduleResult, stylize } from "../engine/model/schedule.ts";
 import type { Engine, Tensor } from "../engine/model/stylizer.ts";
+import type { Pooling } from "../engine/ops/pool.ts";
 import { layerDims, tapLayerIndex } from "../engine/model/squeezenet.ts";
 import { readImage, writeImage } from "./image/mod.ts";
 import { createEngine } from "./stylizer.ts";
@@ -40,6 +41,8 @@ export interface RunOptions {
   avgDecay: number;
   /** Keep the content's colours (luminance transfer). */
   originalColors: boolean;
+  /** How the network's pooling layers pool. */
+  pooling: Pooling;
   blend?: number[];
   init: string;
   seed: number;
@@ -191,6 +194,7 @@ async function writeTrace(
       referencePixels: o.referencePixels,
       avgDecay: o.avgDecay,
       originalColors: o.originalColors,
+      pooling: engine.pooling,
       init: o.init,
       seed: o.seed,
       blend: o.blend ?? null,
@@ -252,7 +256,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
   const content = await readImage(o.contents);
   const styles = await Promise.all(o.styles.map((s) => readImage(s)));
   const initImg = initPath ? await readImage(initPath) : null;
-  const engine = await createEngine({ weights: o.weights, onProgress: log });
+  const engine = await createEngine({ weights: o.weights, onProgress: log, pooling: o.pooling });
   // A lost device (driver reset, out of memory) ends the run with its reason, not a hang.
   engine.gpu.lost.then((m) => {
     console.error(`\nstylize: ${m}`);
@@ -276,6 +280,8 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
       signal,
     };
     const scales = planScales(schedule);
+    const final = scales.at(-1)!;
+    checkMemory(engine, o, final.h, final.w);
     const upto = Math.max(...[o.config.contentLayer, ...o.config.styleLayers].map(tapLayerIndex));
     for (const s of scales) {
       engine.checkImageSize(s.h, s.w, upto);
@@ -284,8 +290,6 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
         engine.checkImageSize(h, w, upto);
       }
     }
-    const final = scales.at(-1)!;
-    checkMemory(engine, o, final.h, final.w);
     const tiles: number[] = [];
     const stages: RgbImage[] = [];
     const t0 = performance.now();
@@ -297,6 +301,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
         const split = plan.tiles > 1 ? ` in ${plan.tiles} tiles` : "";
         const head = s.index === 0
           ? `adapter: ${engine.gpu.adapterName}${engine.gpu.isFallback ? " (software)" : ""}` +
+            (engine.pooling === "avg" ? ", average pooling" : "") +
             (engine.tilesSource === "default" ? "" : `; tuned tiles from ${engine.tilesSource}`) +
             "\n"
           : "";

@@ -6,6 +6,7 @@
  */
 import { Engine, type Stylizer } from "../engine/model/stylizer.ts";
 import type { TileTable } from "../engine/ops/context.ts";
+import type { Pooling } from "../engine/ops/pool.ts";
 import { acquireDenoGpu } from "./driver.ts";
 import { loadTunedTiles, tunedTilesPath } from "./tiles_cache.ts";
 import { loadWeights, resolveWeights } from "./weights_file.ts";
@@ -28,6 +29,12 @@ export interface StylizerOptions {
   maxBufferBytes?: number;
   /** The most pixels a tile's network may run on (tests: forces small images into tiles). */
   tilePixels?: number;
+  /**
+   * The network's pooling layers: "max" (default, SqueezeNet's own) or "avg"
+   * (each ceil-mode window's mean over its elements inside the input), used
+   * by every feature, Gram and loss of the stylizer.
+   */
+  pooling?: Pooling;
 }
 
 /** Finds and loads the weights, acquires the GPU and returns the {@link Engine}. */
@@ -52,6 +59,7 @@ export async function createEngine(options: StylizerOptions = {}): Promise<Engin
     tilesSource,
     maxBufferBytes: options.maxBufferBytes,
     tilePixels: options.tilePixels,
+    pooling: options.pooling,
   });
 }
 

@@ -112,6 +112,16 @@ function bindingUses(b: Binding): unknown[] {
   return "buffer" in b ? [b.buffer] : [b];
 }
 
+/**
+ * `groups` workgroups laid out as x × y within `max` per dimension (x as
+ * large as it can be): a kernel that numbers its invocations linearly takes
+ * gid.x + gid.y · nwg.x · WG, and skips those past its end.
+ */
+export function grid2d(groups: number, max: number): [number, number] {
+  const x = Math.max(1, Math.min(groups, max));
+  return [x, Math.ceil(groups / x)];
+}
+
 /** A recorded sequence of GPU work, encoded again each time it runs. */
 export class Program {
   /** The steps, in order. */

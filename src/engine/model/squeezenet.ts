@@ -22,7 +22,14 @@ import {
   type View,
   view,
 } from "../ops/context.ts";
-import { maxPool, maxPoolBackward, poolOut } from "../ops/pool.ts";
+import {
+  avgPool,
+  avgPoolBackward,
+  maxPool,
+  maxPoolBackward,
+  type Pooling,
+  poolOut,
+} from "../ops/pool.ts";
 import { reluBackward } from "../ops/relu.ts";
 import type { ConvWeights } from "./weights.ts";
 
@@ -179,9 +186,11 @@ export interface Forward {
    * stride ({@link planeStride}: the buffer holds c·plane floats).
    */
   outputs: { buffer: GPUBuffer; dims: Dims; plane: number }[];
-  /** Fire layers: their squeeze activation; pools: their argmax. */
+  /** Fire layers: their squeeze activation; max pools: their argmax (none for "avg"). */
   squeeze: (GPUBuffer | null)[];
   argmax: (GPUBuffer | null)[];
+  /** The pool layers' pooling. */
+  pooling: Pooling;
   /**
    * The outputs copied into a feature texture after their launches (the
    * layers asked for, where the device's textures are large enough), else
@@ -192,18 +201,29 @@ export interface Forward {
   dims: Dims;
 }
 
+/** Options of {@link recordForward}. */
+export interface ForwardOptions {
+  /** Layers whose outputs are copied into feature textures. */
+  textured?: ReadonlySet<number>;
+  /** Every activation a transient of the scope (plans that never read them back). */
+  transient?: boolean;
+  /** How the pool layers pool (default "max"). */
+  pooling?: Pooling;
+}
+
 /**
  * Records the forward pass of an h×w image up to layer index `upto`
  * (inclusive) into `prog`. The input buffer is `input` (written by the
- * caller). The outputs of the layers in `textured` are then copied into
+ * caller). The outputs of the layers in `opts.textured` are then copied into
  * feature textures, and every fire module's squeeze activations too: the
  * launches that read them from scattered places (the Gram matrices, the
  * content term, pooling, expand3x3) fetch them faster there, and so do the
  * 1×1 convolutions whose input has a copy (a fire module's expand1x1; its
  * squeeze1x1 after a textured layer), now that their weights are cheap to
- * load (bench/NOTES.md, row 60). With `transient`, every activation (and
- * its texture copies and argmax) is a transient of the scope
- * ({@link Scope.temp}): for plans that never read them back.
+ * load (bench/NOTES.md, row 60). The pool layers pool by `pooling`. With
+ * `transient`, every activation (and its texture copies and argmax) is a
+ * transient of the scope ({@link Scope.temp}): for plans that never read
+ * them back.
  */
 export async function recordForward(
   ctx: OpContext,
@@ -214,9 +234,9 @@ export async function recordForward(
   h: number,
   w: number,
   upto: number,
-  textured: ReadonlySet<number> = new Set(),
-  transient = false,
+  opts: ForwardOptions = {},
 ): Promise<Forward> {
+  const { textured = new Set(), transient = false, pooling = "max" } = opts;
   const dims = layerDims(h, w);
   const floats = (n: number, label: string) =>
     transient ? scope.temp(n, label) : scope.floats(n, label);
@@ -230,6 +250,7 @@ export async function recordForward(
     squeeze: [],
     argmax: [],
     textures: [],
+    pooling,
     dims: { c: 3, h, w },
   };
   // The image is dense; every activation after it has padded planes.
@@ -256,18 +277,21 @@ export async function recordForward(
         relu: true,
       });
     } else if (l.kind === "pool") {
-      arg = transient
-        ? scope.tempAcquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`)
-        : scope.acquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
-      await maxPool(ctx, scope, prog, {
+      const args = {
         label: l.name,
         shape: d,
         x,
         out: view(out, 0, plane),
-        argmax: arg,
         // The input layer's texture copy, when it has one (a style layer).
         xTex: fwd.textures[i - 1] ?? undefined,
-      });
+      };
+      if (pooling === "avg") await avgPool(ctx, scope, prog, args);
+      else {
+        arg = transient
+          ? scope.tempAcquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`)
+          : scope.acquire(o.c * plane * 4, GPUBufferUsage.STORAGE, `${l.name}.argmax`);
+        await maxPool(ctx, scope, prog, { ...args, argmax: arg });
+      }
     } else {
       const sqTex = texture(l.squeeze * plane, `${l.name}.squeeze.tex`);
       sq = floats(Math.max(l.squeeze * plane, sqTex?.floats ?? 0), `${l.name}.squeeze`);
@@ -371,7 +395,8 @@ export interface FusedStyle {
 }
 
 /**
- * Records the backward pass from the deepest recorded layer down to the image.
+ * Records the backward pass from the deepest recorded layer down to the image
+ * (through the pool layers by the forward's pooling).
  * `grads[i]` receives d loss / d output of layer i; `losses.inject(i, …)`
  * records the loss gradients that add into `grads[i]` (called after the layer
  * above has written it; the deepest layer's is cleared first unless its
@@ -452,13 +477,9 @@ export async function recordBackward(
         dyTex: tex ?? undefined,
       });
     } else if (l.kind === "pool") {
-      await maxPoolBackward(ctx, scope, prog, {
-        label: `${l.name}.back`,
-        shape: d,
-        dy,
-        argmax: fwd.argmax[i]!,
-        dx,
-      });
+      const args = { label: `${l.name}.back`, shape: d, dy, dx };
+      if (fwd.pooling === "avg") await avgPoolBackward(ctx, scope, prog, args);
+      else await maxPoolBackward(ctx, scope, prog, { ...args, argmax: fwd.argmax[i]! });
     } else {
       const sq = view(fwd.squeeze[i]!, 0, plane);
       const gs = view(scope.temp(l.squeeze * plane, `${l.name}.squeeze.grad`), 0, plane);

@@ -21,6 +21,7 @@ import {
 } from "../ops/context.ts";
 import { gram, GRAM_LOSS_PARTS, gramBackward, gramGeometry, gramReduce } from "../ops/gram.ts";
 import { contentLoss, LOSS_PARTS } from "../ops/loss.ts";
+import type { Pooling } from "../ops/pool.ts";
 import {
   type ContentTerm,
   pointwiseInvocations,
@@ -29,6 +30,7 @@ import {
 } from "../ops/conv.ts";
 import {
   type Forward,
+  type ForwardOptions,
   type FusedStyle,
   layerDims,
   NetWeights,
@@ -107,6 +109,8 @@ export interface EngineOptions {
   maxBufferBytes?: number;
   /** The most pixels a tile's network may run on (default: no limit but the buffers'). */
   tilePixels?: number;
+  /** The network's pooling layers (every feature, Gram and loss): "max" (default) or "avg". */
+  pooling?: Pooling;
 }
 
 /** The style-transfer engine on one GPU. */
@@ -202,6 +206,8 @@ export class Engine implements Stylizer {
   readonly ctx: OpContext;
   /** Weights on the GPU. */
   readonly net: NetWeights;
+  /** The network's pooling, in every plan. */
+  readonly pooling: Pooling;
   #weightsScope: Scope;
   #plans = new Map<string, Plan>();
   #tilePixels = Infinity;
@@ -215,11 +221,18 @@ export class Engine implements Stylizer {
     return this.#largestBinding;
   }
 
-  private constructor(gpu: Gpu, ctx: OpContext, net: NetWeights, scope: Scope) {
+  private constructor(
+    gpu: Gpu,
+    ctx: OpContext,
+    net: NetWeights,
+    scope: Scope,
+    pooling: Pooling,
+  ) {
     this.gpu = gpu;
     this.ctx = ctx;
     this.net = net;
     this.#weightsScope = scope;
+    this.pooling = pooling;
   }
 
   /**
@@ -238,7 +251,8 @@ export class Engine implements Stylizer {
     const tiles = { ...defaultTiles(gpu.isFallback, gpu.cpuLanes), ...o.tiles };
     const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
     const scope = new Scope(pool);
-    const engine = new Engine(gpu, ctx, NetWeights.upload(ctx, scope, o.weights), scope);
+    const net = NetWeights.upload(ctx, scope, o.weights);
+    const engine = new Engine(gpu, ctx, net, scope, o.pooling ?? "max");
     engine.tilesSource = o.tilesSource ?? (o.tiles ? "given" : "default");
     engine.#tilePixels = o.tilePixels ?? Infinity;
     return engine;
@@ -398,15 +412,34 @@ export class Engine implements Stylizer {
 
   /** The operations a tiled program is recorded with. */
   #tiled(scope: Scope, prog: Program): TiledContext {
-    return { ctx: this.ctx, net: this.net, scope, prog };
+    return { ctx: this.ctx, net: this.net, scope, prog, pooling: this.pooling };
+  }
+
+  /**
+   * Records the forward pass of an h×w image in `input` up to layer index
+   * `upto` with this engine's weights and pooling (see squeezenet.ts's
+   * `recordForward`; `opts.textured`: the layers whose outputs get texture
+   * copies; `opts.transient`: activations as transients).
+   */
+  #recordForward(
+    scope: Scope,
+    prog: Program,
+    input: GPUBuffer,
+    h: number,
+    w: number,
+    upto: number,
+    opts: Omit<ForwardOptions, "pooling"> = {},
+  ): Promise<Forward> {
+    const { ctx, net, pooling } = this;
+    return recordForward(ctx, scope, prog, net, input, h, w, upto, { ...opts, pooling });
   }
 
   /** The plan of a forward pass of an h×w image up to layer index `upto`. */
   forwardPlan(h: number, w: number, upto: number): Promise<Plan & { fwd: Forward }> {
-    return this.plan(`features:${h}x${w}:${upto}`, async (scope) => {
+    return this.plan(`features:${h}x${w}:${upto}:${this.pooling}`, async (scope) => {
       const prog = new Program(this.gpu.device);
       const input = scope.floats(3 * h * w, "input");
-      const fwd = await recordForward(this.ctx, scope, prog, this.net, input, h, w, upto);
+      const fwd = await this.#recordForward(scope, prog, input, h, w, upto);
       return { prog, scope, fwd };
     });
   }
@@ -446,7 +479,8 @@ export class Engine implements Stylizer {
   ): Promise<Partial<Record<TapName, Tensor>>> {
     const [h, w] = [grid.h, grid.w];
     const layers = [...new Set(wanted.map(tapLayerIndex))];
-    const plan = await this.plan(`features:${h}x${w}:${layers}:tiled`, async (scope) => {
+    const key = `features:${h}x${w}:${layers}:${this.pooling}:tiled`;
+    const plan = await this.plan(key, async (scope) => {
       const prog = new Program(this.gpu.device);
       const x = imageBuffers(scope, h, w, "input");
       const outs = await recordTiledFeatures(this.#tiled(scope, prog), grid, x, layers);
@@ -497,22 +531,15 @@ export class Engine implements Stylizer {
     const upto = this.deepest(h, w, taps);
     const grid = this.gridFor(h, w, upto);
     if (grid) return await this.#tiledGrams(input, grid, taps);
-    const plan = await this.plan(`grams:${h}x${w}:${taps.join(",")}`, async (scope) => {
+    const key = `grams:${h}x${w}:${taps.join(",")}:${this.pooling}`;
+    const plan = await this.plan(key, async (scope) => {
       const prog = new Program(this.gpu.device);
       const input = scope.floats(3 * h * w, "input");
       const textured = new Set(taps.map(tapLayerIndex));
-      const fwd = await recordForward(
-        this.ctx,
-        scope,
-        prog,
-        this.net,
-        input,
-        h,
-        w,
-        upto,
+      const fwd = await this.#recordForward(scope, prog, input, h, w, upto, {
         textured,
-        true,
-      );
+        transient: true,
+      });
       const grams: { buffer: GPUBuffer; c: number }[] = [];
       for (const t of taps) {
         const o = fwd.outputs[tapLayerIndex(t)];
@@ -543,7 +570,8 @@ export class Engine implements Stylizer {
   /** {@link tapGrams} of an image split by `grid`: the Grams summed over its tiles. */
   async #tiledGrams(input: Tensor, grid: TileGrid, taps: TapName[]): Promise<Tensor[]> {
     const [h, w] = [grid.h, grid.w];
-    const plan = await this.plan(`grams:${h}x${w}:${taps.join(",")}:tiled`, async (scope) => {
+    const key = `grams:${h}x${w}:${taps.join(",")}:${this.pooling}:tiled`;
+    const plan = await this.plan(key, async (scope) => {
       const prog = new Program(this.gpu.device);
       const t = this.#tiled(scope, prog);
       const x = imageBuffers(scope, h, w, "input");
@@ -642,6 +670,7 @@ export class Engine implements Stylizer {
       spec.styleLayers,
       spec.styleWeights,
       spec.tvWeight,
+      this.pooling,
     ]);
     const grid = this.gridFor(h, w, upto);
     const plan = await this.plan(
@@ -704,7 +733,10 @@ export class Engine implements Stylizer {
     // the content layer's for the content term's F (and its ReLU mask).
     const textured = new Set(spec.styleLayers.map(tapLayerIndex));
     if (spec.contentWeight > 0) textured.add(tapLayerIndex(spec.contentLayer));
-    const fwd = await recordForward(ctx, scope, prog, this.net, x, h, w, upto, textured, true);
+    const fwd = await this.#recordForward(scope, prog, x, h, w, upto, {
+      textured,
+      transient: true,
+    });
     // Partial sums: content, each style layer, tv.
     const segments: [number, number][] = [];
     let at = 0;

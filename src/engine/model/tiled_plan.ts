@@ -15,10 +15,12 @@
 import type { Program } from "../gpu/scheduler.ts";
 import { crop, cropBackward, type Planes } from "../ops/crop.ts";
 import {
+  type FeatureTexture,
   featureTextureShape,
   type OpContext,
   planeStride,
   type Scope,
+  type View,
   view,
 } from "../ops/context.ts";
 import {
@@ -31,6 +33,7 @@ import {
   gramReduce,
 } from "../ops/gram.ts";
 import { contentLoss, LOSS_PARTS, tvLoss } from "../ops/loss.ts";
+import type { Pooling } from "../ops/pool.ts";
 import { addTileToImage, cropImage, type ImageBuffers } from "./image_buffers.ts";
 import {
   type Forward,
@@ -50,6 +53,8 @@ export interface TiledContext {
   net: NetWeights;
   scope: Scope;
   prog: Program;
+  /** How the network's pool layers pool. */
+  pooling: Pooling;
 }
 
 /**
@@ -126,6 +131,52 @@ async function cropOwned(
   return { buffer, part };
 }
 
+/**
+ * A tile's owned part of layer `i` as the loss kernels read it: in place
+ * for row tiles (whole rows: from an offset, each plane's `npix` pixels,
+ * planes the layer's stride apart, fetched from the layer's texture copy
+ * when it has one), else cropped into a compact tensor.
+ */
+interface OwnedF {
+  c: number;
+  rows: number;
+  cols: number;
+  npix: number;
+  /** F's owned part: offset and plane stride. */
+  f: View;
+  tex?: FeatureTexture;
+  /** Whether `f` is the layer's output itself (row tiles) or a compact copy. */
+  inPlace: boolean;
+}
+
+/** The owned part of layer `i` of a tile ({@link OwnedF}); appends its crop when not in place. */
+async function ownedF(
+  t: TiledContext,
+  grid: TileGrid,
+  fwd: Forward,
+  tile: Tile,
+  i: number,
+  label: string,
+): Promise<OwnedF> {
+  const out = fwd.outputs[i];
+  const rect = tile.layers[i];
+  const [rows, cols] = rectSize(rect);
+  const npix = rows * cols;
+  if (grid.cols === 1) {
+    return {
+      c: out.dims.c,
+      rows,
+      cols,
+      npix,
+      f: view(out.buffer, rect.y0 * out.dims.w, out.plane),
+      tex: fwd.textures[i] ?? undefined,
+      inPlace: true,
+    };
+  }
+  const { buffer, part } = await cropOwned(t, fwd, tile, i, label);
+  return { c: part.c, rows, cols, npix, f: view(buffer, 0, part.plane), inPlace: false };
+}
+
 /** Appends the crop of a tile out of the image and its forward to layer `upto`. */
 async function tileForward(
   t: TiledContext,
@@ -133,6 +184,7 @@ async function tileForward(
   tile: Tile,
   upto: number,
   label: string,
+  textured: ReadonlySet<number> = new Set(),
 ): Promise<{ input: GPUBuffer; fwd: Forward; h: number; w: number }> {
   const [h, w] = rectSize(tile.input);
   const input = t.scope.temp(3 * h * w, `${label}.input`);
@@ -146,8 +198,7 @@ async function tileForward(
     h,
     w,
     upto,
-    new Set(),
-    true,
+    { textured, transient: true, pooling: t.pooling },
   );
   return { input, fwd, h, w };
 }
@@ -189,9 +240,11 @@ export async function recordTiledGrams(
     const acc = t.scope.temp(grid.tiles.length * geo.ntiles * T * T, `${label}.${i}.acc`);
     return { layer: i, c, geo, acc, n: c * full[i].h * full[i].w };
   });
+  // Row tiles read their layers in place: textures help the partial sums there.
+  const textured = new Set(grid.cols === 1 ? layers : []);
   for (const tile of grid.tiles) {
     const tl = `${label}.tile${tile.index}`;
-    const { fwd } = await tileForward(t, x, tile, upto, tl);
+    const { fwd } = await tileForward(t, x, tile, upto, tl, textured);
     for (const g of grams) {
       if (ownsNothing(tile, g.layer)) {
         // A deep layer may have no position in a thin last tile: its sum is 0.
@@ -199,15 +252,15 @@ export async function recordTiledGrams(
         t.prog.clear(`${tl}.${g.layer}.gram.none`, g.acc, tile.index * floats * 4, floats * 4);
         continue;
       }
-      const { buffer, part } = await cropOwned(t, fwd, tile, g.layer, `${tl}.${g.layer}`);
-      const npix = part.rows * part.cols;
-      const geo = gramGeometry(t.ctx, g.c, npix, false, g.geo.T);
+      const own = await ownedF(t, grid, fwd, tile, g.layer, `${tl}.${g.layer}`);
+      const geo = gramGeometry(t.ctx, g.c, own.npix, own.tex !== undefined, g.geo.T);
       const scratch = t.scope.temp(geo.scratch, `${tl}.${g.layer}.scratch`);
       await gramPartials(t.ctx, t.scope, t.prog, {
         label: `${tl}.${g.layer}.gram`,
         c: g.c,
-        npix,
-        f: view(buffer, 0, part.plane),
+        npix: own.npix,
+        f: own.f,
+        tex: own.tex,
         scratch,
         geo,
       });
@@ -285,11 +338,15 @@ export async function recordTiledLoss(
   const contentTargets = grid.tiles.map((tile) => {
     if (!hasContent || ownsNothing(tile, cIdx)) return null;
     const part = owned(tile, cIdx, full[cIdx].c);
+    // Row tiles read F in place: P is laid out with the tile layer's planes.
+    const [th, tw] = rectSize(tile.input);
+    const d = layerDims(th, tw)[cIdx];
+    const plane = grid.cols === 1 ? planeStride(d.h, d.w) : part.plane;
     return {
-      buffer: scope.floats(part.c * part.plane, `content.target.tile${tile.index}`),
+      buffer: scope.floats(part.c * plane, `content.target.tile${tile.index}`),
       rect: globalRect(tile, cIdx),
       c: part.c,
-      plane: part.plane,
+      plane,
     };
   });
   for (const b of grad.bands) prog.clear(`grad.clear`, b.buffer);
@@ -322,9 +379,12 @@ export async function recordTiledLoss(
     ...styles.map((s) => s.layer),
     0,
   );
+  const textured = new Set(
+    grid.cols === 1 ? [...styles.map((s) => s.layer), ...(hasContent ? [cIdx] : [])] : [],
+  );
   for (const tile of grid.tiles) {
     const tl = `tile${tile.index}`;
-    const { input, fwd, h, w } = await tileForward(t, x, tile, upto, tl);
+    const { input, fwd, h, w } = await tileForward(t, x, tile, upto, tl, textured);
     const tileGrad = scope.temp(3 * h * w, `${tl}.grad`);
     const target = contentTargets[tile.index];
     await recordBackward(ctx, scope, prog, t.net, fwd, tileGrad, {
@@ -335,42 +395,55 @@ export async function recordTiledLoss(
         const content = hasContent && i === cIdx;
         if ((!content && here.length === 0) || ownsNothing(tile, i)) return false;
         const label = `${tl}.${SQUEEZENET[i].name}`;
-        const { buffer: f, part } = await cropOwned(t, fwd, tile, i, label);
-        const dF = scope.temp(part.c * part.plane, `${label}.owned.grad`);
+        const own = await ownedF(t, grid, fwd, tile, i, label);
+        const plane = own.f.plane!;
+        // In place, the owned rows' gradient is the layer gradient's slice
+        // (added into); else a compact one, added back after.
+        const dF = own.inPlace
+          ? view(layerGrad, own.f.offset, plane)
+          : view(scope.temp(own.c * plane, `${label}.owned.grad`), 0, plane);
         for (const [j, s] of here.entries()) {
           await gramBackward(ctx, scope, prog, {
             label: `${label}.style.gram.back`,
-            c: part.c,
-            h: part.rows,
-            w: part.cols,
-            f: view(f, 0, part.plane),
+            c: own.c,
+            h: own.rows,
+            w: own.cols,
+            f: own.f,
             dgram: dgrams.get(s.k)!,
-            grad: view(dF, 0, part.plane),
-            accumulate: j > 0,
+            grad: dF,
+            accumulate: own.inPlace || j > 0,
+            tex: own.tex,
+            extent: own.inPlace ? Math.ceil(own.npix / 4) * 4 : undefined,
           });
         }
         if (content) {
-          if (here.length === 0) prog.clear(`${label}.owned.grad.clear`, dF);
+          if (here.length === 0 && !own.inPlace) {
+            prog.clear(`${label}.owned.grad.clear`, dF.buffer);
+          }
           await contentLoss(ctx, scope, prog, {
             label: `${label}.content`,
-            c: part.c,
-            h: part.rows,
-            w: part.cols,
-            f: view(f, 0, part.plane),
+            c: own.c,
+            h: own.rows,
+            w: own.cols,
+            f: own.f,
             target: target!.buffer,
             weight: spec.contentWeight,
-            grad: view(dF, 0, part.plane),
+            grad: dF,
             parts: view(parts, contentAt + LOSS_PARTS * tile.index),
+            // In place, F's last plane ends where its buffer does.
+            lastPlaneShort: own.f.offset,
           });
         }
-        await cropBackward(ctx, scope, prog, {
-          label: `${label}.owned.back`,
-          win: { c: part.c, rows: part.rows, cols: part.cols },
-          grad: { buffer: dF, offset: 0, plane: part.plane, width: part.cols },
-          into: { ...outputPlanes(fwd, i), buffer: layerGrad },
-          y: part.rect.y0,
-          x: part.rect.x0,
-        });
+        if (!own.inPlace) {
+          await cropBackward(ctx, scope, prog, {
+            label: `${label}.owned.back`,
+            win: { c: own.c, rows: own.rows, cols: own.cols },
+            grad: { buffer: dF.buffer, offset: 0, plane, width: own.cols },
+            into: { ...outputPlanes(fwd, i), buffer: layerGrad },
+            y: tile.layers[i].y0,
+            x: tile.layers[i].x0,
+          });
+        }
         return false;
       },
     });

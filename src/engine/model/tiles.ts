@@ -82,11 +82,15 @@ export function receptiveRange(i: number, a: number, b: number): [number, number
 /**
  * The halo a tile needs around its owned rectangle so that every position
  * of layers 0…`upto` it owns is computed exactly: pixels before and after,
- * the one before rounded up to a multiple of the grid's stride. One more
- * pixel after, at least, for the TV pairs that start on the last owned row.
+ * the one before rounded up to a multiple of `align` times the grid's
+ * stride (the stride of layer `upto`). One more pixel after, at least, for
+ * the TV pairs that start on the last owned row.
  */
-export function tileHalo(upto: number): { before: number; after: number; stride: number } {
-  const stride = layerStride(upto);
+export function tileHalo(
+  upto: number,
+  align = 1,
+): { before: number; after: number; stride: number } {
+  const stride = layerStride(upto) * align;
   let before = 0;
   let after = 1;
   for (let i = 0; i <= upto; i++) {
@@ -116,11 +120,20 @@ function spans(n: number, parts: number, stride: number): [number, number][] {
 }
 
 /**
+ * Row tiles (one column) line up four layer rows at a time: every tile's
+ * owned rows, and the rows before them in its input, are multiples of 4 at
+ * every layer, so the rows a tile owns of a layer (whole rows: a slice of
+ * each channel plane) start on a vec4 and span whole vec4s but for the last
+ * tile's, which end the plane.
+ */
+export const ROW_ALIGN = 4;
+
+/**
  * The grid of `rows` × `cols` tiles over an h×w image for layers 0…`upto`.
  * Throws a RangeError when a tile would own less than the grid's stride.
  */
 export function tileGrid(h: number, w: number, upto: number, rows: number, cols: number): TileGrid {
-  const { before, after, stride } = tileHalo(upto);
+  const { before, after, stride } = tileHalo(upto, cols === 1 && rows > 1 ? ROW_ALIGN : 1);
   const full = layerDims(h, w);
   const ys = spans(h, rows, stride);
   const xs = spans(w, cols, stride);
@@ -156,9 +169,11 @@ export function rectSize(r: Rect): [number, number] {
 }
 
 /**
- * The grid with the fewest tiles (then the squarest) whose every tile
- * passes `fits` (given the tile's input height and width), or null when even
- * tiles owning one stride fail it. One tile is the whole image.
+ * The grid of the fewest row tiles (one column: their owned rows are whole
+ * slices of each layer's planes, which the kernels read in place) whose
+ * every tile passes `fits` (given the tile's input height and width); else
+ * the grid with the fewest tiles (then the squarest); null when even tiles
+ * owning one stride fail it. One tile is the whole image.
  */
 export function chooseGrid(
   h: number,
@@ -166,6 +181,16 @@ export function chooseGrid(
   upto: number,
   fits: (th: number, tw: number) => boolean,
 ): TileGrid | null {
+  const rowStride = tileHalo(upto, ROW_ALIGN).stride;
+  for (let rows = 1; rows <= Math.max(1, Math.floor(h / rowStride)); rows++) {
+    let grid: TileGrid;
+    try {
+      grid = tileGrid(h, w, upto, rows, 1);
+    } catch {
+      continue;
+    }
+    if (grid.tiles.every((t) => fits(...rectSize(t.input)))) return grid;
+  }
   const { stride } = tileHalo(upto);
   const maxRows = Math.max(1, Math.floor(h / stride));
   const maxCols = Math.max(1, Math.floor(w / stride));

@@ -5,7 +5,7 @@
  * @module
  */
 import source from "../shaders/adam.wgsl" with { type: "text" };
-import type { Program } from "../gpu/scheduler.ts";
+import { grid2d, type Program } from "../gpu/scheduler.ts";
 import type { OpContext, Scope } from "./context.ts";
 
 /** Adam's constants (PyTorch defaults but the learning rate). */
@@ -86,8 +86,14 @@ export async function adamStep(
     throw new RangeError(`${o.label}: buffers must hold ${bytes} bytes (whole vec4s)`);
   }
   // Without an average the kernel skips binding 6, but its layout still has it.
-  prog.dispatch(o.label, pipeline, [u, o.grad, o.x, o.m, o.v, o.flags, o.avg ?? ctx.dummy], [
-    Math.ceil(o.n / 256),
-  ], 12 * o.n);
+  const groups = Math.ceil(o.n / 256);
+  const max = ctx.device.limits.maxComputeWorkgroupsPerDimension;
+  prog.dispatch(
+    o.label,
+    pipeline,
+    [u, o.grad, o.x, o.m, o.v, o.flags, o.avg ?? ctx.dummy],
+    grid2d(groups, max),
+    12 * o.n,
+  );
   return u;
 }

@@ -110,6 +110,12 @@ export interface Conv2dOptions {
   xTex?: FeatureTexture;
   /** 1×1 only: a copy of all of `maskOut`'s buffer in a texture, as `xTex`. */
   maskTex?: FeatureTexture;
+  /**
+   * 1×1 only: compute only the first `extent` pixels (a multiple of 4) of
+   * each plane (default: the whole plane stride), e.g. the rows of a layer
+   * one tile of a split image owns.
+   */
+  extent?: number;
 }
 
 /** A content loss term fused into a 1×1 convolution (see {@link Conv2dOptions}). */
@@ -188,13 +194,23 @@ export async function conv2d(
         `${o.label}: a fused content term needs maskOut (F) and out at offset 0`,
       );
     }
-    const { tile: t, grid } = pointwiseLaunch(ctx, s.cout, xPlane, o.use, o.label);
+    if (o.extent !== undefined && (o.extent % 4 || o.extent > xPlane || o.extent <= 0)) {
+      throw new RangeError(`${o.label}: extent ${o.extent} is not a multiple of 4 within a plane`);
+    }
+    const { tile: t, grid } = pointwiseLaunch(ctx, s.cout, o.extent ?? xPlane, o.use, o.label);
     const [t0, t1, tm] = [o.xTex, p2?.tex, o.maskOut ? o.maskTex : undefined];
     const w0u = uniformChunks(o.weights, s.cin, s.cout);
     const w1u = p2 ? uniformChunks(p2.weights, p2.cin, s.cout) : null;
-    checkTextureHolds(t0, xo + s.cin * xPlane, o.label, "x");
-    checkTextureHolds(t1, (p2?.x.offset ?? 0) + (p2?.cin ?? 0) * xPlane, o.label, "plus1x1's x");
-    checkTextureHolds(tm, mo + s.cout * outPlane, o.label, "the mask");
+    // The last plane is read up to the extent.
+    const tail = (o.extent ?? xPlane) - xPlane;
+    checkTextureHolds(t0, xo + s.cin * xPlane + tail, o.label, "x");
+    checkTextureHolds(
+      t1,
+      (p2?.x.offset ?? 0) + (p2?.cin ?? 0) * xPlane + tail,
+      o.label,
+      "plus1x1's x",
+    );
+    checkTextureHolds(tm, mo + s.cout * outPlane + tail, o.label, "the mask");
     checkTextureHolds(c?.targetTex, s.cout * outPlane, o.label, "P");
     const pipeline = await ctx.pipelines.get({
       name: "pointwise.wgsl",
@@ -224,6 +240,7 @@ export async function conv2d(
       textureShift(t1),
       textureShift(tm),
       textureShift(c?.targetTex),
+      o.extent ?? 0,
     ], 9);
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     const b = bindings(ctx, u, o);

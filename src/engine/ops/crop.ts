@@ -6,7 +6,7 @@
  * @module
  */
 import source from "../shaders/crop.wgsl" with { type: "text" };
-import type { Program } from "../gpu/scheduler.ts";
+import { grid2d, type Program } from "../gpu/scheduler.ts";
 import type { OpContext, Scope } from "./context.ts";
 
 /** A [C][H][W] tensor in a buffer: element offset, plane stride, row width. */
@@ -26,9 +26,6 @@ export interface Window {
   rows: number;
   cols: number;
 }
-
-/** Launches at most this many workgroups (each loops over the rest). */
-const MAX_GROUPS = 4096;
 
 /** Appends one rect launch: src's window at (sy, sx) to dst's at (dy, dx). */
 async function rect(
@@ -69,8 +66,12 @@ async function rect(
     ]),
     `${label}.params`,
   );
+  const max = ctx.device.limits.maxComputeWorkgroupsPerDimension;
+  const [gy, gz] = grid2d(win.rows, max);
   prog.dispatch(label, pipeline, [u, src.buffer, dst.buffer], [
-    Math.min(MAX_GROUPS, Math.ceil(n / 64)),
+    Math.ceil(win.cols / 64),
+    gy,
+    gz,
   ], add ? n : 0);
 }
 

@@ -188,7 +188,7 @@ export async function gramPartials(
   if (tex && (stride % 4 || o.f.offset % 4)) {
     throw new RangeError(`${o.label}: a texture needs F's offset and plane stride multiples of 4`);
   }
-  checkTextureHolds(tex, o.f.offset + o.c * stride, o.label, "F");
+  checkTextureHolds(tex, o.f.offset + (o.c - 1) * stride + o.npix, o.label, "F");
   // Two launches: the tiles off the diagonal (none when C = T), then the
   // diagonal ones (symmetric: half the products, half the loads).
   const off = geo.nb * (geo.nb - 1) / 2;
@@ -311,9 +311,9 @@ export async function gramReduce(
       null,
       // Without a loss the kernel skips these, but its layout still has them.
       l ? l.target : ctx.dummy,
-      o.gram ? o.gram.buffer : scope.temp(4, `${o.label}.unused`),
-      l ? l.dgram : scope.temp(4, `${o.label}.unused`),
-      l ? l.parts.buffer : scope.temp(1, `${o.label}.unused`),
+      o.gram ? o.gram.buffer : scope.floats(4, `${o.label}.unused`),
+      l ? l.dgram : scope.floats(4, `${o.label}.unused`),
+      l ? l.parts.buffer : scope.floats(1, `${o.label}.unused`),
       null,
       o.scratch,
     ],
@@ -352,9 +352,12 @@ export async function gramBackward(
      * F's buffer, are fetched from it.
      */
     tex?: FeatureTexture;
+    /** Only the first `extent` pixels of each plane (a multiple of 4; see conv2d). */
+    extent?: number;
   },
 ): Promise<void> {
   await conv2d(ctx, scope, prog, {
+    extent: o.extent,
     label: o.label,
     shape: { cin: o.c, cout: o.c, h: o.h, w: o.w, kh: 1, kw: 1, stride: 1, pad: 0 },
     x: o.f,

@@ -53,7 +53,11 @@ function params(
  * multiplied by (F > 0): the ReLU backward fused into the last write of the
  * gradient. F, P and the gradient share F's plane stride (dense when
  * absent); it and the views' offsets must be multiples of 4 (the kernel
- * moves vec4s).
+ * moves vec4s). F may start at an offset into its planes (the rows one tile
+ * of a split image owns: each plane's h·w pixels from there); then
+ * `lastPlaneShort` (a multiple of 4) says how much shorter than a plane
+ * stride the last plane is in F's and the gradient's buffers (the offset,
+ * when F ends where its buffer does); P starts at 0.
  */
 export async function contentLoss(
   ctx: OpContext,
@@ -71,6 +75,7 @@ export async function contentLoss(
     grad: View;
     parts: View;
     reluMask?: boolean;
+    lastPlaneShort?: number;
   },
 ): Promise<void> {
   const plane = o.f.plane ?? o.h * o.w;
@@ -82,7 +87,7 @@ export async function contentLoss(
       `${o.label}: the plane stride and the offsets must be multiples of 4 (vec4 access)`,
     );
   }
-  const n = o.c * plane;
+  const n = o.c * plane - (o.lastPlaneShort ?? 0);
   const pipeline = await ctx.pipelines.get({
     name: "loss.wgsl",
     source,

@@ -1,6 +1,6 @@
 /**
- * Max-pooling wrapper over src/engine/shaders/pool.wgsl: 3×3 stride 2, ceil mode,
- * forward (with argmax) and backward.
+ * Pooling wrapper over src/engine/shaders/pool.wgsl: 3×3 stride 2, ceil mode,
+ * max (forward with argmax, backward) and average (forward, backward).
  * @module
  */
 import pool from "../shaders/pool.wgsl" with { type: "text" };
@@ -15,6 +15,13 @@ import {
   textureShift,
   type View,
 } from "./context.ts";
+
+/**
+ * The network's pooling: "max" (SqueezeNet's own) or "avg", each window's
+ * mean over its elements inside the input (PyTorch's avg_pool2d, ceil mode,
+ * padding 0).
+ */
+export type Pooling = "max" | "avg";
 
 /** Output length of a ceil-mode pooling (PyTorch's rule, no padding). */
 export function poolOut(n: number, k = 3, stride = 2): number {
@@ -45,7 +52,8 @@ async function launch(
     shape: PoolShape;
     input: View;
     output: View;
-    argmax: GPUBuffer;
+    /** Max pooling's argmax; null for average pooling. */
+    argmax: GPUBuffer | null;
     rows: number;
     nseg: number;
     flops: number;
@@ -57,10 +65,11 @@ async function launch(
   },
 ): Promise<void> {
   const xt = o.xTex ? 1 : 0;
+  const avg = o.argmax === null ? 1 : 0;
   const pipeline = await ctx.pipelines.get({
     name: "pool.wgsl",
     source: `${pool}\n${shift4}\n${texel}`,
-    template: { Q, XT: xt },
+    template: { Q, XT: xt, AVG: avg },
     entry: o.entry,
   });
   const words = new Uint32Array([
@@ -86,23 +95,64 @@ async function launch(
   ], o.flops);
 }
 
+/** What a pooling's forward reads and writes. */
+export interface PoolForward {
+  /** The launch's name (profiles, errors). */
+  label: string;
+  /** Channels and input size. */
+  shape: PoolShape;
+  /** The input. */
+  x: View;
+  /** The pooled output. */
+  out: View;
+  /** A copy of all of x's buffer in a texture, made before: x is fetched from it. */
+  xTex?: FeatureTexture;
+}
+
+/** What a pooling's backward reads and writes. */
+export interface PoolBackward {
+  /** The launch's name (profiles, errors). */
+  label: string;
+  /** Channels and input size. */
+  shape: PoolShape;
+  /** The output's gradient. */
+  dy: View;
+  /** The input's gradient: every element is written. */
+  dx: View;
+}
+
 /**
  * Appends max pooling `x` → `out`, recording the argmax into `argmax` (u32 per
  * output, laid out as `out`, its plane stride included).
  */
-export async function maxPool(
+export function maxPool(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: {
-    label: string;
-    shape: PoolShape;
-    x: View;
-    out: View;
-    argmax: GPUBuffer;
-    /** A copy of all of x's buffer in a texture, made before: x is fetched from it. */
-    xTex?: FeatureTexture;
-  },
+  o: PoolForward & { argmax: GPUBuffer },
+): Promise<void> {
+  return poolForward(ctx, scope, prog, o);
+}
+
+/**
+ * Appends average pooling `x` → `out`: each window's sum over its elements
+ * inside the input, divided by their count.
+ */
+export function avgPool(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: PoolForward,
+): Promise<void> {
+  return poolForward(ctx, scope, prog, { ...o, argmax: null });
+}
+
+/** Either pooling's forward: max with an `argmax`, average with null. */
+async function poolForward(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: PoolForward & { argmax: GPUBuffer | null },
 ): Promise<void> {
   const [oh, ow] = [poolOut(o.shape.h), poolOut(o.shape.w)];
   const hPlane = o.x.plane ?? o.shape.h * o.shape.w;
@@ -120,12 +170,35 @@ export async function maxPool(
   });
 }
 
-/** Appends the pooling backward: `dy` (output gradient) → `dx` (input gradient). */
-export async function maxPoolBackward(
+/** Appends the max-pooling backward `dy` → `dx`, routed by the forward's argmax. */
+export function maxPoolBackward(
   ctx: OpContext,
   scope: Scope,
   prog: Program,
-  o: { label: string; shape: PoolShape; dy: View; argmax: GPUBuffer; dx: View },
+  o: PoolBackward & { argmax: GPUBuffer },
+): Promise<void> {
+  return poolBackward(ctx, scope, prog, o);
+}
+
+/**
+ * Appends the average-pooling backward `dy` → `dx`: each element gets the dy
+ * of every window that holds it, divided by that window's count.
+ */
+export function avgPoolBackward(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: PoolBackward,
+): Promise<void> {
+  return poolBackward(ctx, scope, prog, { ...o, argmax: null });
+}
+
+/** Either pooling's backward: max with an `argmax`, average with null. */
+async function poolBackward(
+  ctx: OpContext,
+  scope: Scope,
+  prog: Program,
+  o: PoolBackward & { argmax: GPUBuffer | null },
 ): Promise<void> {
   await launch(ctx, scope, prog, {
     ...o,

@@ -4,7 +4,7 @@
  * @module
  */
 import source from "../shaders/relu.wgsl" with { type: "text" };
-import type { Program } from "../gpu/scheduler.ts";
+import { grid2d, type Program } from "../gpu/scheduler.ts";
 import type { OpContext, Scope, View } from "./context.ts";
 
 /** Appends g ← g·(y > 0) over `n` elements. */
@@ -20,5 +20,7 @@ export async function reluBackward(
     new Uint32Array([o.n, o.grad.offset, o.y.offset, 0]),
     `${o.label}.params`,
   );
-  prog.dispatch(o.label, pipeline, [u, o.grad.buffer, o.y.buffer], [Math.ceil(o.n / 256)], o.n);
+  const groups = Math.ceil(o.n / 256);
+  const max = ctx.device.limits.maxComputeWorkgroupsPerDimension;
+  prog.dispatch(o.label, pipeline, [u, o.grad.buffer, o.y.buffer], grid2d(groups, max), o.n);
 }

@@ -38,7 +38,9 @@ var<private> p: Params;
 @compute @workgroup_size(64, 1, 1)
 fn step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
   p = params[nwg_p.x >> 31u];
-  let i = gid.x;
+  // Numbered across a 2D grid (a large image needs more workgroups than one
+  // dimension holds).
+  let i = gid.x + gid.y * nwg_p.x * 64u;
   if (i * 4u >= p.n) {
     return;
   }

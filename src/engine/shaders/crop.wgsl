@@ -25,22 +25,29 @@ var<private> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-// One element per invocation, grid-stride over C·rows·cols.
+// One column of one row per invocation (x: columns, y: rows; workgroups
+// beyond 65535 rows continue in z), every channel in turn: no integer
+// division, which lavapipe does lane by lane.
 @compute @workgroup_size(64, 1, 1)
-fn rect(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn rect(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
   p = params[nwg.x >> 31u];
-  let per_plane = p.rows * p.cols;
-  let n = p.c * per_plane;
-  for (var e = gid.x; e < n; e += nwg.x * 64u) {
-    let ch = e / per_plane;
-    let r = (e % per_plane) / p.cols;
-    let col = e % p.cols;
-    let s = p.src_off + ch * p.src_plane + r * p.src_w + col;
-    let d = p.dst_off + ch * p.dst_plane + r * p.dst_w + col;
+  let col = gid.x;
+  let r = gid.y + gid.z * nwg.y;
+  if (col >= p.cols || r >= p.rows) {
+    return;
+  }
+  var s = p.src_off + r * p.src_w + col;
+  var d = p.dst_off + r * p.dst_w + col;
+  for (var ch = 0u; ch < p.c; ch++) {
     if (ADD) {
       dst[d] = dst[d] + src[s];
     } else {
       dst[d] = src[s];
     }
+    s += p.src_plane;
+    d += p.dst_plane;
   }
 }

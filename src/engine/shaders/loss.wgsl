@@ -62,17 +62,23 @@ fn content(
   let q4 = p.plane / 4u;
   let np = p.h * p.w;
   var sq = 0.0;
-  for (var e = gid.x; e < p.n / 4u; e += nwg.x * RW) {
-    let f = f4[a0 + e];
-    let i = (e % q4) * 4u;
-    let valid = vec4<u32>(i, i + 1u, i + 2u, i + 3u) < vec4<u32>(np);
-    let d = select(vec4<f32>(0.0), f - p4[e], valid);
-    var g = g4[g0 + e] + 2.0 * p.weight * d;
-    if (MASK) {
-      g = select(vec4<f32>(0.0), g, f > vec4<f32>(0.0));
+  // Plane by plane (no integer division per element: lavapipe divides lane
+  // by lane), the last one up to n.
+  let n4 = p.n / 4u;
+  for (var base = 0u; base < n4; base += q4) {
+    for (var q = gid.x; q < min(q4, n4 - base); q += nwg.x * RW) {
+      let e = base + q;
+      let f = f4[a0 + e];
+      let i = q * 4u;
+      let valid = vec4<u32>(i, i + 1u, i + 2u, i + 3u) < vec4<u32>(np);
+      let d = select(vec4<f32>(0.0), f - p4[e], valid);
+      var g = g4[g0 + e] + 2.0 * p.weight * d;
+      if (MASK) {
+        g = select(vec4<f32>(0.0), g, f > vec4<f32>(0.0));
+      }
+      g4[g0 + e] = g;
+      sq += dot(d, d);
     }
-    g4[g0 + e] = g;
-    sq += dot(d, d);
   }
   finish(lid.x, wid.x, sq);
 }
@@ -98,9 +104,15 @@ fn tv(
   p = params[nwg.x >> 31u];
   let hw = p.h * p.w;
   var sq = 0.0;
-  for (var e = gid.x; e < p.c * hw; e += nwg.x * RW) {
-    let y = (e % hw) / p.w;
-    let x = e % p.w;
+  // Each workgroup a band of rows, its lanes along them: no integer division
+  // per element (lavapipe divides lane by lane).
+  let per = (p.h + nwg.x - 1u) / nwg.x;
+  let ya = wid.x * per;
+  let yb = min(ya + per, p.h);
+  for (var ch = 0u; ch < p.c; ch++) {
+  for (var y = ya; y < yb; y++) {
+  for (var x = lid.x; x < p.w; x += RW) {
+    let e = ch * hw + y * p.w + x;
     let v = tv_x[p.a_off + e];
     var g = 0.0;
     // The pairs below and to the right, whose first pixel this is.
@@ -124,6 +136,8 @@ fn tv(
       g += v - tv_x[p.a_off + e - 1u];
     }
     tv_g[p.g_off + e] += 2.0 * p.weight * g;
+  }
+  }
   }
   finish(lid.x, wid.x, sq);
 }

@@ -6,7 +6,8 @@
 // channel planes `plane` elements apart with plane and every offset a
 // multiple of 4, and cout % (4·TMV) == 0. All plane/4 pixel groups are
 // computed, the padding included: each output pixel depends only on the same
-// input pixel, so the padding stays in the padding.
+// input pixel, so the padding stays in the padding. With `extent` (a
+// multiple of 4), only each plane's first `extent` pixels are.
 // Template parameters (src/gpu/template.ts): TMV vec4 groups of output
 // channels × TN vec4 pixel groups per invocation, the groups of a lane
 // strided by WG (group j = base + j·WG + lane); WG invocations; E1 (below).
@@ -31,7 +32,7 @@ struct Params {
   cin: u32, cout4: u32, plane: u32, x_off: u32,
   out_off: u32, mask_out_off: u32, npix: u32, part_off: u32,
   cweight: f32, cin2: u32, x2_off: u32, tex_shift0: u32,
-  tex_shift1: u32, tex_shiftm: u32, tex_shiftc: u32, _p4: u32,
+  tex_shift1: u32, tex_shiftm: u32, tex_shiftc: u32, extent: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -166,10 +167,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   pr = params[nwg_p.x >> 31u];
   csum = 0.0;
   let n4 = pr.plane / 4u;
+  // Pixel groups computed per plane: all of it, or its first extent / 4
+  // (a slice of a plane: the rows one tile of a split image owns).
+  let e4 = select(n4, pr.extent / 4u, pr.extent != 0u);
   let cog = wid.x * ${TMV}u;
   let g0 = wid.y * ${WG*TN}u + li;
 //#for j in 0..TN
-  let q${j} = min(g0 + ${j*WG}u, n4 - 1u);
+  let q${j} = min(g0 + ${j*WG}u, e4 - 1u);
 //#end
 //#for i in 0..TMV
 //#for k in 0..4
@@ -224,7 +228,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     {
       let ob = (cog * 4u + ${i*4+k}u) * n4 + g0;
 //#for j in 0..TN
-      if (g0 + ${j*WG}u < n4) {
+      if (g0 + ${j*WG}u < e4) {
         store4(ob + ${j*WG}u, g0 + ${j*WG}u, a${i}_${k}_${j} + vec4<f32>(b[${k}]));
       }
 //#end

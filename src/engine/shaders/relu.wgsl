@@ -18,8 +18,9 @@ var<private> pr: Params;
 @compute @workgroup_size(64)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg_p: vec3<u32>) {
   pr = params[nwg_p.x >> 31u];
-  // 4 elements per invocation.
-  let i0 = gid.x * 4u;
+  // 4 elements per invocation, numbered across a 2D grid (large tensors
+  // need more workgroups than one dimension holds).
+  let i0 = (gid.x + gid.y * nwg_p.x * 64u) * 4u;
   for (var k = 0u; k < 4u; k++) {
     let i = i0 + k;
     if (i < pr.n) {
