@@ -13,6 +13,8 @@ import assert from "node:assert/strict";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readImage, writeImage } from "../src/deno/image/mod.ts";
+import { originalColors, resize } from "../src/engine/image/mod.ts";
+import { DEFAULT_CONFIG } from "../src/engine/model/optimize.ts";
 import type { RgbImage } from "../src/engine/image/types.ts";
 import { sharedDir } from "./helpers.ts";
 import { TILES_FILE_VERSION } from "../src/deno/tiles_cache.ts";
@@ -893,4 +895,146 @@ Deno.test("progress: the rate and ETA count only the iterations after the first,
   const r = loopRate(50, 100, 18_800, 9000)!;
   assert.ok(Math.abs(r.rate - 5) < 1e-9, String(r.rate));
   assert.ok(Math.abs(r.eta - 10) < 1e-9, String(r.eta));
+});
+
+// ---------------------------------------------------------------------------
+// Controls: strength, seed, iterate averaging, original colours; scales
+
+/** Runs a small stylize with `args` into `out` (32 px, 4 iterations unless given); returns the image. */
+async function runTo(dir: string, out: string, args: string[]): Promise<RgbImage> {
+  const r = await stylize(dir, [...INPUTS, "-o", out, ...SMALL, "--iters", "4", "-q", ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  return await readImage(join(dir, out));
+}
+
+/** The largest difference of two images' channel values. */
+function maxDiff(a: RgbImage, b: RgbImage): number {
+  assert.deepEqual([a.width, a.height], [b.width, b.height]);
+  let m = 0;
+  for (let i = 0; i < a.data.length; i++) m = Math.max(m, Math.abs(a.data[i] - b.data[i]));
+  return m;
+}
+
+test("--strength 2 gives the same image as --style-weights doubled", async (dir) => {
+  const doubled = DEFAULT_CONFIG.styleWeights.map((w) => 2 * w).join(",");
+  const a = await runTo(dir, "a.png", ["--strength", "2"]);
+  const b = await runTo(dir, "b.png", ["--style-weights", doubled]);
+  const c = await runTo(dir, "c.png", []);
+  assert.deepEqual(a.data, b.data);
+  assert.ok(maxDiff(a, c) > 0, "strength 2 changes nothing");
+});
+
+test("--init random --seed: the same seed gives the same image, another seed another", async (dir) => {
+  const a = await runTo(dir, "a.png", ["--init", "random", "--seed", "3"]);
+  const b = await runTo(dir, "b.png", ["--init", "random", "--seed", "3"]);
+  const c = await runTo(dir, "c.png", ["--init", "random", "--seed", "4"]);
+  assert.deepEqual(a.data, b.data);
+  assert.ok(maxDiff(a, c) > 8, "seeds 3 and 4 give the same image");
+});
+
+test("--avg-decay D writes the bias-corrected average of the run's own iterates (as --save-every 1 writes them) within one level", async (dir) => {
+  const d = 0.7;
+  const iters = 5;
+  await runTo(dir, "x.png", ["--iters", String(iters), "--save-every", "1"]);
+  const iterates = [];
+  for (let t = 1; t < iters; t++) {
+    iterates.push(await readImage(join(dir, `x-${String(t).padStart(4, "0")}.png`)));
+  }
+  iterates.push(await readImage(join(dir, "x.png")));
+  const avg = await runTo(dir, "avg.png", ["--iters", String(iters), "--avg-decay", String(d)]);
+  const a = new Float64Array(avg.data.length);
+  for (const x of iterates) {
+    for (let k = 0; k < a.length; k++) a[k] = d * a[k] + (1 - d) * x.data[k];
+  }
+  let worst = 0;
+  for (let k = 0; k < a.length; k++) {
+    worst = Math.max(worst, Math.abs(avg.data[k] - a[k] / (1 - d ** iters)));
+  }
+  assert.ok(worst <= 1, `max difference ${worst}`);
+  assert.ok(maxDiff(avg, iterates.at(-1)!) > 1, "the average is the last iterate");
+});
+
+test("--original-colors writes the luminance of the plain run's result with the resized content's colours, within one level", async (dir) => {
+  const plain = await runTo(dir, "plain.png", []);
+  const kept = await runTo(dir, "kept.png", ["--original-colors"]);
+  const content = resize(await readImage(join(dir, "content.png")), plain.width, plain.height);
+  assert.ok(maxDiff(kept, originalColors(plain, content)) <= 1);
+  assert.ok(maxDiff(kept, plain) > 1, "--original-colors changed nothing");
+});
+
+test(
+  "bad --strength, --avg-decay or --reference-pixels → exit 2, one line naming the flag",
+  async (dir) => {
+    await expectUserError(dir, [...INPUTS, ...SMALL, "--strength", "-1"], /--strength/);
+    await expectUserError(dir, [...INPUTS, ...SMALL, "--avg-decay", "1"], /--avg-decay.*\[0, 1\)/);
+    await expectUserError(dir, [...INPUTS, ...SMALL, "--avg-decay", "-0.5"], /--avg-decay/);
+    await expectUserError(
+      dir,
+      [...INPUTS, ...SMALL, "--reference-pixels", "x"],
+      /--reference-pixels/,
+    );
+    await expectUserError(dir, [...INPUTS, ...SMALL, "--min-size", "3"], /--min-size/);
+  },
+  { needsWeights: false },
+);
+
+test("scales: --min-size 32 --size 64 runs 32, 45 and 64 px; progress, stages and trace name each scale", async (dir) => {
+  const r = await stylize(dir, [
+    ...INPUTS,
+    "-o",
+    "out.png",
+    "--size",
+    "64",
+    "--min-size",
+    "32",
+    "--style-size",
+    "64",
+    "--iters",
+    "2",
+    "--save-every",
+    "2",
+    "--trace",
+    "t.json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  for (const tag of ["scale 1/3, 32×24", "scale 2/3, 45×34", "scale 3/3, 64×48"]) {
+    assert.ok(r.stderr.includes(tag), `no "${tag}" in\n${r.stderr}`);
+  }
+  // The first scale's 4 iterations (2 × --iters) give a stage at 2 and its result at 4.
+  assert.deepEqual(
+    listDir(dir),
+    [
+      ...INPUTS,
+      "out.png",
+      "out-s1-0002.png",
+      "out-s1-0004.png",
+      "out-s2-0002.png",
+      "out-stages.png",
+      "t.json",
+    ]
+      .sort(),
+  );
+  assert.deepEqual(
+    [
+      (await readImage(join(dir, "out-s1-0004.png"))).width,
+      (await readImage(join(dir, "out.png"))).width,
+    ],
+    [32, 64],
+  );
+  const trace = JSON.parse(Deno.readTextFileSync(join(dir, "t.json")));
+  assert.deepEqual(trace.scales.map((s: { size: number[] }) => s.size), [[24, 32], [34, 45], [
+    48,
+    64,
+  ]]);
+  assert.deepEqual(trace.scales.map((s: { iters: number }) => s.iters), [4, 2, 2]);
+  assert.deepEqual(
+    trace.iterations.map((i: { scale: number }) => i.scale),
+    [0, 0, 0, 0, 1, 1, 2, 2],
+  );
+  // The size-invariant weights actually used: the content weight scaled by 49152 / (H·W).
+  for (const s of trace.scales) {
+    const want = 2e-5 * 49152 / (s.size[0] * s.size[1]);
+    assert.ok(Math.abs(s.contentWeight / want - 1) < 1e-9, JSON.stringify(s));
+  }
+  for (const s of trace.scales) assert.ok(s.startMs >= 0, JSON.stringify(s));
 });

@@ -12,6 +12,7 @@ import {
   fitShorterSide,
   fromTensor,
   MEAN_BGR,
+  originalColors,
   resize,
   type RgbImage,
   toTensor,
@@ -493,4 +494,32 @@ Deno.test("contactSheet scales tiles to one height, side by side on white with g
     Array.from(rb.data.subarray((9 * wb + wb - 1) * 3, (9 * wb + wb) * 3)),
   );
   assert.throws(() => contactSheet([], 10), RangeError);
+});
+
+// ---------------------------------------------------------------- colours
+
+/** Seeded LCG noise, as tests/fixtures/image/make_colors_fixture.py makes it. */
+function noiseImage(w: number, h: number, seed: number): RgbImage {
+  const data = new Uint8Array(w * h * 3);
+  let s = BigInt(seed);
+  for (let i = 0; i < data.length; i++) {
+    s = (s * 1103515245n + 12345n) % 2147483648n;
+    data[i] = Number((s >> 16n) & 255n);
+  }
+  return { width: w, height: h, data };
+}
+
+Deno.test("originalColors equals reference.py's original_colors within one level (fixture made by it)", async () => {
+  const fx = JSON.parse(await Deno.readTextFile(new URL("colors_reference.json", FIXTURES)));
+  const [a, b] = fx.seeds.map((s: number) => noiseImage(fx.width, fx.height, s));
+  const got = originalColors(a, b);
+  const want = fromBase64(fx.expected);
+  assert.ok(maxAbsDiff(got.data, want) <= 1, `max diff ${maxAbsDiff(got.data, want)}`);
+  // Not a copy of either input: the luminance of one, the colours of the other.
+  assert.ok(maxAbsDiff(got.data, a.data) > 16 && maxAbsDiff(got.data, b.data) > 16);
+});
+
+Deno.test("originalColors of an image with itself gives the image back within one level", () => {
+  const a = noiseImage(31, 9, 7);
+  assert.ok(maxAbsDiff(originalColors(a, a).data, a.data) <= 1);
 });

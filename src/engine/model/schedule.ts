@@ -81,7 +81,10 @@ export interface ScheduleOptions {
   onScale?: (scale: Scale, startMs: number) => void;
   /** Called with each iteration's losses. */
   onRecord?: (r: IterationRecord, scale: Scale) => void;
-  /** Iterations (1-based, within a scale) after which `onSnapshot` gets the image. */
+  /**
+   * Iterations (1-based, within a scale) after which `onSnapshot` gets the
+   * image; with several scales, each scale's result but the last too.
+   */
   snapshotEvery?: number;
   /** Receives the image after `steps` steps of `scale`. */
   onSnapshot?: (scale: Scale, steps: number, x: Tensor) => Promise<void> | void;
@@ -209,6 +212,10 @@ export async function stylize(engine: Engine, o: ScheduleOptions): Promise<Sched
     done.push({ ...scale, ...result, startMs });
     x = result.x;
     if (result.steps < scale.iters) return { x, scales: done, stopped: true };
+    // A scale's result is a stage too (the last scale's is the result itself).
+    if (o.onSnapshot && o.snapshotEvery && scale.index < scale.count - 1) {
+      await o.onSnapshot(scale, result.steps, x);
+    }
   }
   return { x: x!, scales: done, stopped: false };
 }
