@@ -9,3 +9,4 @@ export { newImage, type RgbImage, type Tensor } from "./types.ts";
 export { fitLongerSide, fitShorterSide, resize, roundHalfEven } from "./resize.ts";
 export { fromTensor, MEAN_BGR, toTensor } from "./tensor.ts";
 export { contactSheet } from "./sheet.ts";
+export { rgbaToRgbOnWhite } from "./alpha.ts";
