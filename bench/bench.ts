@@ -10,6 +10,8 @@
  *                   [--profile timestamps|fences]   (per-kernel times; fences:
  *                   each launch submitted alone, for adapters without
  *                   timestamp-query, the default there)
+ *                   [--browser]   (the same iteration in headless Chromium:
+ *                   tools/web/bench_browser.ts, its own configuration)
  * @module
  */
 import { parseArgs } from "node:util";
@@ -42,6 +44,7 @@ try {
       weights: { type: "string" },
       tiles: { type: "string" },
       profile: { type: "string" },
+      browser: { type: "boolean", default: false },
     },
   });
 } catch (e) {
@@ -114,6 +117,11 @@ export interface BenchResult {
     stylize_ms_around: number;
     ratio: number;
   };
+  /**
+   * The same iteration in headless Chromium (its own adapter: SwiftShader
+   * where there is no GPU); `ratio` is its ms per iteration over stylize's.
+   */
+  browser?: { adapter: string; ms_per_iter: number; first_iteration_ms: number; ratio: number };
   /** Median ms of the forward pass to fire5 alone and of loss + gradient (no Adam). */
   parts: Record<string, number>;
   /** Share of the profiled kernel time by kind (gram, conv, other). */
@@ -172,6 +180,34 @@ async function runTfjsPeer(
     stderr: "inherit",
   }).output();
   if (out.code !== 0) fail(`the TensorFlow.js peer failed (exit ${out.code})`);
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+}
+
+/**
+ * Times the same iteration at h×w in headless Chromium (tools/web/, its own
+ * configuration and lockfile) in a child process.
+ */
+async function runBrowserPeer(
+  h: number,
+  w: number,
+  weights?: string,
+): Promise<{ adapter: string; ms_per_iter: number; first_iteration_ms: number }> {
+  const dir = new URL("../tools/web/", import.meta.url);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      new URL("deno.json", dir).pathname,
+      new URL("bench_browser.ts", dir).pathname,
+      "--sizes",
+      `${h}x${w}`,
+      ...(weights ? ["--weights", weights] : []),
+    ],
+    stdin: "null",
+    stderr: "inherit",
+  }).output();
+  if (out.code !== 0) fail(`the browser peer failed (exit ${out.code})`);
   return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
 }
 
@@ -329,6 +365,15 @@ for (const [h, w] of sizes) {
       ratio: p.msPerIter / around,
     };
   }
+  if (values.browser) {
+    const b = await runBrowserPeer(h, w, values.weights);
+    result.browser = {
+      adapter: b.adapter,
+      ms_per_iter: b.ms_per_iter,
+      first_iteration_ms: b.first_iteration_ms,
+      ratio: b.ms_per_iter / msPerIter,
+    };
+  }
   opt.dispose();
   results.push(result);
   if (values.json) console.log(JSON.stringify(result));
@@ -371,6 +416,13 @@ function printTable(r: BenchResult, top: number): void {
         `${f(r.peer.stylize_ms_after)} ms/iter right after it, ${
           f(r.peer.stylize_ms_around)
         } before and after → stylize is ${r.peer.ratio.toFixed(1)}× faster`,
+    );
+  }
+  if (r.browser) {
+    console.log(
+      `  Chromium (${r.browser.adapter}): ${f(r.browser.ms_per_iter)} ms/iter beside Deno's ` +
+        `${f(r.ms_per_iter)} (${r.browser.ratio.toFixed(2)}×); first iteration ` +
+        `${f(r.browser.first_iteration_ms)} ms`,
     );
   }
   if (r.kernels.length) {

@@ -1,12 +1,11 @@
 /**
  * The browser's way to an {@link Engine}: the page's GPU (the adapter's own
- * limits and default tile table, as on every platform) and its weights
+ * limits, and the engine's default tile table for it) and its weights
  * (./weights.ts).
  * @module
  */
 import { acquireGpu, type Gpu } from "../engine/gpu/device.ts";
 import { Engine } from "../engine/model/stylizer.ts";
-import { GPU_TILES, type TileTable } from "../engine/ops/context.ts";
 import { loadPageWeights } from "./weights.ts";
 
 /** What a missing `navigator.gpu` or adapter tells the visitor. */
@@ -23,18 +22,6 @@ export function adapterLabel(gpu: Gpu): string {
 }
 
 /**
- * The tile table for `gpu`: the engine's default for the adapter, except on
- * software adapters other than lavapipe (which names its vector width):
- * lavapipe's table (up to 128 vec4 accumulators per invocation) is too large
- * for them. Chromium's SwiftShader compiled its strided-backward kernel for
- * over two minutes until the GPU watchdog ended the GPU process; the hardware
- * GPUs' table, with 8–16 accumulators, compiles in seconds there.
- */
-export function pageTiles(gpu: Gpu): TileTable | undefined {
-  return gpu.isFallback && gpu.cpuLanes === 0 ? GPU_TILES : undefined;
-}
-
-/**
  * Acquires the GPU and loads the weights (in parallel) and builds the engine.
  * @param base the page's URL, where the weights are looked for first
  * @param onProgress receives one-line progress messages
@@ -43,9 +30,14 @@ export async function createPageEngine(
   base: string,
   onProgress?: (message: string) => void,
 ): Promise<Engine> {
-  const [gpu, weights] = await Promise.all([
+  const [gpu, weights] = await Promise.allSettled([
     acquireGpu({ noAdapterHint: NO_WEBGPU_HINT }),
     loadPageWeights(base, onProgress),
   ]);
-  return Engine.create({ gpu, weights, tiles: pageTiles(gpu) });
+  if (gpu.status === "rejected") throw gpu.reason;
+  if (weights.status === "rejected") {
+    gpu.value.device.destroy();
+    throw weights.reason;
+  }
+  return Engine.create({ gpu: gpu.value, weights: weights.value });
 }

@@ -148,7 +148,7 @@ async function start(): Promise<void> {
     const settings = parseSettings(formValues());
     const { content, styles } = await chosenImages();
     const eng = await engine();
-    status("running", "computing the style targets");
+    status("running", "computing the style targets (a first run also compiles the kernels)");
     const { records, onRecord } = progress(settings.config.iters);
     const t0 = performance.now();
     const result = await stylize(eng, content, styles, settings, {
