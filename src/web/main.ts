@@ -197,16 +197,7 @@ function dropZone(zone: HTMLElement, input: HTMLInputElement): void {
     const dt = new DataTransfer();
     for (const f of input.multiple ? [...files] : [files[0]]) dt.items.add(f);
     input.files = dt.files;
-    input.dispatchEvent(new Event("change"));
   });
-}
-
-/** Shows the chosen files' names beside their input. */
-function showNames(input: HTMLInputElement): void {
-  const out = document.querySelector(`output[for="${input.id}"]`);
-  if (out) {
-    out.textContent = [...(input.files ?? [])].map((f) => f.name).join(", ");
-  }
 }
 
 function init(): void {
@@ -214,10 +205,7 @@ function init(): void {
     el.value = DEFAULT_FORM[k as keyof SettingsForm];
   }
   FIELDS.styleSize.placeholder = "same as output";
-  for (const input of [ui.content, ui.style]) {
-    dropZone(input.closest("label")!, input);
-    input.addEventListener("change", () => showNames(input));
-  }
+  for (const input of [ui.content, ui.style]) dropZone(input.closest("label")!, input);
   ui.form.addEventListener("submit", (e) => {
     e.preventDefault();
     start();
