@@ -153,62 +153,57 @@ const median = (a: number[]) => {
 };
 
 /**
- * Runs the TensorFlow.js peer (bench/tfjs/, its own configuration and
- * lockfile) in a child process on the same example at h×w.
+ * Runs a peer in a child process: `script` of the folder `dir`, with that
+ * folder's own configuration and lockfile (so the bench's users download its
+ * packages only when they ask for it); returns its last stdout line, parsed.
  */
-async function runTfjsPeer(
+async function runPeer<T>(dir: URL, script: string, args: string[], what: string): Promise<T> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      new URL("deno.json", dir).pathname,
+      new URL(script, dir).pathname,
+      ...args,
+    ],
+    stdin: "null",
+    stderr: "inherit",
+  }).output();
+  if (out.code !== 0) fail(`the ${what} peer failed (exit ${out.code})`);
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+}
+
+/** The `--weights` flag passed on to a peer, if given. */
+const weightsArgs = (weights?: string) => weights ? ["--weights", weights] : [];
+
+/** Runs the TensorFlow.js peer (bench/tfjs/) on the same example at h×w. */
+function runTfjsPeer(
   h: number,
   w: number,
   iters: number,
   weights?: string,
 ): Promise<{ name: string; backend: string; msPerIter: number }> {
-  const dir = new URL("./tfjs/", import.meta.url);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--config",
-      new URL("deno.json", dir).pathname,
-      new URL("peer_tfjs.ts", dir).pathname,
-      "--size",
-      `${h}x${w}`,
-      "--iters",
-      String(iters),
-      ...(weights ? ["--weights", weights] : []),
-    ],
-    stdin: "null",
-    stderr: "inherit",
-  }).output();
-  if (out.code !== 0) fail(`the TensorFlow.js peer failed (exit ${out.code})`);
-  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  return runPeer(new URL("./tfjs/", import.meta.url), "peer_tfjs.ts", [
+    "--size",
+    `${h}x${w}`,
+    "--iters",
+    String(iters),
+    ...weightsArgs(weights),
+  ], "TensorFlow.js");
 }
 
-/**
- * Times the same iteration at h×w in headless Chromium (tools/web/, its own
- * configuration and lockfile) in a child process.
- */
-async function runBrowserPeer(
+/** Times the same iteration at h×w in headless Chromium (tools/web/bench_browser.ts). */
+function runBrowserPeer(
   h: number,
   w: number,
   weights?: string,
 ): Promise<{ adapter: string; ms_per_iter: number; first_iteration_ms: number }> {
-  const dir = new URL("../tools/web/", import.meta.url);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--config",
-      new URL("deno.json", dir).pathname,
-      new URL("bench_browser.ts", dir).pathname,
-      "--sizes",
-      `${h}x${w}`,
-      ...(weights ? ["--weights", weights] : []),
-    ],
-    stdin: "null",
-    stderr: "inherit",
-  }).output();
-  if (out.code !== 0) fail(`the browser peer failed (exit ${out.code})`);
-  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  return runPeer(new URL("../tools/web/", import.meta.url), "bench_browser.ts", [
+    "--sizes",
+    `${h}x${w}`,
+    ...weightsArgs(weights),
+  ], "browser");
 }
 
 async function image(name: string, h: number, w: number): Promise<Tensor> {
