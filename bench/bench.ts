@@ -10,6 +10,8 @@
  *                   [--profile timestamps|fences]   (per-kernel times; fences:
  *                   each launch submitted alone, for adapters without
  *                   timestamp-query, the default there)
+ *                   [--browser]   (the same iteration in headless Chromium:
+ *                   tools/web/bench_browser.ts, its own configuration)
  * @module
  */
 import { parseArgs } from "node:util";
@@ -42,6 +44,7 @@ try {
       weights: { type: "string" },
       tiles: { type: "string" },
       profile: { type: "string" },
+      browser: { type: "boolean", default: false },
     },
   });
 } catch (e) {
@@ -114,6 +117,11 @@ export interface BenchResult {
     stylize_ms_around: number;
     ratio: number;
   };
+  /**
+   * The same iteration in headless Chromium (its own adapter: SwiftShader
+   * where there is no GPU); `ratio` is its ms per iteration over stylize's.
+   */
+  browser?: { adapter: string; ms_per_iter: number; first_iteration_ms: number; ratio: number };
   /** Median ms of the forward pass to fire5 alone and of loss + gradient (no Adam). */
   parts: Record<string, number>;
   /** Share of the profiled kernel time by kind (gram, conv, other). */
@@ -145,34 +153,57 @@ const median = (a: number[]) => {
 };
 
 /**
- * Runs the TensorFlow.js peer (bench/tfjs/, its own configuration and
- * lockfile) in a child process on the same example at h×w.
+ * Runs a peer in a child process: `script` of the folder `dir`, with that
+ * folder's own configuration and lockfile (so the bench's users download its
+ * packages only when they ask for it); returns its last stdout line, parsed.
  */
-async function runTfjsPeer(
-  h: number,
-  w: number,
-  iters: number,
-  weights?: string,
-): Promise<{ name: string; backend: string; msPerIter: number }> {
-  const dir = new URL("./tfjs/", import.meta.url);
+async function runPeer<T>(dir: URL, script: string, args: string[], what: string): Promise<T> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       "--config",
       new URL("deno.json", dir).pathname,
-      new URL("peer_tfjs.ts", dir).pathname,
-      "--size",
-      `${h}x${w}`,
-      "--iters",
-      String(iters),
-      ...(weights ? ["--weights", weights] : []),
+      new URL(script, dir).pathname,
+      ...args,
     ],
     stdin: "null",
     stderr: "inherit",
   }).output();
-  if (out.code !== 0) fail(`the TensorFlow.js peer failed (exit ${out.code})`);
+  if (out.code !== 0) fail(`the ${what} peer failed (exit ${out.code})`);
   return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+}
+
+/** The `--weights` flag passed on to a peer, if given. */
+const weightsArgs = (weights?: string) => weights ? ["--weights", weights] : [];
+
+/** Runs the TensorFlow.js peer (bench/tfjs/) on the same example at h×w. */
+function runTfjsPeer(
+  h: number,
+  w: number,
+  iters: number,
+  weights?: string,
+): Promise<{ name: string; backend: string; msPerIter: number }> {
+  return runPeer(new URL("./tfjs/", import.meta.url), "peer_tfjs.ts", [
+    "--size",
+    `${h}x${w}`,
+    "--iters",
+    String(iters),
+    ...weightsArgs(weights),
+  ], "TensorFlow.js");
+}
+
+/** Times the same iteration at h×w in headless Chromium (tools/web/bench_browser.ts). */
+function runBrowserPeer(
+  h: number,
+  w: number,
+  weights?: string,
+): Promise<{ adapter: string; ms_per_iter: number; first_iteration_ms: number }> {
+  return runPeer(new URL("../tools/web/", import.meta.url), "bench_browser.ts", [
+    "--sizes",
+    `${h}x${w}`,
+    ...weightsArgs(weights),
+  ], "browser");
 }
 
 async function image(name: string, h: number, w: number): Promise<Tensor> {
@@ -332,6 +363,15 @@ for (const [h, w] of sizes) {
       ratio: p.msPerIter / around,
     };
   }
+  if (values.browser) {
+    const b = await runBrowserPeer(h, w, values.weights);
+    result.browser = {
+      adapter: b.adapter,
+      ms_per_iter: b.ms_per_iter,
+      first_iteration_ms: b.first_iteration_ms,
+      ratio: b.ms_per_iter / msPerIter,
+    };
+  }
   opt.dispose();
   results.push(result);
   if (values.json) console.log(JSON.stringify(result));
@@ -374,6 +414,13 @@ function printTable(r: BenchResult, top: number): void {
         `${f(r.peer.stylize_ms_after)} ms/iter right after it, ${
           f(r.peer.stylize_ms_around)
         } before and after → stylize is ${r.peer.ratio.toFixed(1)}× faster`,
+    );
+  }
+  if (r.browser) {
+    console.log(
+      `  Chromium (${r.browser.adapter}): ${f(r.browser.ms_per_iter)} ms/iter beside Deno's ` +
+        `${f(r.ms_per_iter)} (${r.browser.ratio.toFixed(2)}×); first iteration ` +
+        `${f(r.browser.first_iteration_ms)} ms`,
     );
   }
   if (r.kernels.length) {

@@ -18,7 +18,7 @@ import type { IterationRecord, StyleConfig } from "../engine/model/optimize.ts";
 import { planScales, type Scale, type ScheduleResult, stylize } from "../engine/model/schedule.ts";
 import type { Engine, Tensor } from "../engine/model/stylizer.ts";
 import type { Pooling } from "../engine/ops/pool.ts";
-import { layerDims, tapLayerIndex } from "../engine/model/squeezenet.ts";
+import { tapLayerIndex } from "../engine/model/squeezenet.ts";
 import { readImage, writeImage } from "./image/mod.ts";
 import { createEngine } from "./stylizer.ts";
 
@@ -141,32 +141,6 @@ function bytes(n: number): string {
   return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
 }
 
-/**
- * Refuses, before any pixel is resized, a size whose image-sized buffers
- * alone would not fit the memory a CPU adapter draws from (the machine's):
- * the image, its gradient and Adam's moments (and the average), 4 bytes per
- * channel each, and the content target (the content layer's channels at its
- * resolution), plus as much again on the CPU side while results are read.
- */
-function checkMemory(engine: Engine, o: RunOptions, h: number, w: number): void {
-  if (!engine.gpu.isFallback && engine.gpu.cpuLanes === 0) return;
-  let total: number;
-  try {
-    total = Deno.systemMemoryInfo().total;
-  } catch {
-    return;
-  }
-  const d = layerDims(h, w)[tapLayerIndex(o.config.contentLayer)];
-  const image = 12 * h * w * (4 + (o.avgDecay > 0 ? 1 : 0));
-  const need = 2 * (image + 4 * d.c * d.h * d.w);
-  if (need > 0.8 * total) {
-    throw new UserError(
-      `image too large for this machine: ${w}×${h} needs about ${bytes(need)} of memory ` +
-        `(${bytes(total)} here); use a smaller --size`,
-    );
-  }
-}
-
 /** The image a tensor shows, with the content's colours when asked. */
 function shown(x: Tensor, o: RunOptions, content: RgbImage): RgbImage {
   const img = fromTensor(x);
@@ -280,10 +254,9 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
       signal,
     };
     const scales = planScales(schedule);
-    const final = scales.at(-1)!;
-    checkMemory(engine, o, final.h, final.w);
     const upto = Math.max(...[o.config.contentLayer, ...o.config.styleLayers].map(tapLayerIndex));
-    for (const s of scales) {
+    // The largest scale first: a size too large is refused before any pixel is resized.
+    for (const s of [...scales].reverse()) {
       engine.checkImageSize(s.h, s.w, upto);
       for (const st of styles) {
         const [w, h] = fitLongerSide(st.width, st.height, s.styleSize);

@@ -4,6 +4,7 @@
  * tile table of this adapter read from the cache directory.
  * @module
  */
+import type { Gpu } from "../engine/gpu/device.ts";
 import { Engine, type Stylizer } from "../engine/model/stylizer.ts";
 import type { TileTable } from "../engine/ops/context.ts";
 import type { Pooling } from "../engine/ops/pool.ts";
@@ -37,6 +38,22 @@ export interface StylizerOptions {
   pooling?: Pooling;
 }
 
+/**
+ * The GPU memory a run may plan on: on a CPU adapter (lavapipe), whose
+ * "GPU memory" is the machine's, half of it (the CPU side holds copies of
+ * the image-sized results as well); on a GPU, no limit known (WebGPU does
+ * not say how much memory a GPU has: an allocation that fails is reported
+ * by the device).
+ */
+function memoryBudget(gpu: Gpu): number {
+  if (!gpu.isFallback && gpu.cpuLanes === 0) return Infinity;
+  try {
+    return Deno.systemMemoryInfo().total / 2;
+  } catch {
+    return Infinity;
+  }
+}
+
 /** Finds and loads the weights, acquires the GPU and returns the {@link Engine}. */
 export async function createEngine(options: StylizerOptions = {}): Promise<Engine> {
   const path = await resolveWeights({ path: options.weights, onProgress: options.onProgress });
@@ -60,6 +77,7 @@ export async function createEngine(options: StylizerOptions = {}): Promise<Engin
     maxBufferBytes: options.maxBufferBytes,
     tilePixels: options.tilePixels,
     pooling: options.pooling,
+    memoryBudget: memoryBudget(gpu),
   });
 }
 

@@ -7,6 +7,7 @@ import { Image } from "imagescript";
 import { UserError } from "../../engine/errors.ts";
 import { jpegHasEnd, readHeader } from "./header.ts";
 import type { RgbImage } from "../../engine/image/types.ts";
+import { rgbaToRgbOnWhite } from "../../engine/image/alpha.ts";
 
 /** Default cap on decoded pixels (100 megapixels ≈ 400 MB of RGBA while decoding). */
 export const DEFAULT_MAX_PIXELS = 100_000_000;
@@ -50,19 +51,6 @@ function precheck(bytes: Uint8Array, name: string, maxPixels: number): void {
   if (format === "jpeg" && !jpegHasEnd(bytes)) {
     throw new UserError(`${name}: truncated or corrupt JPEG (no end-of-image marker)`);
   }
-}
-
-/** Flattens RGBA onto a white background: `c·a/255 + 255·(1 − a/255)`, rounded. */
-function rgbaToRgbOnWhite(rgba: Uint8Array | Uint8ClampedArray, pixels: number): Uint8Array {
-  const out = new Uint8Array(pixels * 3);
-  for (let i = 0; i < pixels; i++) {
-    const a = rgba[i * 4 + 3], inv = 255 - a;
-    for (let c = 0; c < 3; c++) {
-      const v = rgba[i * 4 + c];
-      out[i * 3 + c] = a === 255 ? v : Math.floor((v * a + 255 * inv + 127) / 255);
-    }
-  }
-  return out;
 }
 
 /**

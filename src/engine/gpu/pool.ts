@@ -76,7 +76,7 @@ export class BufferPool {
    */
   constructor(
     device: GPUDevice,
-    maxBufferBytes = Math.min(
+    maxBufferBytes: number = Math.min(
       MAX_BUFFER_BYTES,
       device.limits.maxStorageBufferBindingSize,
       device.limits.maxBufferSize,

@@ -10,3 +10,4 @@ export { fitLongerSide, fitShorterSide, resize, resizePlanes, roundHalfEven } fr
 export { fromTensor, MEAN_BGR, toTensor } from "./tensor.ts";
 export { contactSheet } from "./sheet.ts";
 export { originalColors } from "./colors.ts";
+export { rgbaToRgbOnWhite } from "./alpha.ts";

@@ -109,6 +109,12 @@ export interface EngineOptions {
   maxBufferBytes?: number;
   /** The most pixels a tile's network may run on (default: no limit but the buffers'). */
   tilePixels?: number;
+  /**
+   * The GPU memory (bytes) a run may plan on, at most ({@link Engine.estimateBytes});
+   * sizes over it are refused by {@link Engine.checkImageSize}. Default: no limit (the
+   * edge knows the machine: system memory for a CPU adapter, a budget for a page).
+   */
+  memoryBudget?: number;
   /** The network's pooling layers (every feature, Gram and loss): "max" (default) or "avg". */
   pooling?: Pooling;
 }
@@ -211,6 +217,7 @@ export class Engine implements Stylizer {
   #weightsScope: Scope;
   #plans = new Map<string, Plan>();
   #tilePixels = Infinity;
+  #memoryBudget = Infinity;
   #largestBinding = 0;
 
   /** The loss plan last asked for ({@link lossPlan}), for reports. */
@@ -255,6 +262,7 @@ export class Engine implements Stylizer {
     const engine = new Engine(gpu, ctx, net, scope, o.pooling ?? "max");
     engine.tilesSource = o.tilesSource ?? (o.tiles ? "given" : "default");
     engine.#tilePixels = o.tilePixels ?? Infinity;
+    engine.#memoryBudget = o.memoryBudget ?? Infinity;
     return engine;
   }
 
@@ -331,13 +339,52 @@ export class Engine implements Stylizer {
   }
 
   /**
-   * Throws a {@link UserError} when an h×w image is too small for the network
-   * or cannot be run even in tiles (see {@link gridFor}).
+   * The GPU memory (bytes) a run on an h×w image is expected to take at its
+   * peak: the image-sized buffers (the image, its gradient and Adam's two
+   * moments, 12 bytes a pixel each, a fifth with iterate averaging), the
+   * content target (the content layer's output), and the plans of the
+   * largest tile run whole (≈ 800 bytes per pixel of the tile's input,
+   * measured with the memory plan: 2048×1536 in two row tiles peaked at
+   * 1.57 GiB).
    */
-  checkImageSize(h: number, w: number, upto = tapLayerIndex("fire5")): void {
+  estimateBytes(
+    h: number,
+    w: number,
+    o: { contentLayer?: TapName; avg?: boolean; upto?: number } = {},
+  ): number {
+    const dims = layerDims(h, w);
+    const upto = Math.min(o.upto ?? tapLayerIndex("fire5"), dims.length - 1);
+    const content = dims[Math.min(tapLayerIndex(o.contentLayer ?? "fire2"), dims.length - 1)];
+    const grid = this.gridFor(h, w, upto);
+    const tile = grid
+      ? Math.max(...grid.tiles.map((t) => (t.input.y1 - t.input.y0) * (t.input.x1 - t.input.x0)))
+      : h * w;
+    return 12 * h * w * (o.avg ? 5 : 4) + 4 * content.c * content.h * content.w + 800 * tile;
+  }
+
+  /**
+   * Throws a {@link UserError} when an h×w image is too small for the network,
+   * cannot be run even in tiles (see {@link gridFor}), or is expected to take
+   * more GPU memory than the engine's budget ({@link estimateBytes}).
+   */
+  checkImageSize(h: number, w: number, upto: number = tapLayerIndex("fire5")): void {
     const dims = layerDims(h, w);
     if (dims.length === 0) throw new UserError(`a ${h}×${w} image is too small (at least 3×3)`);
-    this.gridFor(h, w, Math.min(upto, dims.length - 1));
+    const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
+    // Before the grid: the image-sized buffers alone say no to huge sizes at once.
+    if (24 * h * w > this.#memoryBudget) {
+      throw new UserError(
+        `image too large for this GPU: ${w}×${h} needs over ${gib(24 * h * w)} of GPU memory, ` +
+          `over the ${gib(this.#memoryBudget)} it may use; use a smaller --size`,
+      );
+    }
+    const need = this.estimateBytes(h, w, { upto });
+    if (need > this.#memoryBudget) {
+      throw new UserError(
+        `image too large for this GPU: ${w}×${h} needs about ${gib(need)} of GPU memory, ` +
+          `over the ${gib(this.#memoryBudget)} it may use; use a smaller --size`,
+      );
+    }
   }
 
   /** Checks that taps exist for an h×w image; returns the deepest layer index needed. */
@@ -369,7 +416,9 @@ export class Engine implements Stylizer {
    * Reads several buffer ranges back: one staging buffer and one map for as
    * many ranges as fit the buffer limit together.
    */
-  async read(ranges: { buffer: GPUBuffer; offset: number; floats: number }[]) {
+  async read(
+    ranges: { buffer: GPUBuffer; offset: number; floats: number }[],
+  ): Promise<Float32Array[]> {
     const max = this.ctx.pool.maxBufferBytes / 4;
     const out: Float32Array[] = [];
     for (let k = 0; k < ranges.length;) {

@@ -181,8 +181,16 @@ export function chooseGrid(
   upto: number,
   fits: (th: number, tw: number) => boolean,
 ): TileGrid | null {
-  const rowStride = tileHalo(upto, ROW_ALIGN).stride;
-  for (let rows = 1; rows <= Math.max(1, Math.floor(h / rowStride)); rows++) {
+  const row = tileHalo(upto, ROW_ALIGN);
+  for (let rows = 1; rows <= Math.max(1, Math.floor(h / row.stride)); rows++) {
+    // The tallest tile's input, before building the grid: a few thousand
+    // candidates for a huge image cost nothing.
+    const tallest = Math.min(
+      h,
+      Math.ceil(h / rows / row.stride + 1) * row.stride + row.before + row.after,
+    );
+    // (at most two strides taller than the real one: rounded cuts)
+    if (!fits(Math.max(1, tallest - 2 * row.stride), w)) continue;
     let grid: TileGrid;
     try {
       grid = tileGrid(h, w, upto, rows, 1);
@@ -191,13 +199,19 @@ export function chooseGrid(
     }
     if (grid.tiles.every((t) => fits(...rectSize(t.input)))) return grid;
   }
-  const { stride } = tileHalo(upto);
+  const { stride, before, after } = tileHalo(upto);
+  // The largest tile input of n split in `parts` (before building any grid).
+  const side = (n: number, parts: number) =>
+    Math.min(n, Math.ceil(n / parts / stride + 1) * stride + before + after);
+  if (!fits(side(h, Infinity), side(w, Infinity))) return null;
   const maxRows = Math.max(1, Math.floor(h / stride));
   const maxCols = Math.max(1, Math.floor(w / stride));
   let best: TileGrid | null = null;
   for (let rows = 1; rows <= maxRows; rows++) {
     for (let cols = 1; cols <= maxCols; cols++) {
       if (best && rows * cols > best.rows * best.cols) break;
+      // (at most two strides larger than the real one: rounded cuts)
+      if (!fits(side(h, rows) - 2 * stride, side(w, cols) - 2 * stride)) continue;
       let grid: TileGrid;
       try {
         grid = tileGrid(h, w, upto, rows, cols);

@@ -389,6 +389,12 @@ export class OpContext {
   readonly pool: BufferPool;
   /** A small zero buffer bound where a kernel's optional input is unused. */
   readonly dummy: GPUBuffer;
+  /**
+   * A small buffer bound where a kernel's writable output is unused: WebGPU
+   * (Chromium's Dawn) refuses a dispatch that binds one buffer to two writable
+   * bindings, even one the kernel never writes.
+   */
+  readonly sink: GPUBuffer;
   /** Tile shapes of the templated kernels. */
   readonly tiles: TileTable;
 
@@ -404,6 +410,7 @@ export class OpContext {
     this.pool = pool;
     this.pipelines = pipelines;
     this.dummy = device.createBuffer({ size: 256, usage: STORAGE, label: "dummy" });
+    this.sink = device.createBuffer({ size: 256, usage: STORAGE, label: "sink" });
   }
 
   /**
@@ -441,5 +448,6 @@ export class OpContext {
   /** Frees the context's own buffers. */
   destroy(): void {
     this.dummy.destroy();
+    this.sink.destroy();
   }
 }

@@ -245,8 +245,8 @@ export async function conv2d(
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     const b = bindings(ctx, u, o);
     // x, out and the mask through their vec4 views (bindings 6–8), P and
-    // the loss partials (9, 10; out's buffer stands in, unwritten, without a
-    // content term), the second input and its weights (11, 12); the
+    // the loss partials (9, 10; the context's sink stands in, unwritten,
+    // without a content term), the second input and its weights (11, 12); the
     // textures of x, the second input, the mask and P (14–17) instead of
     // their buffers.
     prog.dispatch(
@@ -263,7 +263,7 @@ export async function conv2d(
         b[4],
         tm ? null : b[5],
         c?.targetTex ? null : c?.target ?? ctx.dummy,
-        c?.parts.buffer ?? o.out.buffer,
+        c?.parts.buffer ?? ctx.sink,
         t1 ? null : p2?.x.buffer ?? null,
         w1u?.[0] ?? p2?.weights ?? null,
         null,

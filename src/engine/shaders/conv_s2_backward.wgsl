@@ -157,7 +157,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       let du = select(0.0, v - y${r}_${(t+1)/4}[${(t+1)%4}], iy > 0u);
       let dr = select(0.0, y${r+1}_${(t+2)/4}[${(t+2)%4}] - v, ix + 1u < pr.w);
       let dl = select(0.0, v - y${r+1}_${t/4}[${t%4}], ix > 0u);
-      if (live && iy < pr.h && ix < pr.w) {
+      // `&`, not `&&`: short-circuit conditions become branches, and
+      // SwiftShader's compiler (Chromium's CPU adapter) ran for minutes on
+      // these loop-invariant ones inside the ci loop.
+      if (live & (iy < pr.h) & (ix < pr.w)) {
         dx[iy * pr.w + ix + ci * hw] = a${r}_${t}[ci] + tw * (du - dd + dl - dr);
         tsq += dd * dd + dr * dr;
       }

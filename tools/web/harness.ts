@@ -1,0 +1,164 @@
+/**
+ * Drives the page in a real browser: Debian's Chromium, headless, through
+ * puppeteer-core, with WebGPU on (SwiftShader's Vulkan where there is no
+ * GPU). Used by the page tests, the screenshot and the browser bench.
+ * @module
+ */
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { type BuildOptions, buildPage } from "./build.ts";
+import { pageHandler } from "./serve.ts";
+
+/** Flags that give headless Chromium a WebGPU adapter that runs compute shaders on the CPU. */
+export const CHROMIUM_FLAGS = [
+  "--headless=new",
+  "--enable-unsafe-webgpu",
+  "--enable-features=Vulkan",
+  "--use-vulkan=swiftshader",
+  "--use-webgpu-adapter=swiftshader",
+  "--no-sandbox",
+];
+
+/** The browser: `$CHROMIUM`, else Debian's /usr/bin/chromium. */
+export function chromiumPath(): string {
+  return Deno.env.get("CHROMIUM") || "/usr/bin/chromium";
+}
+
+/** Launches headless Chromium with {@link CHROMIUM_FLAGS}. */
+export function launchBrowser(): Promise<Browser> {
+  return puppeteer.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    // The environment is passed on whole: TLS and XDG settings stay.
+    env: { XDG_RUNTIME_DIR: "/tmp", ...Deno.env.toObject() },
+  });
+}
+
+/** A built page served on 127.0.0.1. */
+export interface Site {
+  /** The page's URL. */
+  url: string;
+  /** The build folder. */
+  dir: string;
+  /** Every request's path and status, in order. */
+  requests: { path: string; status: number }[];
+  /** Stops the server and removes the build. */
+  close(): Promise<void>;
+}
+
+/** Builds the page into a temporary folder and serves it on a free port. */
+export async function startSite(
+  o: { weightsPath?: string; build?: BuildOptions } = {},
+): Promise<Site> {
+  const dir = await Deno.makeTempDir({ prefix: "stylize-web-" });
+  await buildPage({ ...o.build, outDir: dir });
+  const requests: Site["requests"] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    pageHandler({
+      root: dir,
+      weightsPath: o.weightsPath,
+      onRequest: (path, status) => requests.push({ path, status }),
+    }),
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/`,
+    dir,
+    requests,
+    async close() {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** A page with the console errors and uncaught exceptions it logged. */
+export interface OpenPage {
+  page: Page;
+  errors: string[];
+}
+
+/** Opens `url` in a new tab, recording console errors and page errors. */
+export async function openPage(
+  browser: Browser,
+  url: string,
+): Promise<OpenPage> {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text());
+  });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(url, { waitUntil: "load" });
+  return { page, errors };
+}
+
+/** What `#status` shows. */
+export interface Status {
+  state: string;
+  text: string;
+  loss: number;
+  steps?: number;
+}
+
+/** Reads `#status`. */
+export function readStatus(page: Page): Promise<Status> {
+  return page.$eval("#status", (el) => ({
+    state: (el as HTMLElement).dataset.state ?? "",
+    text: el.textContent ?? "",
+    loss: Number((el as HTMLElement).dataset.loss),
+  }));
+}
+
+/** Waits until `#status`'s data-state is one of `states` (and `when` holds, if given). */
+export async function waitForState(
+  page: Page,
+  states: string[],
+  timeoutMs: number,
+  when: (s: Status) => boolean = () => true,
+): Promise<Status> {
+  const end = performance.now() + timeoutMs;
+  while (true) {
+    const s = await readStatus(page);
+    if (states.includes(s.state) && when(s)) return s;
+    if (performance.now() > end) {
+      throw new Error(
+        `#status stayed "${s.state}" (${s.text}), waited for ${states.join("|")}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The page's form filled in: files by path, numbers as text. */
+export interface RunInputs {
+  content?: string;
+  styles?: string[];
+  size?: number;
+  iters?: number;
+  strength?: number;
+}
+
+/** Fills the form (files and numbers given) and presses Start. */
+export async function startRun(page: Page, o: RunInputs): Promise<void> {
+  if (o.content) {
+    await (await page.$("input#content"))!.uploadFile(o.content);
+  }
+  if (o.styles) {
+    await (await page.$("input#style"))!.uploadFile(...o.styles);
+  }
+  for (
+    const [id, v] of [["size", o.size], ["iters", o.iters], [
+      "strength",
+      o.strength,
+    ]]
+  ) {
+    if (v === undefined) continue;
+    await page.$eval(
+      `#${id}`,
+      (el, v) => (el as HTMLInputElement).value = String(v),
+      v,
+    );
+  }
+  await page.click("#start");
+}

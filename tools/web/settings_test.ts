@@ -1,0 +1,75 @@
+import assert from "node:assert/strict";
+import { UserError } from "../../src/engine/errors.ts";
+import { parseRun } from "../../src/deno/cli.ts";
+import { DEFAULT_FORM, parseSettings } from "../../src/web/settings.ts";
+
+Deno.test("settings: the page's defaults are the CLI's (size, iterations, weights, decay)", () => {
+  const cli = parseRun(["content.png", "style.png"]);
+  const page = parseSettings(DEFAULT_FORM);
+  assert.deepEqual(page.config, cli.config);
+  assert.deepEqual([page.size, page.styleSize], [cli.size, cli.styleSize]);
+});
+
+Deno.test("settings: fields as the CLI's flags give the CLI's configuration", () => {
+  const cli = parseRun([
+    "c.png",
+    "s.png",
+    "--size",
+    "64",
+    "--style-size",
+    "48",
+    "--iters",
+    "10",
+    "--lr",
+    "5",
+    "--content-weight",
+    "1e-4",
+    "--tv-weight",
+    "0",
+  ]);
+  const page = parseSettings({
+    ...DEFAULT_FORM,
+    size: "64",
+    styleSize: "48",
+    iters: "10",
+    lr: "5",
+    contentWeight: "1e-4",
+    tvWeight: "0",
+  });
+  assert.deepEqual(page.config, cli.config);
+  assert.deepEqual([page.size, page.styleSize], [64, 48]);
+});
+
+Deno.test("settings: style strength multiplies every style-layer weight", () => {
+  const base = parseSettings(DEFAULT_FORM).config.styleWeights;
+  const got = parseSettings({ ...DEFAULT_FORM, strength: "2.5" }).config.styleWeights;
+  assert.deepEqual(got, base.map((w) => w * 2.5));
+});
+
+Deno.test("settings: an empty field takes its default", () => {
+  const empty = Object.fromEntries(
+    Object.keys(DEFAULT_FORM).map((k) => [k, " "]),
+  );
+  assert.deepEqual(
+    parseSettings(empty as unknown as typeof DEFAULT_FORM),
+    parseSettings(DEFAULT_FORM),
+  );
+});
+
+Deno.test("settings: a bad value is a UserError naming the field", () => {
+  const cases: [Partial<typeof DEFAULT_FORM>, RegExp][] = [
+    [{ size: "abc" }, /^Output size: "abc" is not a number/],
+    [{ size: "8" }, /^Output size: 8 must be at least 16/],
+    [{ iters: "2.5" }, /^Iterations: "2.5" is not an integer/],
+    [{ iters: "0" }, /^Iterations: 0 must be at least 1/],
+    [{ strength: "-1" }, /^Style strength: -1 must be ≥ 0/],
+    [{ styleSize: "12" }, /^Style size: 12 must be at least 16/],
+    [{ lr: "1e999" }, /^Learning rate: "1e999" is not a number/],
+  ];
+  for (const [fields, message] of cases) {
+    assert.throws(
+      () => parseSettings({ ...DEFAULT_FORM, ...fields }),
+      (e) => e instanceof UserError && message.test(e.message),
+    );
+  }
+});

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { sharedDir } from "../../tests/helpers.ts";
+import { DIST_WEB } from "./build.ts";
+
+const WEB_TS = new URL("./web.ts", import.meta.url).pathname;
+const CONFIG = new URL("./deno.json", import.meta.url).pathname;
+const WEIGHTS = join(sharedDir(), "weights", "sqz_notop.mat");
+
+/** `deno task web ARGS` as a child process. */
+function web(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", CONFIG, WEB_TS, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+Deno.test("web --build writes the page into dist/web/ with the shaders bundled, and exits", async () => {
+  const out = await web(["--build"]).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  for (const f of ["index.html", "style.css", "main.js"]) {
+    assert.ok((await Deno.stat(join(DIST_WEB, f))).isFile, f);
+  }
+  const js = await Deno.readTextFile(join(DIST_WEB, "main.js"));
+  assert.match(js, /@compute @workgroup_size/);
+  assert.doesNotMatch(js, /Deno\./);
+});
+
+Deno.test("web serves the page and the weights on 127.0.0.1 and prints the URL", async () => {
+  const child = web(["--port", "0", "--weights", WEIGHTS]);
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    const { value } = await lines.read();
+    const url = /http:\/\/127\.0\.0\.1:\d+\//.exec(value ?? "")?.[0];
+    assert.ok(url, `no URL in ${value}`);
+    const page = await fetch(url);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /id="status"/);
+    const weights = await fetch(new URL("sqz_notop.mat", url));
+    assert.equal((await weights.arrayBuffer()).byteLength, (await Deno.stat(WEIGHTS)).size);
+    const other = await fetch(new URL("deno.json", url));
+    await other.body?.cancel();
+    assert.equal(other.status, 404);
+  } finally {
+    child.kill();
+    await lines.cancel();
+    await child.stderr.cancel();
+    await child.status;
+  }
+});
+
+Deno.test("web with a bad flag says so in one line and exits 2", async () => {
+  const out = await web(["--port", "http"]).output();
+  assert.equal(out.code, 2);
+  assert.match(
+    new TextDecoder().decode(out.stderr),
+    /^web: --port: "http" is not a port number\n$/,
+  );
+});
