@@ -15,7 +15,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { fenceProfile, type KernelTime, Profiler } from "../src/engine/gpu/scheduler.ts";
+import {
+  fenceProfile,
+  type KernelTime,
+  Profiler,
+  ReadbackRing,
+} from "../src/engine/gpu/scheduler.ts";
 import { resize, toTensor } from "../src/engine/image/mod.ts";
 import { readImage } from "../src/deno/image/mod.ts";
 import { createEngine } from "../src/deno/stylizer.ts";
@@ -96,7 +101,20 @@ export interface BenchResult {
   gflops: number;
   gflop_per_iter: number;
   kernels: { name: string; ms: number; gflop: number }[];
+  /**
+   * ms per iteration as a run pays it: the loss terms copied out and read
+   * back every iteration through a ring of staging buffers, as the CLI's
+   * loop does (`ms_per_iter` leaves the read-back out).
+   */
+  ms_per_iter_readback: number;
+  /** GPU memory at its peak for this size (its plans, from the style targets to the loop). */
   peak_bytes: number;
+  /** `peak_bytes` per pixel of the image. */
+  bytes_per_pixel: number;
+  /** The largest buffer made. */
+  largest_buffer_bytes: number;
+  /** Tiles the image is split into (1: whole). */
+  tiles: number;
   buffers: number;
   /** Textures made beside the pool's buffers. */
   textures: number;
@@ -136,12 +154,16 @@ export interface BenchResult {
 const BATCH = 10;
 
 /** Runs `batches` batches of BATCH submissions; returns ms per submission of each batch. */
-async function timeBatches(batches: number, submit: () => void): Promise<number[]> {
+async function timeBatches(
+  batches: number,
+  submit: () => void | Promise<void>,
+  finish: () => Promise<void> = () => device.queue.onSubmittedWorkDone(),
+): Promise<number[]> {
   const out: number[] = [];
   for (let b = 0; b < batches; b++) {
     const t = performance.now();
-    for (let k = 0; k < BATCH; k++) submit();
-    await device.queue.onSubmittedWorkDone();
+    for (let k = 0; k < BATCH; k++) await submit();
+    await finish();
     out.push((performance.now() - t) / BATCH);
   }
   return out;
@@ -233,8 +255,12 @@ const results: BenchResult[] = [];
 for (const [h, w] of sizes) {
   const content = await image("chelsea.png", h, w);
   const style = await image("hubble_deep_field.jpg", h, w);
+  // Each size measured on its own, as a run makes its plans (src/engine/model/schedule.ts).
+  engine.dropPlans();
+  engine.ctx.pool.resetPeak();
   const tFirst = performance.now();
   const targets = await styleTargets(engine, [style], DEFAULT_CONFIG.styleLayers);
+  engine.dropPlans();
   const config = { ...DEFAULT_CONFIG, iters: 1 << 30, decayAt: 1 << 30 };
   const opt = await Optimizer.create(engine, { content, styleTargets: targets, config });
   let enc = device.createCommandEncoder();
@@ -261,9 +287,25 @@ for (const [h, w] of sizes) {
     device.queue.submit([enc.finish()]);
   });
   const wallMs = median(times);
+  // As a run pays it: each iteration's loss terms read back (a ring of 4, as the CLI's loop).
+  const ring = new ReadbackRing(device, 4, opt.plan.partsFloats * 4);
+  const pending: number[] = [];
+  const readback = await timeBatches(Math.max(2, Math.ceil(iters / 2)), async () => {
+    enc = device.createCommandEncoder();
+    opt.encode(enc, i++);
+    const slot = ring.record(enc, opt.plan.parts);
+    device.queue.submit([enc.finish()]);
+    ring.map(slot);
+    pending.push(slot);
+    if (pending.length >= ring.capacity) await ring.take(pending.shift()!);
+  }, async () => {
+    while (pending.length) await ring.take(pending.shift()!);
+  });
+  await ring.destroy();
   // Allocations by the iterations after the first (the measurements below
-  // build plans of their own).
+  // build plans of their own), and the memory the run's plans took.
   const allocsLoop = made() - allocs;
+  const memory = { ...engine.poolStats };
   // Parts of an iteration: the forward pass to fire5 alone, and loss + gradient (no Adam).
   const parts: Record<string, number> = {};
   // (A size split into tiles has no whole-image forward plan.)
@@ -322,7 +364,7 @@ for (const [h, w] of sizes) {
   const kernelMs = kernels.reduce((a, k) => a + k.ms, 0);
   const shares: Record<string, number> = {};
   for (const k of kernels) shares[kind(k.name)] = (shares[kind(k.name)] ?? 0) + k.ms / kernelMs;
-  const stats = engine.poolStats;
+  const stats = memory;
   const result: BenchResult = {
     size: [h, w],
     ms_per_iter: msPerIter,
@@ -333,7 +375,11 @@ for (const [h, w] of sizes) {
     gflops: flops / msPerIter / 1e6,
     gflop_per_iter: flops / 1e9,
     kernels,
+    ms_per_iter_readback: median(readback),
     peak_bytes: stats.peakBytes,
+    bytes_per_pixel: stats.peakBytes / (h * w),
+    largest_buffer_bytes: stats.largestBufferBytes,
+    tiles: opt.plan.tiles,
     buffers: stats.allocations,
     textures: stats.textures,
     allocations_after_first_iteration: allocsLoop,
@@ -394,9 +440,14 @@ function printTable(r: BenchResult, top: number): void {
       `first iteration ${f(r.first_iteration_ms)} ms (weights, pipelines, plans)`,
   );
   console.log(
+    `  with the losses read back every iteration (as a run): ${f(r.ms_per_iter_readback)} ms/iter`,
+  );
+  console.log(
     `  pool: ${r.buffers} buffers and ${r.textures} textures, peak ${
       (r.peak_bytes / 1048576).toFixed(1)
-    } MiB, ` +
+    } MiB (${r.bytes_per_pixel.toFixed(0)} B per pixel${
+      r.tiles > 1 ? `, ${r.tiles} tiles` : ""
+    }; largest buffer ${(r.largest_buffer_bytes / 1048576).toFixed(1)} MiB), ` +
       `${r.allocations_after_first_iteration} allocations after the first iteration`,
   );
   if (r.parts.forward_fire5) {

@@ -24,7 +24,17 @@ for (const profile of [undefined, "fences"]) {
   Deno.test(`bench --json (${profile ?? "default"} profile): the issue's fields, per-kernel times, no allocation after the first iteration`, async () => {
     const [r] = await bench(["--sizes", "48x64", ...(profile ? ["--profile", profile] : [])]);
     assert.deepEqual(r.size, [48, 64]);
-    for (const k of ["ms_per_iter", "ms_min", "ms_max", "gflops", "peak_bytes"]) {
+    for (
+      const k of [
+        "ms_per_iter",
+        "ms_per_iter_readback",
+        "ms_min",
+        "ms_max",
+        "gflops",
+        "peak_bytes",
+        "bytes_per_pixel",
+      ]
+    ) {
       assert.ok(typeof r[k] === "number" && (r[k] as number) > 0, `${k}: ${r[k]}`);
     }
     assert.ok((r.ms_min as number) <= (r.ms_per_iter as number));

@@ -173,6 +173,11 @@ export class BufferPool {
     this.#free.clear();
   }
 
+  /** Starts measuring the peak again from the bytes held now (e.g. for each size a bench runs). */
+  resetPeak(): void {
+    this.#stats.peakBytes = this.#stats.bytesHeld + this.#stats.textureBytes;
+  }
+
   /** Destroys every buffer the pool owns. */
   destroy(): void {
     for (const b of this.#owned) b.destroy();
