@@ -19,12 +19,17 @@ import {
   fenceProfile,
   type KernelTime,
   Profiler,
-  ReadbackRing,
+  ReadbackBatches,
 } from "../src/engine/gpu/scheduler.ts";
 import { resize, toTensor } from "../src/engine/image/mod.ts";
 import { readImage } from "../src/deno/image/mod.ts";
 import { createEngine } from "../src/deno/stylizer.ts";
-import { DEFAULT_CONFIG, Optimizer, styleTargets } from "../src/engine/model/optimize.ts";
+import {
+  DEFAULT_CONFIG,
+  Optimizer,
+  READ_BATCH,
+  styleTargets,
+} from "../src/engine/model/optimize.ts";
 import { tapLayerIndex } from "../src/engine/model/squeezenet.ts";
 import type { Engine, Tensor } from "../src/engine/model/stylizer.ts";
 import { UserError } from "../src/engine/errors.ts";
@@ -287,21 +292,21 @@ for (const [h, w] of sizes) {
     device.queue.submit([enc.finish()]);
   });
   const wallMs = median(times);
-  // As a run pays it: each iteration's loss terms read back (a ring of 4, as the CLI's loop).
-  const ring = new ReadbackRing(device, 4, opt.plan.partsFloats * 4);
-  const pending: number[] = [];
+  // As a run pays it: each iteration's loss terms read back, READ_BATCH at a
+  // time, as the CLI's loop reads them (optimize.ts).
+  const reads = new ReadbackBatches(device, opt.plan.partsFloats * 4, READ_BATCH);
   const readback = await timeBatches(Math.max(2, Math.ceil(iters / 2)), async () => {
     enc = device.createCommandEncoder();
     opt.encode(enc, i++);
-    const slot = ring.record(enc, opt.plan.parts);
+    reads.record(enc, opt.plan.parts);
     device.queue.submit([enc.finish()]);
-    ring.map(slot);
-    pending.push(slot);
-    if (pending.length >= ring.capacity) await ring.take(pending.shift()!);
+    if (reads.full) await reads.flush();
+    while (reads.inFlight > 1) await reads.take();
   }, async () => {
-    while (pending.length) await ring.take(pending.shift()!);
+    await reads.flush();
+    while (reads.inFlight > 0) await reads.take();
   });
-  await ring.destroy();
+  await reads.destroy();
   // Allocations by the iterations after the first (the measurements below
   // build plans of their own), and the memory the run's plans took.
   const allocsLoop = made() - allocs;

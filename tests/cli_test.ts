@@ -19,6 +19,7 @@ import type { RgbImage } from "../src/engine/image/types.ts";
 import { sharedDir } from "./helpers.ts";
 import { TILES_FILE_VERSION } from "../src/deno/tiles_cache.ts";
 import { loopRate } from "../src/deno/cli.ts";
+import { cpuDriver } from "../src/deno/driver.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(REPO, "src", "deno", "cli.ts");
@@ -68,8 +69,25 @@ interface Result {
   stderr: string;
 }
 
+/**
+ * A cache directory of this file's own for the CLI runs, so what a user
+ * cached (tuned tiles above all) never steers them; Mesa's shader cache is
+ * the one this test process uses (the driver plan's), so the runs start warm
+ * after the first.
+ */
+const CLI_CACHE = Deno.makeTempDirSync({ prefix: "stylize-cli-cache-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(CLI_CACHE, { recursive: true }));
+const MESA_CACHE = cpuDriver().cacheDir;
+
 function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
-  return { STYLIZE_WEIGHTS: WEIGHTS, XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1", ...extra };
+  return {
+    STYLIZE_WEIGHTS: WEIGHTS,
+    STYLIZE_CACHE_DIR: CLI_CACHE,
+    ...(MESA_CACHE ? { MESA_SHADER_CACHE_DIR: MESA_CACHE } : {}),
+    XDG_RUNTIME_DIR: "/tmp",
+    NO_COLOR: "1",
+    ...extra,
+  };
 }
 
 function cliCommand(

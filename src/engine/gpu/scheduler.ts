@@ -495,3 +495,96 @@ export class ReadbackRing {
     }
   }
 }
+
+/**
+ * Reads a few bytes back every iteration with one map per several
+ * iterations: each iteration's copy goes to the next place of a staging
+ * buffer holding `per` of them; {@link ReadbackBatches.flush} starts mapping
+ * the buffer (after the submit of its last copy) and moves on to the next,
+ * so mapping one batch overlaps the GPU filling the next. (A map waits for
+ * the GPU's queue: one per iteration would stall the pipeline each time.)
+ */
+export class ReadbackBatches {
+  #buffers: GPUBuffer[];
+  #bytes: number;
+  #per: number;
+  #current = 0;
+  /** Places filled in the current buffer. */
+  #count = 0;
+  #pending: Promise<ArrayBuffer[]>[] = [];
+
+  /**
+   * @param device the device.
+   * @param bytes bytes read per iteration (a multiple of 4).
+   * @param per iterations per staging buffer.
+   * @param buffers staging buffers (batches in flight at most).
+   */
+  constructor(device: GPUDevice, bytes: number, per = 8, buffers = 2) {
+    this.#bytes = Math.ceil(bytes / 4) * 4;
+    this.#per = per;
+    this.#buffers = Array.from({ length: buffers }, () =>
+      device.createBuffer({
+        size: this.#bytes * per,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      }));
+  }
+
+  /** Records the copy of `src`'s first bytes into the next place; false when the batch is full. */
+  record(encoder: GPUCommandEncoder, src: GPUBuffer): void {
+    if (this.#count >= this.#per) throw new Error("readback batch full: flush it first");
+    encoder.copyBufferToBuffer(
+      src,
+      0,
+      this.#buffers[this.#current],
+      this.#count * this.#bytes,
+      this.#bytes,
+    );
+    this.#count++;
+  }
+
+  /** Whether the current batch has no free place. */
+  get full(): boolean {
+    return this.#count >= this.#per;
+  }
+
+  /** Batches mapped and not yet taken. */
+  get inFlight(): number {
+    return this.#pending.length;
+  }
+
+  /**
+   * Starts mapping the current batch (call after the submit of its last
+   * copy) and moves to the next staging buffer; the batch's reads come from
+   * {@link ReadbackBatches.take}. Waits first for the batch that last used
+   * that buffer, when it is still mapping.
+   */
+  async flush(): Promise<void> {
+    if (this.#count === 0) return;
+    const buffer = this.#buffers[this.#current];
+    const [count, bytes] = [this.#count, this.#bytes];
+    this.#pending.push(
+      buffer.mapAsync(GPUMapMode.READ).then(() => {
+        const all = buffer.getMappedRange().slice(0, count * bytes);
+        buffer.unmap();
+        return Array.from({ length: count }, (_, k) => all.slice(k * bytes, (k + 1) * bytes));
+      }),
+    );
+    this.#current = (this.#current + 1) % this.#buffers.length;
+    this.#count = 0;
+    // The next buffer must be unmapped before its first copy is recorded.
+    if (this.#pending.length >= this.#buffers.length) await this.#pending[0];
+  }
+
+  /** The oldest flushed batch's reads, in order (waits for its map). */
+  take(): Promise<ArrayBuffer[]> {
+    const p = this.#pending.shift();
+    if (!p) throw new Error("no readback batch in flight");
+    return p;
+  }
+
+  /** Frees the staging buffers (waiting for pending maps). */
+  async destroy(): Promise<void> {
+    for (const p of this.#pending) await p.catch(() => {});
+    for (const b of this.#buffers) b.destroy();
+  }
+}
