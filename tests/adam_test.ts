@@ -1,36 +1,26 @@
 import assert from "node:assert/strict";
 import type { Engine } from "../src/engine/model/stylizer.ts";
 import { createStylizer } from "../mod.ts";
-import {
-  ADAM,
-  DEFAULT_CONFIG,
-  nonFiniteReason,
-  optimize,
-  styleTargets,
-} from "../src/engine/model/optimize.ts";
+import { ADAM, nonFiniteReason, optimize, styleTargets } from "../src/engine/model/optimize.ts";
 import { adamParams, adamStep } from "../src/engine/ops/adam.ts";
 import { Program, readBuffer } from "../src/engine/gpu/scheduler.ts";
-import { readSafetensors, relL2, runProgram, sharedDir, testContext } from "./helpers.ts";
+import {
+  adam20Config,
+  readSafetensors,
+  relL2,
+  runProgram,
+  sharedDir,
+  testContext,
+} from "./helpers.ts";
 
 const { tensors, metadata } = readSafetensors(`${sharedDir()}/reference/adam20.safetensors`);
-const ref = JSON.parse(metadata.config);
 const engine = await createStylizer({
   weights: `${sharedDir()}/weights/sqz_notop.mat`,
   tilesFile: false,
 }) as Engine;
 
 Deno.test("adam: the first 20 losses from the content image are within 1% of the oracle's", async () => {
-  const config = {
-    ...DEFAULT_CONFIG,
-    contentLayer: ref.content_layer,
-    contentWeight: ref.content_weight,
-    styleLayers: ref.style_layers,
-    styleWeights: ref.style_weights,
-    tvWeight: ref.tv_weight,
-    lr: ref.lr,
-    iters: Number(metadata.iters),
-    decayAt: ref.decay_at,
-  };
+  const config = adam20Config(metadata);
   const content = tensors.get("content")!;
   const targets = await styleTargets(engine, [tensors.get("style")!], config.styleLayers);
   // Pool counters when the first losses come back (the loop is running by then).

@@ -5,6 +5,7 @@
  */
 import type { Gpu } from "../src/engine/gpu/device.ts";
 import { acquireDenoGpu } from "../src/deno/driver.ts";
+import { DEFAULT_CONFIG, type StyleConfig } from "../src/engine/model/optimize.ts";
 import { BufferPool } from "../src/engine/gpu/pool.ts";
 import { PipelineCache } from "../src/engine/gpu/pipelines.ts";
 import { type Program, readBuffer } from "../src/engine/gpu/scheduler.ts";
@@ -169,4 +170,23 @@ export function uploadTextured(
   const buffer = ctx.upload(scope, full, label);
   if (tex) prog.copyToTexture(`${label}.tex`, buffer, tex.texture);
   return { buffer, tex };
+}
+
+/**
+ * The configuration of adam20.safetensors (its `__metadata__.config` and
+ * `iters`) as a StyleConfig: reference.py's loop the golden recorded.
+ */
+export function adam20Config(metadata: Record<string, string>): StyleConfig {
+  const ref = JSON.parse(metadata.config);
+  return {
+    ...DEFAULT_CONFIG,
+    contentLayer: ref.content_layer,
+    contentWeight: ref.content_weight,
+    styleLayers: ref.style_layers,
+    styleWeights: ref.style_weights,
+    tvWeight: ref.tv_weight,
+    lr: ref.lr,
+    iters: Number(metadata.iters),
+    decayAt: ref.decay_at,
+  };
 }

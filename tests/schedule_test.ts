@@ -22,26 +22,15 @@ import {
   upsample,
 } from "../src/engine/model/schedule.ts";
 import type { Tensor } from "../src/engine/model/stylizer.ts";
-import { randomFloats, readSafetensors, relL2, sharedDir } from "./helpers.ts";
+import { adam20Config, randomFloats, readSafetensors, relL2, sharedDir } from "./helpers.ts";
 
 const engine = await createEngine({
   weights: `${sharedDir()}/weights/sqz_notop.mat`,
   tilesFile: false,
 });
 const { tensors, metadata } = readSafetensors(`${sharedDir()}/reference/adam20.safetensors`);
-const ref = JSON.parse(metadata.config);
 /** reference.py's configuration of adam20.safetensors. */
-const CONFIG = {
-  ...DEFAULT_CONFIG,
-  contentLayer: ref.content_layer,
-  contentWeight: ref.content_weight,
-  styleLayers: ref.style_layers,
-  styleWeights: ref.style_weights,
-  tvWeight: ref.tv_weight,
-  lr: ref.lr,
-  iters: Number(metadata.iters),
-  decayAt: ref.decay_at,
-};
+const CONFIG = adam20Config(metadata);
 
 Deno.test("scaleSizes: √2 apart from the first to the last, which is the size", () => {
   assert.deepEqual(scaleSizes(128, 512), [128, 181, 256, 362, 512]);
