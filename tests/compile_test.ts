@@ -4,8 +4,9 @@
 // command line the tool builds, the module graph deno compile embeds, and the tool's error path.
 
 import assert from "node:assert/strict";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { EXAMPLE } from "../src/deno/cli.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SHARED_DIR = resolve(REPO_ROOT, Deno.env.get("STYLIZE_SHARED") ?? "../shared");
@@ -47,7 +48,7 @@ function flagValues(argv: string[], flag: string): string[] {
   return argv.flatMap((a, i) => a === flag && i + 1 < argv.length ? [argv[i + 1]] : []);
 }
 
-const EXAMPLES = ["examples/chelsea.png", "examples/hubble_deep_field.jpg", "examples/LICENSE.md"];
+const EXAMPLES = ["examples/chelsea.png", "examples/starry_night.jpg", "examples/LICENSE.md"];
 
 /** The value following `flag` in `argv`, or undefined. */
 function flagValue(argv: string[], flag: string): string | undefined {
@@ -158,6 +159,10 @@ async function exists(path: string): Promise<boolean> {
 
 Deno.test("the bundled example files exist (included by deno compile)", async () => {
   for (const f of EXAMPLES) assert.ok(await exists(join(REPO_ROOT, f)), `${f} is missing`);
+  // The files the no-argument run reads are the ones embedded.
+  for (const url of [EXAMPLE.content, EXAMPLE.style]) {
+    assert.ok(EXAMPLES.includes(relative(REPO_ROOT, fileURLToPath(url))), url.href);
+  }
 });
 
 Deno.test("every src/shaders/*.wgsl is in the module graph (embedded by deno compile)", async () => {

@@ -47,7 +47,7 @@ export const PERMISSIONS = [
  */
 export const EXAMPLE_FILES = [
   "examples/chelsea.png",
-  "examples/hubble_deep_field.jpg",
+  "examples/starry_night.jpg",
   "examples/LICENSE.md",
 ];
 
