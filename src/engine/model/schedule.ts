@@ -184,6 +184,8 @@ export async function stylize(engine: Engine, o: ScheduleOptions): Promise<Sched
   let x: Tensor | null = null;
   for (const scale of scales) {
     const t0 = performance.now();
+    // The previous scale's plans are done with: their memory goes back to the device.
+    engine.dropPlans();
     const content = toTensor(resize(o.content, scale.w, scale.h));
     const styles = o.styles.map((s) => {
       const [w, h] = fitLongerSide(s.width, s.height, scale.styleSize);
@@ -191,7 +193,7 @@ export async function stylize(engine: Engine, o: ScheduleOptions): Promise<Sched
     });
     const targets = await styleTargets(engine, styles, scale.config.styleLayers, o.blend);
     const init = x ? upsample(x, scale.h, scale.w) : firstInit(o, scale, content);
-    // The previous scale's plans are done with: their memory goes back to the device.
+    // So are the style images' (only their Grams are kept).
     engine.dropPlans();
     let startMs = -1;
     const result = await optimize(engine, {
