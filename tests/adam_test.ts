@@ -113,3 +113,47 @@ Deno.test("nonFiniteReason names the first term that is not finite, with the wei
     /^iteration 3: the gradient is not finite/,
   );
 });
+
+Deno.test("adam: no GPU buffer, texture or bind group is created once the loop runs, snapshots and the result read included", async () => {
+  const device = engine.gpu.device;
+  const config = { ...adam20Config(metadata), iters: 6 };
+  const targets = await styleTargets(engine, [tensors.get("style")!], config.styleLayers);
+  const made: string[] = [];
+  const [createBuffer, createTexture, createBindGroup] = [
+    device.createBuffer,
+    device.createTexture,
+    device.createBindGroup,
+  ];
+  try {
+    let snapshots = 0;
+    await optimize(engine, {
+      content: tensors.get("content")!,
+      styleTargets: targets,
+      config,
+      snapshotEvery: 2,
+      onSnapshot: () => {
+        snapshots++;
+      },
+      onReady: () => {
+        device.createBuffer = (d: GPUBufferDescriptor) => {
+          made.push(`buffer ${d.size}`);
+          return createBuffer.call(device, d);
+        };
+        device.createTexture = (d: GPUTextureDescriptor) => {
+          made.push("texture");
+          return createTexture.call(device, d);
+        };
+        device.createBindGroup = (d: GPUBindGroupDescriptor) => {
+          made.push(`bind group ${d.label}`);
+          return createBindGroup.call(device, d);
+        };
+      },
+    });
+    assert.equal(snapshots, 2);
+  } finally {
+    device.createBuffer = createBuffer;
+    device.createTexture = createTexture;
+    device.createBindGroup = createBindGroup;
+  }
+  assert.deepEqual(made, []);
+});

@@ -17,8 +17,6 @@ import { resolveWeights } from "./weights_file.ts";
 import { createEngine } from "./stylizer.ts";
 import { saveTunedTiles, TILES_FILE_VERSION, tunedTilesPath } from "./tiles_cache.ts";
 
-export { loopRate } from "./run.ts";
-
 const USAGE = `stylize — neural style transfer on WebGPU (SqueezeNet 1.1, hand-written WGSL)
 
 Usage:

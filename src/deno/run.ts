@@ -6,19 +6,17 @@
  */
 import { resolve } from "node:path";
 import { UserError } from "../engine/errors.ts";
-import {
-  contactSheet,
-  fitLongerSide,
-  fromTensor,
-  originalColors,
-  resize,
-} from "../engine/image/mod.ts";
+import { contactSheet, fromTensor, originalColors, resize } from "../engine/image/mod.ts";
 import type { RgbImage } from "../engine/image/types.ts";
 import type { IterationRecord, StyleConfig } from "../engine/model/optimize.ts";
-import { planScales, type Scale, type ScheduleResult, stylize } from "../engine/model/schedule.ts";
+import {
+  checkSchedule,
+  type Scale,
+  type ScheduleResult,
+  stylize,
+} from "../engine/model/schedule.ts";
 import type { Engine, Tensor } from "../engine/model/stylizer.ts";
 import type { Pooling } from "../engine/ops/pool.ts";
-import { tapLayerIndex } from "../engine/model/squeezenet.ts";
 import { readImage, writeImage } from "./image/mod.ts";
 import { createEngine } from "./stylizer.ts";
 
@@ -253,16 +251,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
       seed: o.seed,
       signal,
     };
-    const scales = planScales(schedule);
-    const upto = Math.max(...[o.config.contentLayer, ...o.config.styleLayers].map(tapLayerIndex));
-    // The largest scale first: a size too large is refused before any pixel is resized.
-    for (const s of [...scales].reverse()) {
-      engine.checkImageSize(s.h, s.w, upto);
-      for (const st of styles) {
-        const [w, h] = fitLongerSide(st.width, st.height, s.styleSize);
-        engine.checkImageSize(h, w, upto);
-      }
-    }
+    checkSchedule(engine, schedule);
     const tiles: number[] = [];
     const stages: RgbImage[] = [];
     const t0 = performance.now();

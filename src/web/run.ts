@@ -5,11 +5,10 @@
  * iterations.
  * @module
  */
-import { fitLongerSide, fromTensor, resize } from "../engine/image/mod.ts";
+import { fromTensor, resize } from "../engine/image/mod.ts";
 import type { RgbImage } from "../engine/image/types.ts";
 import type { IterationRecord } from "../engine/model/optimize.ts";
-import { planScales, type ScheduleOptions, stylize } from "../engine/model/schedule.ts";
-import { tapLayerIndex } from "../engine/model/squeezenet.ts";
+import { checkSchedule, type ScheduleOptions, stylize } from "../engine/model/schedule.ts";
 import type { Engine } from "../engine/model/stylizer.ts";
 import type { RunSettings } from "./settings.ts";
 
@@ -67,17 +66,7 @@ export async function runInPage(
   callbacks: RunCallbacks = {},
 ): Promise<RunResult> {
   const plan = schedule(content, styles, settings);
-  const scales = planScales(plan);
-  const upto = Math.max(
-    ...[settings.config.contentLayer, ...settings.config.styleLayers].map(tapLayerIndex),
-  );
-  for (const s of scales) {
-    engine.checkImageSize(s.h, s.w, upto);
-    for (const st of styles) {
-      const [w, h] = fitLongerSide(st.width, st.height, s.styleSize);
-      engine.checkImageSize(h, w, upto);
-    }
-  }
+  const scales = checkSchedule(engine, plan);
   const last = scales.at(-1)!;
   const total = scales.reduce((a, s) => a + s.iters, 0);
   callbacks.onStart?.(resize(content, last.w, last.h), total);

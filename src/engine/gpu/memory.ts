@@ -93,12 +93,6 @@ export function realView(v: GPUTextureView): GPUTextureView {
   return x;
 }
 
-/** Whether `x` (a buffer, texture or view as a step names it) is a transient placeholder. */
-export function isTransient(x: unknown): boolean {
-  return x instanceof TransientBuffer || x instanceof TransientTexture ||
-    x instanceof TransientView;
-}
-
 /** The transient resources a step touches (its buffers, textures or views). */
 export type StepUses = readonly unknown[];
 
@@ -142,6 +136,29 @@ interface Slot<R> {
 }
 
 /**
+ * The backing of a transient living over `life`: the smallest slot that
+ * `fits` it and is free before its first step, else a new one from `make`
+ * (counted in `plan`); the slot is then taken until its last step.
+ */
+function place<R>(
+  slots: Slot<R>[],
+  life: Life,
+  plan: MemoryPlan,
+  o: { fits(r: R): boolean; size(r: R): number; make(): R },
+): R {
+  let slot = slots.filter((s) => s.freeAfter < life.first && o.fits(s.resource))
+    .sort((a, b) => o.size(a.resource) - o.size(b.resource))[0];
+  if (!slot) {
+    slot = { resource: o.make(), freeAfter: -1 };
+    slots.push(slot);
+    plan.backings++;
+    plan.bytes += o.size(slot.resource);
+  }
+  slot.freeAfter = life.last;
+  return slot.resource;
+}
+
+/**
  * Gives every transient in `steps` (what each step of an iteration uses, in
  * order) a backing: in order of first use, the smallest free backing that
  * fits (same usage; for textures the same width and at least the height) and
@@ -162,32 +179,19 @@ export function planMemory(
   for (const [r, life] of lives) {
     if (r instanceof TransientBuffer) {
       plan.unsharedBytes += r.size;
-      const fits = buffers.filter((s) =>
-        s.freeAfter < life.first && s.resource.usage === r.usage && s.resource.size >= r.size
-      );
-      let slot = fits.sort((a, b) => a.resource.size - b.resource.size)[0];
-      if (!slot) {
-        slot = { resource: make.buffer(r.size, r.usage, r.label), freeAfter: -1 };
-        buffers.push(slot);
-        plan.backings++;
-        plan.bytes += slot.resource.size;
-      }
-      slot.freeAfter = life.last;
-      r.backing = slot.resource;
+      r.backing = place(buffers, life, plan, {
+        fits: (b) => b.usage === r.usage && b.size >= r.size,
+        size: (b) => b.size,
+        make: () => make.buffer(r.size, r.usage, r.label),
+      });
     } else {
       plan.unsharedBytes += r.width * r.height * 16;
-      const fits = textures.filter((s) =>
-        s.freeAfter < life.first && s.resource.width === r.width && s.resource.height >= r.height
-      );
-      let slot = fits.sort((a, b) => a.resource.height - b.resource.height)[0];
-      if (!slot) {
-        slot = { resource: make.texture(r.width, r.height, r.label), freeAfter: -1 };
-        textures.push(slot);
-        plan.backings++;
-        plan.bytes += r.width * r.height * 16;
-      }
-      slot.freeAfter = life.last;
-      r.backing = { texture: slot.resource, view: slot.resource.createView() };
+      const texture = place(textures, life, plan, {
+        fits: (t) => t.width === r.width && t.height >= r.height,
+        size: (t) => t.width * t.height * 16,
+        make: () => make.texture(r.width, r.height, r.label),
+      });
+      r.backing = { texture, view: texture.createView() };
     }
   }
   return plan;

@@ -43,6 +43,15 @@ export class GpuLimitError extends RangeError {
   }
 }
 
+/** The least of {@link MAX_BUFFER_BYTES} and the device's storage-binding and buffer limits. */
+export function defaultMaxBufferBytes(device: GPUDevice): number {
+  return Math.min(
+    MAX_BUFFER_BYTES,
+    device.limits.maxStorageBufferBindingSize,
+    device.limits.maxBufferSize,
+  );
+}
+
 /** Rounds a byte size up to its size class. */
 export function sizeClass(bytes: number): number {
   const b = Math.max(256, Math.ceil(bytes / 4) * 4);
@@ -71,17 +80,9 @@ export class BufferPool {
 
   /**
    * @param device the device the buffers belong to.
-   * @param maxBufferBytes the largest buffer allowed: by default the least of
-   *   {@link MAX_BUFFER_BYTES} and the device's storage-binding and buffer limits.
+   * @param maxBufferBytes the largest buffer allowed (default {@link defaultMaxBufferBytes}).
    */
-  constructor(
-    device: GPUDevice,
-    maxBufferBytes: number = Math.min(
-      MAX_BUFFER_BYTES,
-      device.limits.maxStorageBufferBindingSize,
-      device.limits.maxBufferSize,
-    ),
-  ) {
+  constructor(device: GPUDevice, maxBufferBytes: number = defaultMaxBufferBytes(device)) {
     this.#device = device;
     this.#maxBinding = maxBufferBytes;
   }

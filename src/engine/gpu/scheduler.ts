@@ -210,6 +210,18 @@ export class Program {
     });
   }
 
+  /**
+   * Makes every launch's bind group now (transients planned), so the first
+   * encoding, inside a loop, makes none; otherwise they are made on first use.
+   */
+  bindAll(): void {
+    for (const s of this.steps) {
+      if (s.kind === "dispatch") {
+        s.bindGroup ??= bindGroup(this.#device, s.pipeline, s.bindings, s.label);
+      }
+    }
+  }
+
   /** The largest byte range any launch binds (storage and uniform buffers). */
   largestBinding(): number {
     let most = 0;
@@ -406,7 +418,7 @@ export async function fenceProfile(
 /**
  * Copies `size` bytes at `offset` of `buffer` (which needs COPY_SRC usage) to
  * the CPU. Makes a staging buffer: for one-off reads, not for loops (use a
- * {@link ReadbackRing} there).
+ * {@link ReadbackBatches} or staging buffers made before the loop there).
  */
 export async function readBuffer(
   device: GPUDevice,
@@ -425,75 +437,6 @@ export async function readBuffer(
   const out = staging.getMappedRange().slice(0, size);
   staging.destroy();
   return out;
-}
-
-/**
- * A ring of mappable staging buffers for reading a few bytes back without
- * stalling: {@link ReadbackRing.record} copies into the next slot when the
- * iteration is encoded, and {@link ReadbackRing.take} awaits a slot's data
- * later (while newer iterations are already queued).
- */
-export class ReadbackRing {
-  #slots: { buffer: GPUBuffer; pending: Promise<ArrayBuffer> | null }[];
-  #next = 0;
-  #size: number;
-
-  /** @param slots how many reads may be in flight; @param size bytes per read. */
-  constructor(device: GPUDevice, slots: number, size: number) {
-    this.#size = Math.ceil(size / 4) * 4;
-    this.#slots = Array.from({ length: slots }, () => ({
-      buffer: device.createBuffer({
-        size: this.#size,
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      }),
-      pending: null,
-    }));
-  }
-
-  /** Number of slots. */
-  get capacity(): number {
-    return this.#slots.length;
-  }
-
-  /**
-   * Records a copy of `src` into the next free slot; returns the slot index.
-   * Throws if that slot's previous read was never taken.
-   */
-  record(encoder: GPUCommandEncoder, src: GPUBuffer, srcOffset = 0): number {
-    const i = this.#next;
-    const slot = this.#slots[i];
-    if (slot.pending) throw new Error("readback slot still in use");
-    encoder.copyBufferToBuffer(src, srcOffset, slot.buffer, 0, this.#size);
-    this.#next = (i + 1) % this.#slots.length;
-    return i;
-  }
-
-  /** Starts mapping slot `i`; call right after the submit that filled it. */
-  map(i: number): void {
-    const slot = this.#slots[i];
-    slot.pending = slot.buffer.mapAsync(GPUMapMode.READ).then(() => {
-      const data = slot.buffer.getMappedRange().slice(0);
-      slot.buffer.unmap();
-      return data;
-    });
-  }
-
-  /** Awaits slot `i`'s data and frees the slot. */
-  async take(i: number): Promise<ArrayBuffer> {
-    const slot = this.#slots[i];
-    if (!slot.pending) throw new Error("readback slot was not mapped");
-    const data = await slot.pending;
-    slot.pending = null;
-    return data;
-  }
-
-  /** Frees the staging buffers (waiting for pending maps). */
-  async destroy(): Promise<void> {
-    for (const s of this.#slots) {
-      if (s.pending) await s.pending.catch(() => {});
-      s.buffer.destroy();
-    }
-  }
 }
 
 /**

@@ -160,3 +160,44 @@ export async function addTileToImage(
     });
   }
 }
+
+/**
+ * Staging buffers for reading an image-sized tensor back, made once (before
+ * a loop, so a snapshot inside it makes no buffer): one per band.
+ */
+export class ImageReader {
+  #staging: GPUBuffer[];
+  #device: GPUDevice;
+
+  /** @param device the device; @param like the bands' layout of the tensors to read. */
+  constructor(device: GPUDevice, like: ImageBuffers) {
+    this.#device = device;
+    this.#staging = like.bands.map((b) =>
+      device.createBuffer({
+        size: 3 * b.rows * like.w * 4,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      })
+    );
+  }
+
+  /** Reads `img` (banded as the layout given) back as a [3][H][W] tensor. */
+  async read(img: ImageBuffers): Promise<Float32Array> {
+    const enc = this.#device.createCommandEncoder();
+    img.bands.forEach((b, i) =>
+      enc.copyBufferToBuffer(b.buffer, 0, this.#staging[i], 0, this.#staging[i].size)
+    );
+    this.#device.queue.submit([enc.finish()]);
+    const parts = [];
+    for (const s of this.#staging) {
+      await s.mapAsync(GPUMapMode.READ);
+      parts.push(new Float32Array(s.getMappedRange().slice(0)));
+      s.unmap();
+    }
+    return joinBands(img, parts);
+  }
+
+  /** Frees the staging buffers. */
+  destroy(): void {
+    for (const s of this.#staging) s.destroy();
+  }
+}

@@ -13,13 +13,7 @@ import { adamParams, adamStep } from "../ops/adam.ts";
 import { Scope } from "../ops/context.ts";
 import type { TapName } from "./squeezenet.ts";
 import { Engine, type LossPlan, type LossSpec, type Tensor } from "./stylizer.ts";
-import {
-  type ImageBuffers,
-  imageRanges,
-  joinBands,
-  likeImage,
-  writeImageBuffers,
-} from "./image_buffers.ts";
+import { type ImageBuffers, ImageReader, likeImage, writeImageBuffers } from "./image_buffers.ts";
 
 /** Hyper-parameters of a run. */
 export interface StyleConfig {
@@ -277,6 +271,7 @@ export class Optimizer {
       });
       bands.push({ uniform, n, hw: b.rows * w });
     }
+    step.bindAll();
     const opt = new Optimizer(engine, plan, step, cfg, decay, {
       scope,
       bands,
@@ -356,9 +351,9 @@ export class Optimizer {
 }
 
 /** Reads the image after `steps` steps ({@link Optimizer.output}) back as a tensor. */
-async function readImage(opt: Optimizer, steps: number): Promise<Tensor> {
+async function readImage(opt: Optimizer, reader: ImageReader, steps: number): Promise<Tensor> {
   const { image, scale } = opt.output(steps);
-  const data = joinBands(image, await opt.engine.read(imageRanges(image)));
+  const data = await reader.read(image);
   if (scale !== 1) { for (let k = 0; k < data.length; k++) data[k] *= scale; }
   return { shape: [1, 3, image.h, image.w], data };
 }
@@ -369,10 +364,12 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
   const device = engine.gpu.device;
   const opt = await Optimizer.create(engine, o);
   const { plan } = opt;
-  o.onReady?.(opt);
   // The loss terms of every iteration, read back READ_BATCH at a time (the
   // first alone, so the first record's time is the first iteration's).
   const reads = new ReadbackBatches(device, plan.partsFloats * 4, READ_BATCH);
+  // The image's staging buffers, made before the loop (snapshots and the result).
+  const reader = new ImageReader(device, plan.x);
+  o.onReady?.(opt);
   const records: IterationRecord[] = [];
   const batches: number[][] = [];
   let batch: number[] = [];
@@ -410,15 +407,16 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
         steps < cfg.iters;
       if (snap) {
         await flush(0);
-        await o.onSnapshot!(steps, await readImage(opt, steps));
+        await o.onSnapshot!(steps, await readImage(opt, reader, steps));
       } else if (i === 0) await flush(0);
       else if (reads.full) await flush(1);
     }
     await flush(0);
-    const x = await readImage(opt, steps);
+    const x = await readImage(opt, reader, steps);
     return { x, steps, records };
   } finally {
     await reads.destroy();
+    reader.destroy();
     opt.dispose();
   }
 }

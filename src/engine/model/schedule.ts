@@ -22,6 +22,7 @@ import {
   type StyleConfig,
   styleTargets,
 } from "./optimize.ts";
+import { tapLayerIndex } from "./squeezenet.ts";
 import type { Engine, Tensor } from "./stylizer.ts";
 
 /** The content and TV weights' reference size: reference.py's configuration, 192×256. */
@@ -154,6 +155,28 @@ export function planScales(o: ScheduleOptions): Scale[] {
       },
     };
   });
+}
+
+/**
+ * The scales of a run ({@link planScales}), each checked against the engine
+ * (the largest first, so a size too large is refused before any pixel is
+ * resized): the image and every style image at that scale must fit its
+ * tiles and memory budget ({@link Engine.checkImageSize}).
+ * @throws {UserError} naming the size that does not fit
+ */
+export function checkSchedule(engine: Engine, o: ScheduleOptions): Scale[] {
+  const scales = planScales(o);
+  const cfg = o.config;
+  const upto = Math.max(...[cfg.contentLayer, ...cfg.styleLayers].map(tapLayerIndex));
+  const fit = { upto, contentLayer: cfg.contentLayer, avg: (o.avgDecay ?? 0) > 0 };
+  for (const s of [...scales].reverse()) {
+    engine.checkImageSize(s.h, s.w, fit);
+    for (const st of o.styles) {
+      const [w, h] = fitLongerSide(st.width, st.height, s.styleSize);
+      engine.checkImageSize(h, w, { upto });
+    }
+  }
+  return scales;
 }
 
 /** The first scale's starting image. */

@@ -7,7 +7,7 @@
  */
 import { UserError } from "../errors.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { BufferPool, GpuLimitError, type PoolStats } from "../gpu/pool.ts";
+import { BufferPool, defaultMaxBufferBytes, GpuLimitError, type PoolStats } from "../gpu/pool.ts";
 import { PipelineCache, type PipelineStats } from "../gpu/pipelines.ts";
 import { Program } from "../gpu/scheduler.ts";
 import {
@@ -251,9 +251,9 @@ export class Engine implements Stylizer {
   /** Uploads the weights to `o.gpu` and builds the op context with the tile table. */
   static create(o: EngineOptions): Engine {
     const { gpu } = o;
-    const pool = o.maxBufferBytes === undefined ? new BufferPool(gpu.device) : new BufferPool(
+    const pool = new BufferPool(
       gpu.device,
-      Math.min(o.maxBufferBytes, new BufferPool(gpu.device).maxBufferBytes),
+      Math.min(defaultMaxBufferBytes(gpu.device), o.maxBufferBytes ?? Infinity),
     );
     const tiles = { ...defaultTiles(gpu.isFallback, gpu.cpuLanes), ...o.tiles };
     const ctx = new OpContext(gpu.device, pool, new PipelineCache(gpu.device), tiles);
@@ -301,6 +301,7 @@ export class Engine implements Stylizer {
     try {
       p = await build(scope);
       scope.finalize(this.gpu.device, [p.prog]);
+      p.prog.bindAll();
       this.#largestBinding = Math.max(this.#largestBinding, p.prog.largestBinding());
     } catch (e) {
       scope.dispose();
@@ -367,7 +368,12 @@ export class Engine implements Stylizer {
    * cannot be run even in tiles (see {@link gridFor}), or is expected to take
    * more GPU memory than the engine's budget ({@link estimateBytes}).
    */
-  checkImageSize(h: number, w: number, upto: number = tapLayerIndex("fire5")): void {
+  checkImageSize(
+    h: number,
+    w: number,
+    o: { upto?: number; contentLayer?: TapName; avg?: boolean } = {},
+  ): void {
+    const upto = o.upto ?? tapLayerIndex("fire5");
     const dims = layerDims(h, w);
     if (dims.length === 0) throw new UserError(`a ${h}×${w} image is too small (at least 3×3)`);
     const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
@@ -378,7 +384,7 @@ export class Engine implements Stylizer {
           `over the ${gib(this.#memoryBudget)} it may use; use a smaller --size`,
       );
     }
-    const need = this.estimateBytes(h, w, { upto });
+    const need = this.estimateBytes(h, w, { ...o, upto });
     if (need > this.#memoryBudget) {
       throw new UserError(
         `image too large for this GPU: ${w}×${h} needs about ${gib(need)} of GPU memory, ` +
