@@ -165,7 +165,7 @@ Deno.test("the bundled example files exist (included by deno compile)", async ()
   }
 });
 
-Deno.test("every src/shaders/*.wgsl is in the module graph (embedded by deno compile)", async () => {
+Deno.test("every src/engine/shaders/*.wgsl is in the module graph (embedded by deno compile)", async () => {
   const shaders: string[] = [];
   for await (const e of Deno.readDir(join(REPO_ROOT, "src", "engine", "shaders"))) {
     if (e.isFile && e.name.endsWith(".wgsl")) shaders.push(e.name);

@@ -1,5 +1,5 @@
 /**
- * Tests for src/image: Pillow-exact bicubic resize (against committed Pillow
+ * Tests for src/engine/image and src/deno/image: Pillow-exact bicubic resize (against committed Pillow
  * fixtures), reference-compatible sizing rules, the BGR tensor layout,
  * PNG/JPEG decoding with one-line UserErrors, atomic writes, contact sheets.
  */

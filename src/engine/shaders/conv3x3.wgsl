@@ -16,7 +16,7 @@
 // an output as large as the input) every tap is masked at the borders per
 // pixel, without XV (PAD 0, any stride: conv1) each pixel loads its own
 // scalars. XT 1 (with XV) fetches the vec4s from a texture copy of x's
-// buffer (a FeatureTexture, src/ops/context.ts), which lavapipe does faster
+// buffer (a FeatureTexture, src/engine/ops/context.ts), which lavapipe does faster
 // than it loads storage where the lanes' addresses scatter (bench/NOTES.md,
 // rows 51–52). WU 1 reads the weights of kernel row ky through a uniform
 // array of their own (bindings 2, 11, 12: the ops bind each row's part of

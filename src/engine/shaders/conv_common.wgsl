@@ -1,4 +1,4 @@
-// Shared by pointwise.wgsl and conv3x3.wgsl (prepended by src/ops/conv.ts):
+// Shared by pointwise.wgsl and conv3x3.wgsl (prepended by src/engine/ops/conv.ts):
 // the options every convolution launch has and the bias (binding 3); for
 // conv3x3.wgsl also x, out and the mask as scalars (bindings 1, 4, 5) and
 // the fused scalar epilogue (pointwise.wgsl has its own on vec4 views). Each

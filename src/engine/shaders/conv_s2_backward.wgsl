@@ -6,7 +6,7 @@
 // 2 × (Q+1) values of dy (rows n−1, n; columns m0−1 … m0+Q−1, as realigned
 // vec4s; Q % 4 == 0) and the 9 taps as vec4s from the repacked kernel
 // wb[co][ky·3+kx] = vec4(W[ky][kx][0..3][co]). DT 1 fetches dy from a
-// texture copy of its buffer (a FeatureTexture, src/ops/context.ts: vec4 k
+// texture copy of its buffer (a FeatureTexture, src/engine/ops/context.ts: vec4 k
 // is texel (k mod 2^tex_shift, k >> tex_shift)), faster on lavapipe than
 // storage loads. WU 1 reads wb as a uniform array (row 57 of
 // bench/NOTES.md). Template parameters: Q, WG, TV, DT, WU. shift4() comes from

@@ -13,7 +13,7 @@
 // Template parameters: T (tile side; C % T == 0 and T % 4 == 0), WG, and for
 // `partial` D, S = stride mod 4 and O = (F's element offset) mod 4, and TEX:
 // 1 (S = O = 0) fetches F's vec4s from its copy in a texture (binding 10, a
-// FeatureTexture of src/ops/context.ts: vec4 t of the buffer is texel
+// FeatureTexture of src/engine/ops/context.ts: vec4 t of the buffer is texel
 // (t mod 2^tex_shift, t >> tex_shift)), which lavapipe does far faster than
 // it loads storage (bench/NOTES.md, rows 49–50); the last 1–3 pixels of an
 // odd tail still come from the buffer. Runtime: chunk (a multiple of 4).

@@ -2,13 +2,13 @@
 // out[co][p] = Σ_ci W[ci][co]·x[ci][p] (+ bias, ReLU). Serves the squeeze and
 // expand1x1 layers, their input gradients (with the transposed kernel) and
 // the Gram backward (W = dG).
-// Needs the network's padded layout (planeStride() in src/ops/context.ts):
+// Needs the network's padded layout (planeStride() in src/engine/ops/context.ts):
 // channel planes `plane` elements apart with plane and every offset a
 // multiple of 4, and cout % (4·TMV) == 0. All plane/4 pixel groups are
 // computed, the padding included: each output pixel depends only on the same
 // input pixel, so the padding stays in the padding. With `extent` (a
 // multiple of 4), only each plane's first `extent` pixels are.
-// Template parameters (src/gpu/template.ts): TMV vec4 groups of output
+// Template parameters (src/engine/gpu/template.ts): TMV vec4 groups of output
 // channels × TN vec4 pixel groups per invocation, the groups of a lane
 // strided by WG (group j = base + j·WG + lane); WG invocations; E1 (below).
 // Options and bias (binding 3): conv_common.wgsl; x, out and the mask are
@@ -61,7 +61,7 @@ var<private> pr: Params;
 @group(0) @binding(${20+c}) var<uniform> wt1_${c}: array<vec4<f32>, 4096>;
 //#end
 // The inputs and the mask, each from its buffer or (XT0, XT1, MT) from a
-// texture copy of it (a FeatureTexture, src/ops/context.ts: vec4 k of the
+// texture copy of it (a FeatureTexture, src/engine/ops/context.ts: vec4 k of the
 // buffer is texel (k mod 2^shift, k >> shift)), which lavapipe fetches
 // faster than it loads storage (bench/NOTES.md, row 54); texel() comes
 // from texel.wgsl.

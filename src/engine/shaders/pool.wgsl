@@ -40,7 +40,7 @@ var<private> p: Params;
 //#end
 //#if XT
 // XT (forward only): x fetched from a texture copy of its buffer (a
-// FeatureTexture, src/ops/context.ts: vec4 k is texel (k mod 2^tex_shift,
+// FeatureTexture, src/engine/ops/context.ts: vec4 k is texel (k mod 2^tex_shift,
 // k >> tex_shift)), faster on lavapipe than storage loads.
 @group(0) @binding(6) var xtex: texture_2d<f32>;
 //#end

@@ -1,5 +1,5 @@
 // Shared by the kernels that load rows starting at any element offset as
-// aligned vec4s (prepended by src/ops/conv.ts and src/ops/gram.ts).
+// aligned vec4s (prepended by src/engine/ops/conv.ts and src/engine/ops/gram.ts).
 
 // The 4 floats starting s (0..3) floats into the aligned pair (a, b).
 fn shift4(a: vec4<f32>, b: vec4<f32>, s: u32) -> vec4<f32> {
