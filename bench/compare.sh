@@ -14,14 +14,29 @@
 # ratio from one calm pair is not a result, the median of the rounds is.
 # Usage: bench/compare.sh [rounds]        (default 3)
 # Environment: REFERENCE (default ../shared/reference/reference.py),
-# PYTHON (default python3, with torch), STYLIZE_WEIGHTS as for the bench.
+# PYTHON (default: python3 or /usr/bin/python3, whichever imports torch), STYLIZE_WEIGHTS as for the bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 reference=${REFERENCE:-../shared/reference/reference.py}
-python=${PYTHON:-python3}
 if [ ! -f "$reference" ]; then
   echo "compare.sh: no reference script at $reference (set REFERENCE)" >&2
+  exit 2
+fi
+# PYTHON, or the first of python3 and the system's /usr/bin/python3 that
+# imports torch (a version manager's python3 may come first on PATH without it).
+has_torch() { "$1" -c "import torch" >/dev/null 2>&1; }
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+  for p in python3 /usr/bin/python3; do
+    if has_torch "$p"; then
+      python=$p
+      break
+    fi
+  done
+fi
+if [ -z "$python" ] || ! has_torch "$python"; then
+  echo "compare.sh: no python with torch (tried ${python:-python3 and /usr/bin/python3}; set PYTHON)" >&2
   exit 2
 fi
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
