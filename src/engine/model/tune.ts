@@ -37,7 +37,15 @@ export const CANDIDATES: TuneCandidates = {
     pw(1, 2, 64),
     pw(1, 1, 128),
   ],
-  gramBackward: [pw(4, 4, 16), pw(8, 2, 16), pw(2, 2, 64), pw(1, 2, 64), pw(1, 1, 128)],
+  // DEFAULT_TILES' and WIDE_TILES' entries first, so each table's tune can pick the other's.
+  gramBackward: [
+    pw(8, 4, 16),
+    pw(4, 4, 16),
+    pw(8, 2, 16),
+    pw(2, 2, 64),
+    pw(1, 2, 64),
+    pw(1, 1, 128),
+  ],
   conv3x3: [c3(8, 8, 32, 1), c3(4, 8, 32, 1), c3(4, 4, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 1)],
   conv3x3Gradient: [c3(4, 8, 32, 1), c3(2, 8, 64, 1), c3(2, 4, 64, 1), c3(1, 4, 128, 1)],
   conv3x3Strided: [

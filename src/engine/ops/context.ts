@@ -363,11 +363,14 @@ export const GPU_TILES: TileTable = {
  * lavapipe's table at 16 invocations per SIMD vector (512-bit vectors, see
  * src/deno/driver.ts): {@link DEFAULT_TILES} with every workgroup at least one
  * vector, the 1×1 convolutions' and the Gram partial sums' 8 invocations
- * leaving half of each vector idle.
+ * leaving half of each vector idle, and the Gram backward at 4×4 (half the
+ * accumulators of 8×4; its launches 2–3% faster at both bench sizes,
+ * bench/NOTES.md row 63).
  */
 export const WIDE_TILES: TileTable = {
   ...DEFAULT_TILES,
   pointwise: { ...DEFAULT_TILES.pointwise, WG: 16 },
+  gramBackward: { TMV: 4, TN: 4, WG: 16 },
   gram: { ...DEFAULT_TILES.gram, WG: 16 },
 };
 
