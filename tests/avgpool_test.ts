@@ -5,9 +5,11 @@
  * other sizes against the CPU reference of tests/reference_net.ts (checked
  * here against the PyTorch goldens first), plus finite differences.
  *
- * The sizes are odd on both sides, chosen so that the pools' inputs have even
- * sides, where ceil mode clips the last window (97×75: conv1 48×37, fire3
- * 24×18, fire5 12×9; 53×41: 26×20, 13×10, 6×5; 37×53: 18×26, 9×13, 4×6).
+ * The sizes are odd on both sides, chosen so that the pools' inputs have
+ * even sides, where ceil mode clips the last window: in the forward and
+ * gradient tests 97×75 (conv1 48×37, fire3 24×18, fire5 12×9), 53×41 (26×20,
+ * 13×10, 6×5) and 67×45 (33×22, 16×11, 8×5: one even side each), in the
+ * finite differences 37×53 (18×26, 9×13, 4×6).
  * The goldens' sizes hardly do: the photo (192×256) never, backward.safetensors'
  * x (128×171) only at pool3's right edge.
  */
@@ -19,7 +21,7 @@ import { NetWeights, recordForward, SQUEEZENET } from "../src/engine/model/squee
 import { Program } from "../src/engine/gpu/scheduler.ts";
 import { Scope } from "../src/engine/ops/context.ts";
 import type { Pooling } from "../src/engine/ops/pool.ts";
-import { randomFloats, readSafetensors, relL2, sharedDir, testContext } from "./helpers.ts";
+import { randomFloats, readSafetensors, relErr, relL2, sharedDir, testContext } from "./helpers.ts";
 import * as ref from "./reference_net.ts";
 
 const weightsPath = `${sharedDir()}/weights/sqz_notop.mat`;
@@ -39,10 +41,6 @@ function image(h: number, w: number, seed: number): Tensor {
 
 function refAct(t: Tensor): ref.Act {
   return ref.toAct(t.shape, t.data);
-}
-
-function relErr(a: number, b: number): number {
-  return Math.abs(a - b) / Math.abs(b);
 }
 
 Deno.test("avg pooling forward: every tap of photo matches PyTorch's avgpool.safetensors within 1e-4", async () => {

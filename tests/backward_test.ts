@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createStylizer, type LossSpec, type TapName } from "../mod.ts";
 import type { Engine } from "../src/engine/model/stylizer.ts";
-import { readSafetensors, relL2, sharedDir } from "./helpers.ts";
+import { readSafetensors, relErr, relL2, sharedDir } from "./helpers.ts";
 
 const weights = `${sharedDir()}/weights/sqz_notop.mat`;
 const { tensors: g, metadata } = readSafetensors(`${sharedDir()}/reference/backward.safetensors`);
@@ -23,10 +23,6 @@ function spec(on: { content?: boolean; style?: string[]; tv?: boolean }): LossSp
     styleTargets: layers.map((l) => g.get(`gram_target/${l}`)!),
     tvWeight: on.tv ? cfg.tv_weight : 0,
   };
-}
-
-function relErr(a: number, b: number): number {
-  return Math.abs(a - b) / Math.abs(b);
 }
 
 Deno.test("gram: the Grams of the style image's features match gram_target/* within 1e-4", async () => {

@@ -48,6 +48,11 @@ export async function readFloats(
   return new Float32Array(await readBuffer(device, buffer, offset * 4, n * 4));
 }
 
+/** Relative error of a scalar |a − b| / |b|. */
+export function relErr(a: number, b: number): number {
+  return Math.abs(a - b) / Math.abs(b);
+}
+
 /** ‖a − b‖ / ‖b‖. */
 export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);

@@ -3,9 +3,8 @@
  * from reference.py's definitions (`features`, `pool`, `gram`, the three
  * losses, `loss_and_grad`) with hand-derived backward passes: the oracle of
  * the tests that have no PyTorch golden (average pooling's gradients, images
- * of other sizes). Plain loops, so meant for small images (a 128×171 loss and
- * gradient to fire5 takes seconds). Its own tests check it against the
- * PyTorch goldens.
+ * of other sizes). Plain loops, so meant for small images. Its own tests
+ * check it against the PyTorch goldens.
  * @module
  */
 import type { ConvWeights } from "../src/engine/model/weights.ts";

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { createEngine } from "../src/deno/stylizer.ts";
-import { fromTensor } from "../src/engine/image/tensor.ts";
+import { resize } from "../src/engine/image/resize.ts";
+import { fromTensor, toTensor } from "../src/engine/image/tensor.ts";
 import {
   DEFAULT_CONFIG,
   type IterationRecord,
@@ -102,18 +103,30 @@ Deno.test("one scale with plain sums is reference.py's run: the adam20 losses wi
   assert.deepEqual(r.x.data, direct.x.data);
 });
 
-Deno.test("upsample: the same size gives the image back; a larger one stays within valid pixels", () => {
+Deno.test("upsample: the same size gives the image back; a larger one stays inside valid pixels and is the 8-bit bicubic resize's within 1.8 levels", () => {
   const [h, w] = [9, 13];
   const x: Tensor = { shape: [1, 3, h, w], data: randomFloats(3 * h * w, 5, -100, 130) };
   const same = upsample(x, h, w);
   assert.ok(relL2(same.data, x.data) < 1e-6);
   const big = upsample(x, 18, 26);
+  assert.deepEqual(big.shape, [1, 3, 18, 26]);
   const mean = [104.006, 116.669, 122.679];
   for (let c = 0; c < 3; c++) {
     for (let k = c * 18 * 26; k < (c + 1) * 18 * 26; k++) {
       assert.ok(big.data[k] >= -mean[c] - 1e-3 && big.data[k] <= 255 - mean[c] + 1e-3);
     }
   }
+  // A smooth image (no overshoot past 0…255), against the same filter on
+  // 8-bit pixels: its three roundings (the input, the horizontal pass, the
+  // result; the first two grown by the taps' |weights|, ≤ 1.19 per pass at
+  // 2×) stay within 0.5·1.19² + 0.5·1.19 + 0.5 < 1.8 levels.
+  const smooth: Tensor = {
+    shape: [1, 3, h, w],
+    data: Float32Array.from({ length: 3 * h * w }, (_, k) => 60 * Math.sin(k * 0.37) + 10),
+  };
+  const up = upsample(smooth, 18, 26);
+  const bytes = toTensor(resize(fromTensor(smooth), 26, 18));
+  up.data.forEach((v, k) => assert.ok(Math.abs(v - bytes.data[k]) <= 1.8, `element ${k}`));
 });
 
 Deno.test("iterate averaging on the GPU is the bias-corrected average of the iterates", async () => {

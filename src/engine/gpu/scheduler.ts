@@ -472,7 +472,10 @@ export class ReadbackBatches {
       }));
   }
 
-  /** Records the copy of `src`'s first bytes into the next place; false when the batch is full. */
+  /**
+   * Records the copy of `src`'s first bytes into the next place. Throws when
+   * the batch is full ({@link ReadbackBatches.full}): flush it first.
+   */
   record(encoder: GPUCommandEncoder, src: GPUBuffer): void {
     if (this.#count >= this.#per) throw new Error("readback batch full: flush it first");
     encoder.copyBufferToBuffer(

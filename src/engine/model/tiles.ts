@@ -126,7 +126,7 @@ function spans(n: number, parts: number, stride: number): [number, number][] {
  * each channel plane) start on a vec4 and span whole vec4s but for the last
  * tile's, which end the plane.
  */
-export const ROW_ALIGN = 4;
+const ROW_ALIGN = 4;
 
 /**
  * The grid of `rows` × `cols` tiles over an h×w image for layers 0…`upto`.

@@ -364,8 +364,8 @@ export const GPU_TILES: TileTable = {
  * src/deno/driver.ts): {@link DEFAULT_TILES} with every workgroup at least one
  * vector, the 1×1 convolutions' and the Gram partial sums' 8 invocations
  * leaving half of each vector idle, and the Gram backward at 4×4 (half the
- * accumulators of 8×4; its launches 2.5–3.6% faster at 512×683 and even
- * with it at 192×256, bench/NOTES.md row 63).
+ * accumulators of 8×4; at 512×683 its launches about 3% faster, at 192×256
+ * even with it, bench/NOTES.md row 63).
  */
 export const WIDE_TILES: TileTable = {
   ...DEFAULT_TILES,
