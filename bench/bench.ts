@@ -229,6 +229,13 @@ function runBrowserPeer(
   return runPeer(new URL("../tools/web/", import.meta.url), "bench_browser.ts", [
     "--sizes",
     `${h}x${w}`,
+    // The same batches as stylize's own: BATCH iterations each, iters of them after warmup.
+    "--batch",
+    String(BATCH),
+    "--batches",
+    String(iters),
+    "--warmup",
+    String(warmup),
     ...weightsArgs(weights),
   ], "browser");
 }

@@ -18,7 +18,7 @@ import { DEFAULT_CONFIG } from "../src/engine/model/optimize.ts";
 import type { RgbImage } from "../src/engine/image/types.ts";
 import { sharedDir } from "./helpers.ts";
 import { TILES_FILE_VERSION } from "../src/deno/tiles_cache.ts";
-import { loopRate } from "../src/deno/run.ts";
+import { loopRate } from "../src/engine/model/optimize.ts";
 import { cpuDriver } from "../src/deno/driver.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");

@@ -5,11 +5,11 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { UserError } from "../engine/errors.ts";
+import { parseNumber, UserError } from "../engine/errors.ts";
 import { TAP_NAMES, type TapName } from "../engine/model/squeezenet.ts";
 import type { Pooling } from "../engine/ops/pool.ts";
 import { DEFAULT_CONFIG } from "../engine/model/optimize.ts";
-import { REFERENCE_PIXELS } from "../engine/model/schedule.ts";
+import { DEFAULT_MIN_SIZE, DEFAULT_SIZE, REFERENCE_PIXELS } from "../engine/model/schedule.ts";
 import { tuneTiles } from "../engine/model/tune.ts";
 import { formatForPath } from "./image/mod.ts";
 import { run, type RunOptions } from "./run.ts";
@@ -127,16 +127,7 @@ function pooling(v: string | undefined): Pooling {
 }
 
 function number(flag: string, v: string | undefined, opts: { int?: boolean; min?: number }) {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isFinite(n)) {
-    throw new UserError(`--${flag}: "${v}" is not a number`);
-  }
-  if (opts.int && !Number.isInteger(n)) throw new UserError(`--${flag}: "${v}" is not an integer`);
-  if (n < (opts.min ?? 0)) {
-    throw new UserError(`--${flag}: ${v} must be ${opts.min ? `at least ${opts.min}` : "≥ 0"}`);
-  }
-  return n;
+  return v === undefined ? undefined : parseNumber(`--${flag}`, v, opts);
 }
 
 function list(flag: string, v: string | undefined): string[] | undefined {
@@ -189,7 +180,8 @@ export function parseRun(args: string[]): RunOptions {
   if (pos.length < 2) {
     throw new UserError("need a CONTENT image and at least one STYLE image (see --help)");
   }
-  const size = number("size", v.size, { int: true, min: 16 }) ?? (example ? EXAMPLE.size : 512);
+  const size = number("size", v.size, { int: true, min: 16 }) ??
+    (example ? EXAMPLE.size : DEFAULT_SIZE);
   const iters = number("iters", v.iters, { int: true, min: 1 }) ??
     (example ? EXAMPLE.iters : DEFAULT_CONFIG.iters);
   const styleLayers = (list("style-layers", v["style-layers"]) ?? DEFAULT_CONFIG.styleLayers)
@@ -215,7 +207,11 @@ export function parseRun(args: string[]): RunOptions {
   formatForPath(output);
   const lr = number("lr", v.lr, {}) ?? DEFAULT_CONFIG.lr;
   const decayAt = number("lr-decay-at", v["lr-decay-at"], { int: true }) ?? Math.round(0.9 * iters);
-  const minSize = Math.min(size, number("min-size", v["min-size"], { int: true, min: 16 }) ?? 256);
+  const minSize = Math.min(
+    size,
+    number("min-size", v["min-size"], { int: true, min: 16 }) ??
+      DEFAULT_MIN_SIZE,
+  );
   const avgDecay = number("avg-decay", v["avg-decay"], {}) ?? 0;
   if (avgDecay >= 1) throw new UserError(`--avg-decay: ${avgDecay} must be in [0, 1)`);
   return {

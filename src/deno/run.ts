@@ -6,9 +6,10 @@
  */
 import { resolve } from "node:path";
 import { UserError } from "../engine/errors.ts";
+import { adapterLabel } from "../engine/gpu/device.ts";
 import { contactSheet, fromTensor, originalColors, resize } from "../engine/image/mod.ts";
 import type { RgbImage } from "../engine/image/types.ts";
-import type { IterationRecord, StyleConfig } from "../engine/model/optimize.ts";
+import { type IterationRecord, loopRate, type StyleConfig } from "../engine/model/optimize.ts";
 import {
   checkSchedule,
   type Scale,
@@ -81,23 +82,6 @@ export function withSuffix(path: string, suffix: string): string {
   const dot = path.lastIndexOf(".");
   const slash = path.lastIndexOf("/");
   return dot > slash ? `${path.slice(0, dot)}${suffix}${path.slice(dot)}` : `${path}${suffix}`;
-}
-
-/**
- * The rate and ETA of a loop at `done` of `total` iterations, `ms` after it
- * started, the first iteration having ended at `firstMs`: from the
- * iterations after the first (which also compiles the kernels), so neither
- * counts the compilation; null until there is one.
- */
-export function loopRate(
-  done: number,
-  total: number,
-  ms: number,
-  firstMs: number,
-): { rate: number; eta: number } | null {
-  if (done < 2 || !(ms > firstMs)) return null;
-  const rate = (done - 1) / ((ms - firstMs) / 1000);
-  return { rate, eta: (total - done) / rate };
 }
 
 /** "scale 2/3, 362×272: " before a multi-scale run's lines; nothing with one scale. */
@@ -262,7 +246,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
         tiles.push(plan.tiles);
         const split = plan.tiles > 1 ? ` in ${plan.tiles} tiles` : "";
         const head = s.index === 0
-          ? `adapter: ${engine.gpu.adapterName}${engine.gpu.isFallback ? " (software)" : ""}` +
+          ? `adapter: ${adapterLabel(engine.gpu)}` +
             (engine.pooling === "avg" ? ", average pooling" : "") +
             (engine.tilesSource === "default" ? "" : `; tuned tiles from ${engine.tilesSource}`) +
             "\n"

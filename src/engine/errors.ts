@@ -10,3 +10,24 @@ export class UserError extends Error {
     this.name = "UserError";
   }
 }
+
+/**
+ * A number a user typed (a CLI flag's value, a page field), checked the same
+ * way everywhere: finite, an integer with `int`, at least `min` (default 0).
+ * @param label what the value is, as the user knows it ("--iters", "Iterations")
+ * @throws {UserError} "label: … is not a number" and the like
+ */
+export function parseNumber(
+  label: string,
+  v: string,
+  opts: { int?: boolean; min?: number } = {},
+): number {
+  const n = Number(v);
+  if (v.trim() === "" || !Number.isFinite(n)) {
+    throw new UserError(`${label}: "${v}" is not a number`);
+  }
+  if (opts.int && !Number.isInteger(n)) throw new UserError(`${label}: "${v}" is not an integer`);
+  const min = opts.min ?? 0;
+  if (n < min) throw new UserError(`${label}: ${v} must be ${min ? `at least ${min}` : "≥ 0"}`);
+  return n;
+}

@@ -5,7 +5,7 @@
 import type { RgbImage } from "../engine/image/types.ts";
 
 /** The image as canvas pixels (RGBA, opaque). */
-export function imageData(img: RgbImage): ImageData {
+function imageData(img: RgbImage): ImageData {
   const n = img.width * img.height;
   const rgba = new Uint8ClampedArray(n * 4);
   for (let i = 0; i < n; i++) {

@@ -7,10 +7,7 @@
  */
 import { UserError } from "../engine/errors.ts";
 import { rgbaToRgbOnWhite } from "../engine/image/alpha.ts";
-import type { RgbImage } from "../engine/image/types.ts";
-
-/** Refuse images with more pixels than this (the CLI's limit). */
-export const MAX_PIXELS = 100_000_000;
+import { DEFAULT_MAX_PIXELS, type RgbImage } from "../engine/image/types.ts";
 
 /** The file's bitmap, or a one-line {@link UserError} naming it. */
 async function bitmap(file: Blob, name: string): Promise<ImageBitmap> {
@@ -51,9 +48,9 @@ export async function decodeImageFile(
   const bmp = await bitmap(file, name);
   try {
     const { width, height } = bmp;
-    if (width * height > MAX_PIXELS) {
+    if (width * height > DEFAULT_MAX_PIXELS) {
       throw new UserError(
-        `${name}: image is ${width}x${height}, more than the limit of ${MAX_PIXELS} pixels`,
+        `${name}: image is ${width}x${height}, more than the limit of ${DEFAULT_MAX_PIXELS} pixels`,
       );
     }
     return {

@@ -4,12 +4,12 @@
  * (./weights.ts).
  * @module
  */
-import { acquireGpu, type Gpu } from "../engine/gpu/device.ts";
+import { acquireGpu } from "../engine/gpu/device.ts";
 import { Engine } from "../engine/model/stylizer.ts";
 import { loadPageWeights } from "./weights.ts";
 
 /** What a missing `navigator.gpu` or adapter tells the visitor. */
-export const NO_WEBGPU_HINT = "WebGPU is not available here: no GPU adapter in this browser. " +
+const NO_WEBGPU_HINT = "WebGPU is not available here: no GPU adapter in this browser. " +
   "Use a browser with WebGPU on (Chrome or Edge 113+, Safari 26+, Firefox 141+ on Windows), " +
   "over https or from localhost";
 
@@ -18,15 +18,7 @@ export const NO_WEBGPU_HINT = "WebGPU is not available here: no GPU adapter in t
  * a GPU has, and a browser's GPU process gives a page far less than the
  * machine holds; 2 GiB is a 2048×1536 output (1.6 GiB measured) and a little.
  */
-export const PAGE_MEMORY = 2 * 2 ** 30;
-
-/** The adapter as one line: its description, else vendor and architecture. */
-export function adapterLabel(gpu: Gpu): string {
-  const [vendor, architecture, device, description] = gpu.adapterKey.split("|");
-  const name = description ||
-    [vendor, architecture, device].filter((s) => s).join(" ");
-  return (name || "unknown adapter") + (gpu.isFallback ? " (software)" : "");
-}
+const PAGE_MEMORY = 2 * 2 ** 30;
 
 /**
  * Acquires the GPU and loads the weights (in parallel) and builds the engine.

@@ -6,11 +6,12 @@
  */
 import { UserError } from "../engine/errors.ts";
 import type { RgbImage } from "../engine/image/types.ts";
-import type { IterationRecord } from "../engine/model/optimize.ts";
+import { type IterationRecord, loopRate } from "../engine/model/optimize.ts";
 import type { Engine } from "../engine/model/stylizer.ts";
 import { drawImage, pngBlob } from "./canvas.ts";
 import { decodeImageFile } from "./decode.ts";
-import { adapterLabel, createPageEngine } from "./engine.ts";
+import { adapterLabel } from "../engine/gpu/device.ts";
+import { createPageEngine } from "./engine.ts";
 import { drawPlot } from "./plot.ts";
 import { runInPage } from "./run.ts";
 import { DEFAULT_FORM, parseSettings, type SettingsForm } from "./settings.ts";
@@ -98,8 +99,8 @@ async function chosenImages(): Promise<
 /** Iterations per second after the first iteration (which compiles the kernels). */
 function rateText(records: IterationRecord[]): string {
   const first = records[0], last = records.at(-1);
-  if (!first || !last || last.i < 1 || !(last.ms > first.ms)) return "";
-  return `${(last.i / ((last.ms - first.ms) / 1000)).toFixed(2)} it/s`;
+  const speed = first && last ? loopRate(last.i + 1, last.i + 1, last.ms, first.ms) : null;
+  return speed ? `${speed.rate.toFixed(2)} it/s` : "";
 }
 
 /** Progress of a running run: status, rate and a plot redrawn once per frame. */

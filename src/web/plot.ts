@@ -6,7 +6,7 @@
 import type { IterationRecord } from "../engine/model/optimize.ts";
 
 /** The plotted terms with their colours. */
-export const SERIES = [
+const SERIES = [
   { key: "content", label: "content", color: "#1f77b4" },
   { key: "style", label: "style", color: "#d62728" },
   { key: "tv", label: "TV", color: "#2ca02c" },
@@ -15,7 +15,7 @@ export const SERIES = [
 const PAD = { left: 52, right: 10, top: 22, bottom: 22 };
 
 /** log10 range of the positive values of `records`' terms, widened when flat. */
-export function logRange(records: IterationRecord[]): [number, number] {
+function logRange(records: IterationRecord[]): [number, number] {
   let lo = Infinity, hi = -Infinity;
   for (const r of records) {
     for (const { key } of SERIES) {

@@ -7,13 +7,16 @@
  */
 import { fromTensor, resize } from "../engine/image/mod.ts";
 import type { RgbImage } from "../engine/image/types.ts";
-import type { IterationRecord } from "../engine/model/optimize.ts";
+import { type IterationRecord, READ_BATCH } from "../engine/model/optimize.ts";
 import { checkSchedule, type ScheduleOptions, stylize } from "../engine/model/schedule.ts";
 import type { Engine } from "../engine/model/stylizer.ts";
 import type { RunSettings } from "./settings.ts";
 
-/** Iterations between two previews. */
-export const PREVIEW_EVERY = 5;
+/**
+ * Iterations between two previews: a whole batch of loss read-backs, so a
+ * preview (which waits for the GPU's queue) drains nothing the batch did not.
+ */
+const PREVIEW_EVERY = READ_BATCH;
 
 /** What {@link runInPage} reports while it runs. */
 export interface RunCallbacks {
@@ -35,8 +38,6 @@ export interface RunResult {
   steps: number;
   /** Iterations asked for over all scales. */
   total: number;
-  /** One record per iteration, numbered across the scales. */
-  records: IterationRecord[];
 }
 
 /** The schedule of a page run. */
@@ -70,7 +71,6 @@ export async function runInPage(
   const last = scales.at(-1)!;
   const total = scales.reduce((a, s) => a + s.iters, 0);
   callbacks.onStart?.(resize(content, last.w, last.h), total);
-  const records: IterationRecord[] = [];
   // Records are numbered across the scales, their times too.
   let offset = 0;
   let msOffset = 0;
@@ -84,9 +84,7 @@ export async function runInPage(
     },
     onRecord: (r, s) => {
       scaleMs = r.ms;
-      const rec = { ...r, i: offset + r.i, ms: msOffset + r.ms };
-      records.push(rec);
-      callbacks.onRecord?.(rec, s);
+      callbacks.onRecord?.({ ...r, i: offset + r.i, ms: msOffset + r.ms }, s);
     },
     snapshotEvery: callbacks.onPreview ? PREVIEW_EVERY : undefined,
     onSnapshot: (_, steps, x) => callbacks.onPreview?.(steps, fromTensor(x)),
@@ -95,6 +93,5 @@ export async function runInPage(
     image: fromTensor(result.x),
     steps: result.scales.reduce((a, s) => a + s.steps, 0),
     total,
-    records,
   };
 }

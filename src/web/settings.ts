@@ -4,9 +4,9 @@
  * Pure: no DOM, so it is tested in Deno.
  * @module
  */
-import { UserError } from "../engine/errors.ts";
+import { parseNumber } from "../engine/errors.ts";
 import { DEFAULT_CONFIG, type StyleConfig } from "../engine/model/optimize.ts";
-import { REFERENCE_PIXELS } from "../engine/model/schedule.ts";
+import { DEFAULT_MIN_SIZE, DEFAULT_SIZE, REFERENCE_PIXELS } from "../engine/model/schedule.ts";
 
 /** What a run needs besides the images. */
 export interface RunSettings {
@@ -37,11 +37,11 @@ export interface SettingsForm {
 
 /** The defaults the form shows: the CLI's (`deno task stylize --help`). */
 export const DEFAULT_FORM: SettingsForm = {
-  size: "512",
+  size: String(DEFAULT_SIZE),
   styleSize: "",
   iters: String(DEFAULT_CONFIG.iters),
   strength: "1",
-  minSize: "256",
+  minSize: String(DEFAULT_MIN_SIZE),
   lr: String(DEFAULT_CONFIG.lr),
   contentWeight: String(DEFAULT_CONFIG.contentWeight),
   tvWeight: String(DEFAULT_CONFIG.tvWeight),
@@ -67,22 +67,7 @@ function field(
   key: keyof SettingsForm,
   opts: { int?: boolean; min?: number },
 ): number {
-  const v = form[key].trim() === "" ? DEFAULT_FORM[key] : form[key];
-  const n = Number(v);
-  const label = LABELS[key];
-  if (v.trim() === "" || !Number.isFinite(n)) {
-    throw new UserError(`${label}: "${v}" is not a number`);
-  }
-  if (opts.int && !Number.isInteger(n)) {
-    throw new UserError(`${label}: "${v}" is not an integer`);
-  }
-  const min = opts.min ?? 0;
-  if (n < min) {
-    throw new UserError(
-      `${label}: ${v} must be ${min ? `at least ${min}` : "≥ 0"}`,
-    );
-  }
-  return n;
+  return parseNumber(LABELS[key], form[key].trim() === "" ? DEFAULT_FORM[key] : form[key], opts);
 }
 
 /**

@@ -8,21 +8,14 @@
 /** The states of the page. */
 export type PageState = "idle" | "running" | "done" | "error";
 
-/** The CLI's flag names in engine messages, as the page's labels. */
-const FLAG_LABELS: [RegExp, string][] = [
-  [/use a smaller --size\b/g, "choose a smaller output size"],
-  [/--style-size\b/g, "the style size"],
-  [/--size\b/g, "the output size"],
-  [/--style-weights or --strength\b/g, "the style strength"],
-  [/--strength\b/g, "the style strength"],
-  [/--content-weight\b/g, "the content weight"],
-  [/--tv-weight\b/g, "the TV weight"],
-  [/--style-weights\b/g, "the style strength"],
-];
-
-/** A message of the engine with its CLI flag names replaced by the page's labels. */
+/**
+ * An engine message for the page: its CLI flags in parentheses (after the
+ * setting's name, "the TV weight (--tv-weight)") left out, and "use a smaller
+ * --size" in the page's words.
+ */
 export function pageMessage(message: string): string {
-  return FLAG_LABELS.reduce((m, [re, label]) => m.replace(re, label), message);
+  return message.replace(/ \((?:--[a-z-]+(?:, | or )?)+\)/g, "")
+    .replace(/use a smaller --size\b/g, "choose a smaller output size");
 }
 
 /** Sets the state and the text (and, when given, the last loss). */

@@ -15,10 +15,10 @@ import {
 } from "../engine/model/weights.ts";
 
 /** Cache Storage name of the page's weights. */
-export const WEIGHTS_CACHE = "stylize-weights-v1";
+const WEIGHTS_CACHE = "stylize-weights-v1";
 
 /** Where the page looks for the weights, in order: beside the page, then the pinned URL. */
-export function weightsSources(base: string): string[] {
+function weightsSources(base: string): string[] {
   return [new URL(WEIGHTS_FILE_NAME, base).href, WEIGHTS_URL];
 }
 

@@ -51,7 +51,7 @@ function flags(args: string[]) {
 }
 
 /** Runs the bench page in Chromium; returns its results. */
-export async function benchInBrowser(o: ReturnType<typeof flags>): Promise<BrowserBench[]> {
+async function benchInBrowser(o: ReturnType<typeof flags>): Promise<BrowserBench[]> {
   const weightsPath = await resolveWeights({ path: o.weights });
   const site = await startSite({
     weightsPath,

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 
 /** The page's source folder. */
-export const WEB_SRC: string = fromFileUrl(
+const WEB_SRC: string = fromFileUrl(
   new URL("../../src/web/", import.meta.url),
 );
 
@@ -19,7 +19,7 @@ export const DIST_WEB: string = fromFileUrl(
 );
 
 /** The files copied as they are. */
-export const STATIC_FILES = ["index.html", "style.css"];
+const STATIC_FILES = ["index.html", "style.css"];
 
 /** Options of {@link buildPage}. */
 export interface BuildOptions {

@@ -9,7 +9,7 @@ import { type BuildOptions, buildPage } from "./build.ts";
 import { pageHandler } from "./serve.ts";
 
 /** Flags that give headless Chromium a WebGPU adapter that runs compute shaders on the CPU. */
-export const CHROMIUM_FLAGS = [
+const CHROMIUM_FLAGS = [
   "--headless=new",
   "--enable-unsafe-webgpu",
   "--enable-features=Vulkan",
@@ -19,7 +19,7 @@ export const CHROMIUM_FLAGS = [
 ];
 
 /** The browser: `$CHROMIUM`, else Debian's /usr/bin/chromium. */
-export function chromiumPath(): string {
+function chromiumPath(): string {
   return Deno.env.get("CHROMIUM") || "/usr/bin/chromium";
 }
 
@@ -98,11 +98,10 @@ export interface Status {
   state: string;
   text: string;
   loss: number;
-  steps?: number;
 }
 
 /** Reads `#status`. */
-export function readStatus(page: Page): Promise<Status> {
+function readStatus(page: Page): Promise<Status> {
   return page.$eval("#status", (el) => ({
     state: (el as HTMLElement).dataset.state ?? "",
     text: el.textContent ?? "",

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { UserError } from "../../src/engine/errors.ts";
 import { parseRun } from "../../src/deno/cli.ts";
 import { DEFAULT_FORM, parseSettings } from "../../src/web/settings.ts";
+import { pageMessage } from "../../src/web/status.ts";
 
 Deno.test("settings: the page's defaults are the CLI's (size, iterations, weights, decay)", () => {
   const cli = parseRun(["content.png", "style.png"]);
@@ -72,4 +73,24 @@ Deno.test("settings: a bad value is a UserError naming the field", () => {
       (e) => e instanceof UserError && message.test(e.message),
     );
   }
+});
+
+Deno.test("status: the engine's messages lose their CLI flags in the page", () => {
+  assert.equal(
+    pageMessage(
+      "iteration 3: the gradient is not finite (beyond 32-bit floats); lower the loss " +
+        "weights (--content-weight, --style-weights or --strength, --tv-weight)",
+    ),
+    "iteration 3: the gradient is not finite (beyond 32-bit floats); lower the loss weights",
+  );
+  assert.equal(
+    pageMessage(
+      "iteration 3: the content loss is Infinity; lower the content weight (--content-weight)",
+    ),
+    "iteration 3: the content loss is Infinity; lower the content weight",
+  );
+  assert.equal(
+    pageMessage("a 9000×9000 image needs 3 GiB; use a smaller --size"),
+    "a 9000×9000 image needs 3 GiB; choose a smaller output size",
+  );
 });

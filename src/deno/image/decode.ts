@@ -6,11 +6,8 @@
 import { Image } from "imagescript";
 import { UserError } from "../../engine/errors.ts";
 import { jpegHasEnd, readHeader } from "./header.ts";
-import type { RgbImage } from "../../engine/image/types.ts";
+import { DEFAULT_MAX_PIXELS, type RgbImage } from "../../engine/image/types.ts";
 import { rgbaToRgbOnWhite } from "../../engine/image/alpha.ts";
-
-/** Default cap on decoded pixels (100 megapixels ≈ 400 MB of RGBA while decoding). */
-export const DEFAULT_MAX_PIXELS = 100_000_000;
 
 /** Options for {@link readImage} and {@link decodeImage}. */
 export interface DecodeOptions {

@@ -3,6 +3,6 @@
  * PNG/JPEG writing (ImageScript), on top of the engine's pixel helpers.
  * @module
  */
-export { decodeImage, type DecodeOptions, DEFAULT_MAX_PIXELS, readImage } from "./decode.ts";
+export { decodeImage, type DecodeOptions, readImage } from "./decode.ts";
 export { encodeImage, formatForPath, type OutputFormat, writeImage } from "./encode.ts";
 export { type HeaderInfo, type ImageFormat, readHeader, sniffFormat } from "./header.ts";

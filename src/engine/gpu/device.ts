@@ -99,7 +99,7 @@ async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
 /** The {@link Gpu} of an acquired device. */
 function describe(adapter: GPUAdapter, device: GPUDevice): Gpu {
   const info = adapter.info;
-  const adapterName = [info.description, info.vendor && `vendor ${info.vendor}`]
+  const adapterName = [info.description, info.vendor && `vendor ${info.vendor}`, info.architecture]
     .filter((s) => s).join(", ") || "unknown adapter";
   // A device destroyed on purpose (dispose) is not reported: that promise never settles.
   const lost = device.lost.then((i) =>
@@ -125,4 +125,9 @@ function describe(adapter: GPUAdapter, device: GPUDevice): Gpu {
     limits: device.limits,
     lost,
   };
+}
+
+/** The adapter as one line for people: its name, "(software)" after a CPU adapter's. */
+export function adapterLabel(gpu: Gpu): string {
+  return gpu.adapterName + (gpu.isFallback ? " (software)" : "");
 }

@@ -8,6 +8,12 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
+/**
+ * The most pixels an image file may decode to, the CLI's and the page's
+ * default (100 megapixels ≈ 400 MB of RGBA while decoding).
+ */
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
 /** A dense float32 tensor with its shape (NCHW for images). */
 export interface Tensor {
   /** Dimensions, outermost first, e.g. `[1, 3, H, W]`. */

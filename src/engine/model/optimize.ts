@@ -64,6 +64,23 @@ export interface IterationRecord {
   ms: number;
 }
 
+/**
+ * The rate and ETA of a loop at `done` of `total` iterations, `ms` after it
+ * started, the first iteration having ended at `firstMs`: from the
+ * iterations after the first (which also compiles the kernels), so neither
+ * counts the compilation; null until there is one.
+ */
+export function loopRate(
+  done: number,
+  total: number,
+  ms: number,
+  firstMs: number,
+): { rate: number; eta: number } | null {
+  if (done < 2 || !(ms > firstMs)) return null;
+  const rate = (done - 1) / ((ms - firstMs) / 1000);
+  return { rate, eta: (total - done) / rate };
+}
+
 /** Options of {@link optimize}. */
 export interface OptimizeOptions extends OptimizerOptions {
   /** Called with each read-back record (in order). */

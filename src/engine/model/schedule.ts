@@ -28,6 +28,12 @@ import type { Engine, Tensor } from "./stylizer.ts";
 /** The content and TV weights' reference size: reference.py's configuration, 192×256. */
 export const REFERENCE_PIXELS = 192 * 256;
 
+/** The output's longer side when none is given (the CLI's `--size`, the page's size). */
+export const DEFAULT_SIZE = 512;
+
+/** The first scale's longer side when none is given (at most the output's). */
+export const DEFAULT_MIN_SIZE = 256;
+
 /** One scale of a {@link ScheduleOptions schedule}. */
 export interface Scale {
   /** 0-based index, and how many scales there are. */
@@ -129,7 +135,7 @@ export function noiseImage(w: number, h: number, seed: number): RgbImage {
 
 /** The scales of a run (sizes, iterations, weights), before any is run. */
 export function planScales(o: ScheduleOptions): Scale[] {
-  const sizes = scaleSizes(o.minSize ?? Math.min(256, o.size), o.size);
+  const sizes = scaleSizes(o.minSize ?? Math.min(DEFAULT_MIN_SIZE, o.size), o.size);
   const styleSize = o.styleSize ?? o.size;
   const decayFraction = o.config.iters > 0 ? o.config.decayAt / o.config.iters : 0.9;
   const ref = o.referencePixels ?? REFERENCE_PIXELS;
