@@ -821,6 +821,22 @@ function freshEnv(extra: Record<string, string>): Record<string, string> {
   return { ...env, ...extra };
 }
 
+/**
+ * The module cache this test process runs from, as Deno chose it (DENO_DIR,
+ * else under XDG_CACHE_HOME, else under HOME): a child given a fresh HOME and
+ * XDG_CACHE_HOME finds its modules there instead of downloading them.
+ */
+async function denoDir(): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  assert.equal(out.code, 0, "deno info --json failed");
+  return JSON.parse(new TextDecoder().decode(out.stdout)).denoDir;
+}
+
 test("with --weights and empty caches, the first run prints nothing with --quiet and a later one starts from its shader cache", async (dir) => {
   // HOME and XDG_CACHE_HOME fresh: stylize's cache and Mesa's own (without
   // AVX-512 stylize leaves Mesa's cache where Mesa puts it) start empty; no
@@ -830,7 +846,7 @@ test("with --weights and empty caches, the first run prints nothing with --quiet
   const env = freshEnv({
     HOME: home,
     XDG_CACHE_HOME: join(home, ".cache"),
-    DENO_DIR: Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno"),
+    DENO_DIR: await denoDir(),
   });
   const args = [...INPUTS, "-o", "out.png", ...SMALL, "--iters", "2", "--quiet"];
   const run = () =>
