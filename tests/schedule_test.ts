@@ -118,8 +118,9 @@ Deno.test("upsample: the same size gives the image back; a larger one stays insi
   }
   // A smooth image (no overshoot past 0…255), against the same filter on
   // 8-bit pixels: its three roundings (the input, the horizontal pass, the
-  // result; the first two grown by the taps' |weights|, ≤ 1.19 per pass at
-  // 2×) stay within 0.5·1.19² + 0.5·1.19 + 0.5 < 1.8 levels.
+  // result; the first two grown by the taps' |weights|, 1.1875 per pass at
+  // 2×: 0.0703 + 0.8672 + 0.2266 + 0.0234) stay within
+  // 0.5·1.1875² + 0.5·1.1875 + 0.5 ≈ 1.799 < 1.8 levels.
   const smooth: Tensor = {
     shape: [1, 3, h, w],
     data: Float32Array.from({ length: 3 * h * w }, (_, k) => 60 * Math.sin(k * 0.37) + 10),

@@ -3,6 +3,7 @@ import { UserError } from "../../src/engine/errors.ts";
 import { parseRun } from "../../src/deno/cli.ts";
 import { DEFAULT_FORM, parseSettings } from "../../src/web/settings.ts";
 import { pageMessage } from "../../src/web/status.ts";
+import { nonFiniteReason } from "../../src/engine/model/optimize.ts";
 
 Deno.test("settings: the page's defaults are the CLI's (size, iterations, weights, decay)", () => {
   const cli = parseRun(["content.png", "style.png"]);
@@ -76,18 +77,22 @@ Deno.test("settings: a bad value is a UserError naming the field", () => {
 });
 
 Deno.test("status: the engine's messages lose their CLI flags in the page", () => {
+  // The engine's own messages: one term beyond 32-bit floats, then the gradient's flag.
+  const segments: [number, number][] = [[0, 1], [1, 1], [2, 1]];
+  const parts = new Float32Array([Infinity, 0, 0, 0]);
+  const content = nonFiniteReason(2, parts, segments, 3, ["fire2"])!;
+  assert.match(content, /\(--content-weight\)/);
   assert.equal(
-    pageMessage(
-      "iteration 3: the gradient is not finite (beyond 32-bit floats); lower the loss " +
-        "weights (--content-weight, --style-weights or --strength, --tv-weight)",
-    ),
-    "iteration 3: the gradient is not finite (beyond 32-bit floats); lower the loss weights",
+    pageMessage(content),
+    "iteration 3: the content loss is Infinity (beyond 32-bit floats); lower the content weight",
   );
+  parts[0] = 0;
+  new Uint32Array(parts.buffer)[3] = 1;
+  const gradient = nonFiniteReason(2, parts, segments, 3, ["fire2"])!;
+  assert.match(gradient, /--tv-weight\)$/);
   assert.equal(
-    pageMessage(
-      "iteration 3: the content loss is Infinity; lower the content weight (--content-weight)",
-    ),
-    "iteration 3: the content loss is Infinity; lower the content weight",
+    pageMessage(gradient),
+    "iteration 3: the gradient is not finite (beyond 32-bit floats); lower the loss weights",
   );
   assert.equal(
     pageMessage("a 9000×9000 image needs 3 GiB; use a smaller --size"),
