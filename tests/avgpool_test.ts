@@ -122,7 +122,7 @@ async function expectMatchesReference(x: Tensor, spec: LossSpec, what: string): 
   const want = ref.lossAndGrad(refAct(x), weights, {
     ...spec,
     contentTarget: spec.contentTarget.data,
-    styleTargets: spec.styleTargets.map((t) => t.data),
+    styleTargets: spec.styleTargets!.map((t) => t.data),
   }, "avg");
   for (const term of ["content", "style", "tv"] as const) {
     const e = relErr(got.terms[term], want.terms[term]);

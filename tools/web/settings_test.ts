@@ -4,6 +4,7 @@ import { parseRun } from "../../src/deno/cli.ts";
 import { DEFAULT_FORM, parseSettings } from "../../src/web/settings.ts";
 import { pageMessage } from "../../src/web/status.ts";
 import { nonFiniteReason } from "../../src/engine/model/optimize.ts";
+import type { Segment } from "../../src/engine/model/stylizer.ts";
 
 Deno.test("settings: the page's defaults are the CLI's (size, iterations, weights, decay)", () => {
   const cli = parseRun(["content.png", "style.png"]);
@@ -78,9 +79,13 @@ Deno.test("settings: a bad value is a UserError naming the field", () => {
 
 Deno.test("status: the engine's messages lose their CLI flags in the page", () => {
   // The engine's own messages: one term beyond 32-bit floats, then the gradient's flag.
-  const segments: [number, number][] = [[0, 1], [1, 1], [2, 1]];
+  const segments: Segment[] = [
+    { start: 0, count: 1, kind: "content", what: "the content loss" },
+    { start: 1, count: 1, kind: "style", what: "the style loss at fire2" },
+    { start: 2, count: 1, kind: "tv", what: "the total-variation loss" },
+  ];
   const parts = new Float32Array([Infinity, 0, 0, 0]);
-  const content = nonFiniteReason(2, parts, segments, 3, ["fire2"])!;
+  const content = nonFiniteReason(2, parts, segments, 3)!;
   assert.match(content, /\(--content-weight\)/);
   assert.equal(
     pageMessage(content),
@@ -88,7 +93,7 @@ Deno.test("status: the engine's messages lose their CLI flags in the page", () =
   );
   parts[0] = 0;
   new Uint32Array(parts.buffer)[3] = 1;
-  const gradient = nonFiniteReason(2, parts, segments, 3, ["fire2"])!;
+  const gradient = nonFiniteReason(2, parts, segments, 3)!;
   assert.match(gradient, /--tv-weight\)$/);
   assert.equal(
     pageMessage(gradient),

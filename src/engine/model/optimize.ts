@@ -12,7 +12,14 @@ import { MEAN_BGR } from "../image/tensor.ts";
 import { adamParams, adamStep } from "../ops/adam.ts";
 import { Scope } from "../ops/context.ts";
 import type { TapName } from "./squeezenet.ts";
-import { Engine, type LossPlan, type LossSpec, type Tensor } from "./stylizer.ts";
+import {
+  type Engine,
+  type LossPlan,
+  type LossSpec,
+  lossTerms,
+  type Segment,
+  type Tensor,
+} from "./stylizer.ts";
 import { type ImageBuffers, ImageReader, likeImage, writeImageBuffers } from "./image_buffers.ts";
 
 /** Hyper-parameters of a run. */
@@ -109,12 +116,20 @@ export interface OptimizeResult {
 function record(
   i: number,
   parts: Float32Array,
-  segments: [number, number][],
+  segments: readonly Segment[],
   t0: number,
 ): IterationRecord {
-  const { loss, terms } = Engine.terms(parts, segments);
+  const { loss, terms } = lossTerms(parts, segments);
   return { i, loss, ...terms, ms: performance.now() - t0 };
 }
+
+/** The weights to lower, by the kind of term that is not finite. */
+const LOWER: Record<Segment["kind"], string> = {
+  content: "the content weight (--content-weight)",
+  style: "the style weights (--style-weights or --strength)",
+  tv: "the TV weight (--tv-weight)",
+  temporal: "the temporal weight (--temporal-weight)",
+};
 
 /**
  * Why iteration `i`'s read-back loss partials (and the Adam step's
@@ -124,28 +139,15 @@ function record(
 export function nonFiniteReason(
   i: number,
   parts: Float32Array,
-  segments: [number, number][],
+  segments: readonly Segment[],
   flagIndex: number,
-  styleLayers: readonly string[],
 ): string | null {
   const at = `iteration ${i + 1}`;
-  const sums = segments.map(([start, count]) => {
+  for (const s of segments) {
     let sum = 0;
-    for (let k = start; k < start + count; k++) sum += parts[k];
-    return sum;
-  });
-  const named = [
-    { what: "the content loss", lower: "the content weight (--content-weight)" },
-    ...styleLayers.map((l) => ({
-      what: `the style loss at ${l}`,
-      lower: "the style weights (--style-weights or --strength)",
-    })),
-    { what: "the total-variation loss", lower: "the TV weight (--tv-weight)" },
-  ];
-  for (const [k, s] of sums.entries()) {
-    if (!Number.isFinite(s)) {
-      const n = named[k];
-      return `${at}: ${n.what} is ${s} (beyond 32-bit floats); lower ${n.lower}`;
+    for (let k = s.start; k < s.start + s.count; k++) sum += parts[k];
+    if (!Number.isFinite(sum)) {
+      return `${at}: ${s.what} is ${sum} (beyond 32-bit floats); lower ${LOWER[s.kind]}`;
     }
   }
   if (new Uint32Array(parts.buffer, parts.byteOffset, parts.length)[flagIndex] !== 0) {
@@ -395,7 +397,7 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
     const parts = await reads.take();
     for (const [k, i] of batches.shift()!.entries()) {
       const p = new Float32Array(parts[k]);
-      const bad = nonFiniteReason(i, p, plan.segments, plan.flagIndex, cfg.styleLayers);
+      const bad = nonFiniteReason(i, p, plan.segments, plan.flagIndex);
       if (bad) throw new UserError(bad);
       const r = record(i, p, plan.segments, t0);
       records.push(r);

@@ -362,25 +362,21 @@ export interface BackwardLosses {
    */
   inject(layer: number, grad: GPUBuffer, relu: View | null, fresh: boolean): Promise<boolean>;
   /**
-   * Asked when a 1×1 convolution writes `layer`'s gradient last: the content
-   * term to fuse into that write (which then also applies the layer's ReLU
-   * backward), or null. A term given here is left out of {@link inject}.
+   * Asked when a 1×1 convolution writes `layer`'s gradient last: a loss
+   * term's gradient to fuse into that write (which then also applies the
+   * layer's ReLU backward) — a content term, or a Gram backward dG·F summed
+   * in — or null. A term given here is left out of {@link inject}.
    */
-  fuseContent?(layer: number): ContentTerm | null;
-  /**
-   * Asked (after {@link fuseContent} declined) when a 1×1 convolution writes
-   * `layer`'s gradient last: records a style term's Gram and returns its
-   * backward dG·F to sum into that write (which then also applies the
-   * layer's ReLU backward), or null. A term given here is left out of
-   * {@link inject}.
-   */
-  fuseStyle?(layer: number): Promise<FusedStyle | null>;
+  fusePointwise?(layer: number): Promise<PointwiseFusion | null>;
   /**
    * Asked when the first layer's strided convolution writes the image's
    * gradient: the total-variation term to fuse into that write, or null.
    */
-  fuseTv?(): TvTerm | null;
+  fuseImage?(): TvTerm | null;
 }
+
+/** A loss term's gradient fused into the 1×1 launch writing a layer's gradient. */
+export type PointwiseFusion = { content: ContentTerm } | { style: FusedStyle };
 
 /** A Gram backward dF += dG·F fused into another 1×1 launch (see {@link BackwardLosses}). */
 export interface FusedStyle {
@@ -473,7 +469,7 @@ export async function recordBackward(
         packed: net.get(l.name).packed!,
         dx,
         // Writing the image's gradient: the TV term may go into this write.
-        tv: (i === 0 ? losses.fuseTv?.() : null) ?? undefined,
+        tv: (i === 0 ? losses.fuseImage?.() : null) ?? undefined,
         dyTex: tex ?? undefined,
       });
     } else if (l.kind === "pool") {
@@ -506,8 +502,9 @@ export async function recordBackward(
       // term, fused into this write), the input layer's ReLU backward is
       // fused into this write.
       const conv = i > 0 && SQUEEZENET[i - 1].kind !== "pool";
-      const content = conv ? losses.fuseContent?.(i - 1) ?? null : null;
-      const style = conv && !content ? await losses.fuseStyle?.(i - 1) ?? null : null;
+      const fusion = conv ? await losses.fusePointwise?.(i - 1) ?? null : null;
+      const content = fusion && "content" in fusion ? fusion.content : null;
+      const style = fusion && "style" in fusion ? fusion.style : null;
       const below = conv && (content !== null || style !== null || !losses.hasLoss(i - 1));
       await conv2d(ctx, scope, prog, {
         label: `${l.name}.squeeze1x1.back${style ? "+gram.back" : ""}`,

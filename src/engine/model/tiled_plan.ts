@@ -1,49 +1,34 @@
 /**
- * The programs of an image split into tiles (src/engine/model/tiles.ts), for
- * images whose activations do not fit the buffer limit whole: the loss and
- * its gradient, the Gram matrices of a style image, and features. Each tile
- * is cropped out of the image-sized buffers, its network recorded with
- * transient activations (the memory plan gives every tile the same memory),
- * and its owned part of each loss layer cropped into a compact tensor on
- * which the kernels of the whole-image path run unchanged: the Gram partial
- * sums (summed per tile, then over the tiles by the reduce), the content
- * term, and their backward, added back into the layer's gradient. Two passes:
- * the tiles' forwards for the Gram matrices, then each tile's forward again
- * and its backward, whose image gradient is added into the image's.
+ * The tiles of an image split by src/engine/model/tiles.ts, for images whose
+ * activations do not fit the buffer limit whole: each tile cropped out of the
+ * image-sized buffers and its network recorded with transient activations
+ * (the memory plan gives every tile the same memory), its owned part of a
+ * layer read in place (row tiles) or cropped into a compact tensor, on which
+ * the kernels of the whole-image path run unchanged; and the programs built
+ * from them that have no loss: a style image's Gram matrices (each tile's
+ * partial sums collapsed, then reduced over the tiles) and features. The loss
+ * plan over tiles is src/engine/loss/plan.ts.
  * @module
  */
 import type { Program } from "../gpu/scheduler.ts";
-import { crop, cropBackward, type Planes } from "../ops/crop.ts";
+import type { OwnedF } from "../loss/term.ts";
+import { crop, type Planes } from "../ops/crop.ts";
 import {
-  type FeatureTexture,
   featureTextureShape,
   type OpContext,
   planeStride,
   type Scope,
-  type View,
   view,
 } from "../ops/context.ts";
-import {
-  GRAM_LOSS_PARTS,
-  gramBackward,
-  gramCollapse,
-  type GramGeometry,
-  gramGeometry,
-  gramPartials,
-  gramReduce,
-} from "../ops/gram.ts";
-import { contentLoss, LOSS_PARTS, tvLoss } from "../ops/loss.ts";
+import { gramCollapse, type GramGeometry, gramGeometry, gramPartials } from "../ops/gram.ts";
 import type { Pooling } from "../ops/pool.ts";
-import { addTileToImage, cropImage, type ImageBuffers } from "./image_buffers.ts";
+import { cropImage, type ImageBuffers } from "./image_buffers.ts";
 import {
   type Forward,
   layerDims,
   type NetWeights,
-  recordBackward,
   recordForward,
   SQUEEZENET,
-  tapLayerIndex,
-  type TapName,
 } from "./squeezenet.ts";
 import { layerStride, type Rect, rectSize, type Tile, type TileGrid } from "./tiles.ts";
 
@@ -105,7 +90,7 @@ export function globalRect(tile: Tile, i: number): Rect {
 }
 
 /** A layer output of a recorded forward, as crop.wgsl's planes. */
-function outputPlanes(fwd: Forward, i: number): Planes {
+export function outputPlanes(fwd: Forward, i: number): Planes {
   const o = fwd.outputs[i];
   return { buffer: o.buffer, offset: 0, plane: o.plane, width: o.dims.w };
 }
@@ -132,25 +117,13 @@ async function cropOwned(
 }
 
 /**
- * A tile's owned part of layer `i` as the loss kernels read it: in place
- * for row tiles (whole rows: from an offset, each plane's `npix` pixels,
- * planes the layer's stride apart, fetched from the layer's texture copy
- * when it has one), else cropped into a compact tensor.
+ * The part of layer `i` a tile owns, as the loss kernels read it: in place
+ * for row tiles and whole images (whole rows: from an offset, each plane's
+ * `npix` pixels, planes the layer's stride apart, fetched from the layer's
+ * texture copy when it has one), else cropped into a compact tensor
+ * (appended to the program).
  */
-interface OwnedF {
-  c: number;
-  rows: number;
-  cols: number;
-  npix: number;
-  /** F's owned part: offset and plane stride. */
-  f: View;
-  tex?: FeatureTexture;
-  /** Whether `f` is the layer's output itself (row tiles) or a compact copy. */
-  inPlace: boolean;
-}
-
-/** The owned part of layer `i` of a tile ({@link OwnedF}); appends its crop when not in place. */
-async function ownedF(
+export async function ownedF(
   t: TiledContext,
   grid: TileGrid,
   fwd: Forward,
@@ -171,14 +144,17 @@ async function ownedF(
       f: view(out.buffer, rect.y0 * out.dims.w, out.plane),
       tex: fwd.textures[i] ?? undefined,
       inPlace: true,
+      label,
+      // A whole image computes whole planes; a row tile its owned rows.
+      extent: grid.tiles.length > 1 ? Math.ceil(npix / 4) * 4 : undefined,
     };
   }
   const { buffer, part } = await cropOwned(t, fwd, tile, i, label);
-  return { c: part.c, rows, cols, npix, f: view(buffer, 0, part.plane), inPlace: false };
+  return { c: part.c, rows, cols, npix, f: view(buffer, 0, part.plane), inPlace: false, label };
 }
 
 /** Appends the crop of a tile out of the image and its forward to layer `upto`. */
-async function tileForward(
+export async function tileForward(
   t: TiledContext,
   x: ImageBuffers,
   tile: Tile,
@@ -274,197 +250,6 @@ export async function recordTiledGrams(
     }
   }
   return grams;
-}
-
-/** The losses of a tiled loss plan, with their weights (the targets are written later). */
-export interface TiledLossSpec {
-  contentLayer: TapName;
-  contentWeight: number;
-  styleLayers: TapName[];
-  styleWeights: number[];
-  tvWeight: number;
-}
-
-/** What {@link recordTiledLoss} recorded and the buffers its targets go into. */
-export interface TiledLoss {
-  /** Loss partial sums: content (per tile), style (per layer), TV (per tile); then the flag. */
-  parts: GPUBuffer;
-  segments: [number, number][];
-  partsFloats: number;
-  flagIndex: number;
-  /** Per tile: its compact content target (null without a content term) and owned rectangle. */
-  contentTargets: ({ buffer: GPUBuffer; rect: Rect; c: number; plane: number } | null)[];
-  /** Per style layer: its target Gram [C][C]. */
-  styleTargets: GPUBuffer[];
-}
-
-/**
- * Appends the loss, its terms' partial sums and d loss / d x (written into
- * `grad`, cleared first) for image `x` split by `grid`.
- */
-export async function recordTiledLoss(
-  t: TiledContext,
-  grid: TileGrid,
-  x: ImageBuffers,
-  grad: ImageBuffers,
-  spec: TiledLossSpec,
-): Promise<TiledLoss> {
-  const { ctx, scope, prog } = t;
-  const n = grid.tiles.length;
-  const full = layerDims(grid.h, grid.w);
-  const cIdx = tapLayerIndex(spec.contentLayer);
-  const hasContent = spec.contentWeight > 0;
-  const styles = spec.styleLayers.map((l, k) => ({ k, layer: tapLayerIndex(l) }))
-    .filter(({ k }) => spec.styleWeights[k] > 0);
-  // Partial sums: content per tile, each style layer, TV per tile; then the flag.
-  const segments: [number, number][] = [];
-  let at = 0;
-  const seg = (count: number) => {
-    segments.push([at, count]);
-    at += count;
-    return at - count;
-  };
-  const contentAt = seg(hasContent ? LOSS_PARTS * n : 0);
-  const styleAt = spec.styleLayers.map((_, k) =>
-    seg(spec.styleWeights[k] > 0 ? GRAM_LOSS_PARTS : 0)
-  );
-  const tvAt = seg(spec.tvWeight > 0 ? LOSS_PARTS * n : 0);
-  const flagIndex = at;
-  const parts = scope.floats(at + 1, "loss.parts");
-  const styleTargets = spec.styleLayers.map((l) => {
-    const c = full[tapLayerIndex(l)].c;
-    return scope.floats(c * c, `${l}.gram.target`);
-  });
-  const contentTargets = grid.tiles.map((tile) => {
-    if (!hasContent || ownsNothing(tile, cIdx)) return null;
-    const part = owned(tile, cIdx, full[cIdx].c);
-    // Row tiles read F in place: P is laid out with the tile layer's planes.
-    const [th, tw] = rectSize(tile.input);
-    const d = layerDims(th, tw)[cIdx];
-    const plane = grid.cols === 1 ? planeStride(d.h, d.w) : part.plane;
-    return {
-      buffer: scope.floats(part.c * plane, `content.target.tile${tile.index}`),
-      rect: globalRect(tile, cIdx),
-      c: part.c,
-      plane,
-    };
-  });
-  for (const b of grad.bands) prog.clear(`grad.clear`, b.buffer);
-  // Pass A: the Grams over all the tiles, then their losses and dG.
-  const dgrams = new Map<number, GPUBuffer>();
-  if (styles.length > 0) {
-    const grams = await recordTiledGrams(t, grid, x, styles.map((s) => s.layer), "style");
-    for (const [j, { k }] of styles.entries()) {
-      const g = grams[j];
-      const dgram = scope.weights(g.c * g.c, `${spec.styleLayers[k]}.style.dgram`, true);
-      await gramReduce(ctx, scope, prog, {
-        label: `${spec.styleLayers[k]}.style.gram`,
-        c: g.c,
-        n: g.n,
-        geo: g.geo,
-        scratch: g.acc,
-        loss: {
-          target: styleTargets[k],
-          weight: spec.styleWeights[k],
-          dgram,
-          parts: view(parts, styleAt[k]),
-        },
-      });
-      dgrams.set(k, dgram);
-    }
-  }
-  // Pass B: each tile's forward again, its owned losses' gradients, its backward.
-  const upto = Math.max(
-    ...(hasContent ? [cIdx] : []),
-    ...styles.map((s) => s.layer),
-    0,
-  );
-  const textured = new Set(
-    grid.cols === 1 ? [...styles.map((s) => s.layer), ...(hasContent ? [cIdx] : [])] : [],
-  );
-  for (const tile of grid.tiles) {
-    const tl = `tile${tile.index}`;
-    const { input, fwd, h, w } = await tileForward(t, x, tile, upto, tl, textured);
-    const tileGrad = scope.temp(3 * h * w, `${tl}.grad`);
-    const target = contentTargets[tile.index];
-    await recordBackward(ctx, scope, prog, t.net, fwd, tileGrad, {
-      hasLoss: (i) => (hasContent && i === cIdx) || styles.some((s) => s.layer === i),
-      overwrites: () => false,
-      inject: async (i, layerGrad) => {
-        const here = styles.filter((s) => s.layer === i);
-        const content = hasContent && i === cIdx;
-        if ((!content && here.length === 0) || ownsNothing(tile, i)) return false;
-        const label = `${tl}.${SQUEEZENET[i].name}`;
-        const own = await ownedF(t, grid, fwd, tile, i, label);
-        const plane = own.f.plane!;
-        // In place, the owned rows' gradient is the layer gradient's slice
-        // (added into); else a compact one, added back after.
-        const dF = own.inPlace
-          ? view(layerGrad, own.f.offset, plane)
-          : view(scope.temp(own.c * plane, `${label}.owned.grad`), 0, plane);
-        for (const [j, s] of here.entries()) {
-          await gramBackward(ctx, scope, prog, {
-            label: `${label}.style.gram.back`,
-            c: own.c,
-            h: own.rows,
-            w: own.cols,
-            f: own.f,
-            dgram: dgrams.get(s.k)!,
-            grad: dF,
-            accumulate: own.inPlace || j > 0,
-            tex: own.tex,
-            extent: own.inPlace ? Math.ceil(own.npix / 4) * 4 : undefined,
-          });
-        }
-        if (content) {
-          if (here.length === 0 && !own.inPlace) {
-            prog.clear(`${label}.owned.grad.clear`, dF.buffer);
-          }
-          await contentLoss(ctx, scope, prog, {
-            label: `${label}.content`,
-            c: own.c,
-            h: own.rows,
-            w: own.cols,
-            f: own.f,
-            target: target!.buffer,
-            weight: spec.contentWeight,
-            grad: dF,
-            parts: view(parts, contentAt + LOSS_PARTS * tile.index),
-            // In place, F's last plane ends where its buffer does.
-            lastPlaneShort: own.f.offset,
-          });
-        }
-        if (!own.inPlace) {
-          await cropBackward(ctx, scope, prog, {
-            label: `${label}.owned.back`,
-            win: { c: own.c, rows: own.rows, cols: own.cols },
-            grad: { buffer: dF.buffer, offset: 0, plane, width: own.cols },
-            into: { ...outputPlanes(fwd, i), buffer: layerGrad },
-            y: tile.layers[i].y0,
-            x: tile.layers[i].x0,
-          });
-        }
-        return false;
-      },
-    });
-    if (spec.tvWeight > 0) {
-      const o = tile.owned;
-      const i0 = tile.input;
-      await tvLoss(ctx, scope, prog, {
-        label: `${tl}.tv`,
-        c: 3,
-        h,
-        w,
-        x: view(input),
-        grad: view(tileGrad),
-        rect: { y0: o.y0 - i0.y0, y1: o.y1 - i0.y0, x0: o.x0 - i0.x0, x1: o.x1 - i0.x0 },
-        weight: spec.tvWeight,
-        parts: view(parts, tvAt + LOSS_PARTS * tile.index),
-      });
-    }
-    await addTileToImage(ctx, scope, prog, `${tl}.grad.add`, tileGrad, tile.input, grad);
-  }
-  return { parts, segments, partsFloats: at + 1, flagIndex, contentTargets, styleTargets };
 }
 
 /**

@@ -82,6 +82,12 @@ export interface Conv2dOptions {
   /** Multiply the result by (maskOut > 0). */
   maskOut?: View;
   /**
+   * 1×1 only: multiply the result, before it is added into `out`, by
+   * per-pixel weights (pixel p of every plane by `scaleOut` at offset + p;
+   * an offset multiple of 4): the backward of a weighted Gram.
+   */
+  scaleOut?: View;
+  /**
    * A second input (same plane stride) whose 1×1 convolution by `weights`
    * [cin][cout] is summed in: for a 3×3 convolution (stride 1, padding 1,
    * input in `x`'s buffer) the input gradients of a fire module's two expand
@@ -194,6 +200,10 @@ export async function conv2d(
         `${o.label}: a fused content term needs maskOut (F) and out at offset 0`,
       );
     }
+    const sc = o.scaleOut;
+    if (sc && sc.offset % 4) {
+      throw new RangeError(`${o.label}: scaleOut's offset must be a multiple of 4`);
+    }
     if (o.extent !== undefined && (o.extent % 4 || o.extent > xPlane || o.extent <= 0)) {
       throw new RangeError(`${o.label}: extent ${o.extent} is not a multiple of 4 within a plane`);
     }
@@ -226,11 +236,12 @@ export async function conv2d(
         NC0: w0u?.length ?? 1,
         WU1: w1u ? 1 : 0,
         NC1: w1u?.length ?? 1,
+        SC: sc ? 1 : 0,
       },
       entry: "main",
       constants: { ...flags(o), CONTENT: c ? 1 : 0 },
     });
-    const words = new Uint32Array(16);
+    const words = new Uint32Array(20);
     words.set([s.cin, s.cout / 4, xPlane, xo, oo, mo, c?.npix ?? 0, c?.parts.offset ?? 0]);
     new Float32Array(words.buffer).set([c?.weight ?? 0], 8);
     words.set([
@@ -241,6 +252,7 @@ export async function conv2d(
       textureShift(tm),
       textureShift(c?.targetTex),
       o.extent ?? 0,
+      sc?.offset ?? 0,
     ], 9);
     const u = ctx.uniform(scope, words, `${o.label}.params`);
     const b = bindings(ctx, u, o);
@@ -266,7 +278,7 @@ export async function conv2d(
         c?.parts.buffer ?? ctx.sink,
         t1 ? null : p2?.x.buffer ?? null,
         w1u?.[0] ?? p2?.weights ?? null,
-        null,
+        sc?.buffer ?? null,
         t0?.view ?? null,
         t1?.view ?? null,
         tm?.view ?? null,

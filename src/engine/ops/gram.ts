@@ -90,6 +90,14 @@ export interface GramOptions {
   tex?: FeatureTexture;
   /** Scratch of at least `gramGeometry(ctx, c, npix, tex !== undefined).scratch` floats. */
   scratch: GPUBuffer;
+  /**
+   * Per-pixel weights w [P] (a View at an offset multiple of 4, read at
+   * `offset + p`): G = Σ_p w_p·F_p·F_pᵀ / N — with w = m²/Σm² and N = C, the
+   * guided Gram of spatial control (src/engine/loss/guided_style.ts).
+   */
+  weight?: View;
+  /** N, the divisor (default C·P). */
+  n?: number;
   /** Receives G [C][C]; may be left out with a loss (which needs only dG). */
   gram?: View;
   /** With a loss: target A, weight, dG buffer [C][C], and where the partial sums go. */
@@ -106,7 +114,15 @@ export interface GramLoss {
 
 /** The Params words of gram.wgsl. */
 function gramParams(
-  o: { c: number; npix: number; fOff: number; gOff: number; partOff: number; stride: number },
+  o: {
+    c: number;
+    npix: number;
+    fOff: number;
+    gOff: number;
+    partOff: number;
+    stride: number;
+    wOff?: number;
+  },
   geo: GramGeometry,
   texShift: number,
   n: number,
@@ -125,6 +141,7 @@ function gramParams(
     o.partOff,
     o.stride,
     texShift,
+    o.wOff ?? 0,
   ]);
   new Float32Array(buf).set([1 / n, weight, 4 * weight / n, 0], 12);
   return new Uint32Array(buf);
@@ -143,7 +160,7 @@ export async function gram(
   await gramReduce(ctx, scope, prog, {
     label: o.label,
     c: o.c,
-    n: o.c * o.npix,
+    n: o.n ?? o.c * o.npix,
     geo,
     scratch: o.scratch,
     gram: o.gram,
@@ -165,6 +182,8 @@ export async function gramPartials(
     npix: number;
     f: View;
     tex?: FeatureTexture;
+    /** Per-pixel weights (see {@link GramOptions.weight}). */
+    weight?: View;
     scratch: GPUBuffer;
     geo: GramGeometry;
   },
@@ -172,10 +191,14 @@ export async function gramPartials(
   const { geo } = o;
   const t = ctx.tiles.gram;
   const stride = o.f.plane ?? o.npix;
+  const w = o.weight;
+  if (w && w.offset % 4) {
+    throw new RangeError(`${o.label}: the weights' offset must be a multiple of 4`);
+  }
   const u = ctx.uniform(
     scope,
     gramParams(
-      { c: o.c, npix: o.npix, fOff: o.f.offset, gOff: 0, partOff: 0, stride },
+      { c: o.c, npix: o.npix, fOff: o.f.offset, gOff: 0, partOff: 0, stride, wOff: w?.offset },
       geo,
       textureShift(o.tex),
       o.c * o.npix,
@@ -202,14 +225,22 @@ export async function gramPartials(
       name: "gram.wgsl",
       source,
       // Each row's realignment is then a constant of the kernel.
-      template: { ...template, D, S: stride % 4, O: o.f.offset % 4, TEX: tex ? 1 : 0 },
+      template: {
+        ...template,
+        D,
+        S: stride % 4,
+        O: o.f.offset % 4,
+        TEX: tex ? 1 : 0,
+        W: w ? 1 : 0,
+      },
       entry: "partial",
     });
     const groups = Math.ceil(tiles * geo.nchunks / t.WG);
     const gx = Math.min(groups, ctx.device.limits.maxComputeWorkgroupsPerDimension);
     // With the texture, F's buffer is read only for an odd tail (binding 2).
     const bindings: Binding[] = [u, tex ? null : o.f.buffer, o.f.buffer, o.scratch];
-    if (tex) bindings.push(...Array(6).fill(null), tex.view);
+    if (tex || w) bindings.push(...Array(6).fill(null), tex?.view ?? null);
+    if (w) bindings.push(null, w.buffer, w.buffer);
     prog.dispatch(`${o.label}.partial${suffix}`, partial, bindings, [
       gx,
       Math.ceil(groups / gx),
@@ -232,7 +263,7 @@ export async function gramCollapse(
   const pipeline = await ctx.pipelines.get({
     name: "gram.wgsl",
     source,
-    template: { T: geo.T, WG: ctx.tiles.gram.WG, D: 0, S: 0, O: 0, TEX: 0 },
+    template: { T: geo.T, WG: ctx.tiles.gram.WG, D: 0, S: 0, O: 0, TEX: 0, W: 0 },
     entry: "collapse",
   });
   const chunkFloats = geo.ntiles * geo.T * geo.T;
@@ -296,7 +327,7 @@ export async function gramReduce(
   const reduce = await ctx.pipelines.get({
     name: "gram.wgsl",
     source,
-    template: { T: geo.T, WG: ctx.tiles.gram.WG, D: 0, S: 0, O: 0, TEX: 0 },
+    template: { T: geo.T, WG: ctx.tiles.gram.WG, D: 0, S: 0, O: 0, TEX: 0, W: 0 },
     entry: "reduce",
     constants: { LOSS: o.loss ? 1 : 0, WRITE_G: o.gram ? 1 : 0 },
   });
@@ -345,6 +376,11 @@ export async function gramBackward(
     grad: View;
     /** Multiply the accumulated gradient by (maskOut > 0): a fused ReLU backward. */
     maskOut?: View;
+    /**
+     * Per-pixel weights w (read at `offset + p`): dF += w ⊙ (dG·F), the
+     * backward of a Gram weighted by w ({@link GramOptions.weight}).
+     */
+    scale?: View;
     /** Add into `grad` (the default) or, false, overwrite it. */
     accumulate?: boolean;
     /**
@@ -365,6 +401,7 @@ export async function gramBackward(
     out: o.grad,
     accumulate: o.accumulate ?? true,
     maskOut: o.maskOut,
+    scaleOut: o.scale,
     use: "gram",
     xTex: o.tex,
     maskTex: o.maskOut?.buffer === o.f.buffer ? o.tex : undefined,

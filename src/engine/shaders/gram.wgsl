@@ -16,7 +16,10 @@
 // FeatureTexture of src/engine/ops/context.ts: vec4 t of the buffer is texel
 // (t mod 2^tex_shift, t >> tex_shift)), which lavapipe does far faster than
 // it loads storage (bench/NOTES.md, rows 49–50); the last 1–3 pixels of an
-// odd tail still come from the buffer. Runtime: chunk (a multiple of 4).
+// odd tail still come from the buffer. W: 1 weighs each pixel p by w[w_off + p]
+// (bindings 12, 13; w_off a multiple of 4): G = Σ_p w_p·F_p·F_pᵀ / N, the
+// guided Gram of spatial control (src/engine/loss/guided_style.ts).
+// Runtime: chunk (a multiple of 4).
 // shift4() comes from shift4.wgsl, workgroup_sum() from workgroup_sum.wgsl.
 
 override LOSS: bool = false;
@@ -24,7 +27,7 @@ override LOSS: bool = false;
 struct Params {
   c: u32, np: u32, chunk: u32, nb: u32,
   ntiles: u32, nchunks: u32, f_off: u32, g_off: u32,
-  part_off: u32, stride: u32, tex_shift: u32, _p1: u32,
+  part_off: u32, stride: u32, tex_shift: u32, w_off: u32,
   inv_n: f32, weight: f32, coef: f32, _p3: f32,
 }
 
@@ -39,6 +42,10 @@ var<private> pr: Params;
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;
 //#if TEX
 @group(0) @binding(10) var ftex: texture_2d<f32>;
+//#end
+//#if W
+@group(0) @binding(12) var<storage, read> wv: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read> ws: array<f32>;
 //#end
 
 @compute @workgroup_size(${WG})
@@ -109,6 +116,10 @@ fn partial(
 //#end
 //#end
 //#end
+//#if W
+  // The pixels' weights: vec4 q of the chunk is wv[wq0 + q].
+  let wq0 = (pr.w_off + p0) / 4u;
+//#end
   // A diagonal tile is symmetric: only u ≤ v is summed (and written twice).
 //#for u in 0..T
 //#for v in u*D..T
@@ -144,9 +155,21 @@ fn partial(
 //#end
 //#end
 //#end
+  // Rows i weighed (W), rows j as they are.
+//#if W
+    let wq = wv[wq0 + q];
+//#end
+//#for u in 0..T
+//#if W
+    let xi${u} = yi${u} * wq;
+//#end
+//#if 1 - W
+    let xi${u} = yi${u};
+//#end
+//#end
 //#for u in 0..T
 //#for v in u*D..T
-    a${u}_${v} = fma(yi${u}.w, yj${v}.w, fma(yi${u}.z, yj${v}.z, fma(yi${u}.y, yj${v}.y, fma(yi${u}.x, yj${v}.x, a${u}_${v}))));
+    a${u}_${v} = fma(xi${u}.w, yj${v}.w, fma(xi${u}.z, yj${v}.z, fma(xi${u}.y, yj${v}.y, fma(xi${u}.x, yj${v}.x, a${u}_${v}))));
 //#end
 //#end
   }
@@ -160,9 +183,15 @@ fn partial(
     let zj${u} = fs[ej${u} - p0 + q];
 //#end
 //#end
+//#if W
+    let zw = ws[pr.w_off + q];
+//#end
+//#if 1 - W
+    let zw = 1.0;
+//#end
 //#for u in 0..T
 //#for v in u*D..T
-    a${u}_${v} = fma(zi${u}, zj${v}, a${u}_${v});
+    a${u}_${v} = fma(zi${u} * zw, zj${v}, a${u}_${v});
 //#end
 //#end
   }

@@ -33,6 +33,7 @@ struct Params {
   out_off: u32, mask_out_off: u32, npix: u32, part_off: u32,
   cweight: f32, cin2: u32, x2_off: u32, tex_shift0: u32,
   tex_shift1: u32, tex_shiftm: u32, tex_shiftc: u32, extent: u32,
+  scale_off: u32, _s1: u32, _s2: u32, _s3: u32,
 }
 
 // The parameters sit at index 0, read at an index the driver cannot fold
@@ -130,6 +131,12 @@ fn pload(k: u32) -> vec4<f32> {
 //#end
 }
 @group(0) @binding(10) var<storage, read_write> parts: array<f32>;
+// SC: per-pixel weights (binding 13; pixel p of every plane at scale_off + p)
+// the result is multiplied by before it is added into out: the backward of a
+// weighted Gram, dF += w ⊙ (dG·F) (src/engine/shaders/gram.wgsl, W).
+//#if SC
+@group(0) @binding(13) var<storage, read> scaleq: array<vec4<f32>>;
+//#end
 
 // The invocation's sum of squared content differences (CONTENT).
 var<private> csum: f32;
@@ -138,6 +145,9 @@ var<private> csum: f32;
 // pixels 4q … 4q+3 of their plane.
 fn store4(o: u32, q: u32, v: vec4<f32>) {
   var r = v;
+//#if SC
+  r *= scaleq[pr.scale_off / 4u + q];
+//#end
   if (ACCUMULATE) {
     r += outq[pr.out_off / 4u + o];
   }

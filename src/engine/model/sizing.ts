@@ -1,0 +1,127 @@
+/**
+ * What an image size costs the engine and whether it can run: the layers a
+ * size has, the grid of tiles it is split into when its activations do not
+ * fit the buffer limit (src/engine/model/tiles.ts), the GPU memory a run is
+ * expected to take, and the checks that refuse a size with one line.
+ * @module
+ */
+import { UserError } from "../errors.ts";
+import type { OpContext } from "../ops/context.ts";
+import { layerDims, SQUEEZENET, TAP_NAMES, tapLayerIndex, type TapName } from "./squeezenet.ts";
+import { tileLargestBuffer } from "./tiled_plan.ts";
+import { chooseGrid, type TileGrid } from "./tiles.ts";
+
+/** What a size check needs to know of a run. */
+export interface SizeOptions {
+  /** The deepest layer index run (default fire5's). */
+  upto?: number;
+  /** The content layer (its target is held for the run; default fire2). */
+  contentLayer?: TapName;
+  /** Iterate averaging on (one more image-sized buffer). */
+  avg?: boolean;
+  /** Regions of spatial control (their weights are held for the run). */
+  regions?: number;
+}
+
+/** Checks that taps exist for an h×w image; returns the deepest layer index among them. */
+export function deepestLayer(h: number, w: number, taps: readonly TapName[]): number {
+  const dims = layerDims(h, w);
+  let upto = 0;
+  for (const t of taps) {
+    const i = tapLayerIndex(t);
+    if (i < 0) throw new UserError(`unknown layer "${t}"; layers: ${TAP_NAMES.join(", ")}`);
+    if (i >= dims.length) {
+      throw new UserError(
+        `layer ${t} does not exist for a ${h}×${w} image (too small; ` +
+          `${dims.length ? "deepest is " + SQUEEZENET[dims.length - 1].name : "no layer fits"})`,
+      );
+    }
+    upto = Math.max(upto, i);
+  }
+  return upto;
+}
+
+const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
+
+/** The engine's limits: the largest buffer, the most pixels a tile may have, the memory budget. */
+export class Sizing {
+  readonly #ctx: OpContext;
+  readonly #tilePixels: number;
+  /** The GPU memory (bytes) a run may plan on (Infinity: no limit). */
+  readonly memoryBudget: number;
+
+  /** @param o the op context (its pool's buffer limit), and the optional limits */
+  constructor(ctx: OpContext, o: { tilePixels?: number; memoryBudget?: number } = {}) {
+    this.#ctx = ctx;
+    this.#tilePixels = o.tilePixels ?? Infinity;
+    this.memoryBudget = o.memoryBudget ?? Infinity;
+  }
+
+  /**
+   * How an h×w image runs to layer `upto`: null when whole (every buffer of
+   * its plans within the limit), else the grid of tiles it is split into.
+   * Throws a {@link UserError} when not even tiles fit.
+   */
+  gridFor(h: number, w: number, upto: number): TileGrid | null {
+    const max = this.#ctx.pool.maxBufferBytes;
+    const fits = (th: number, tw: number) =>
+      th * tw <= this.#tilePixels && tileLargestBuffer(this.#ctx, th, tw, upto) <= max;
+    if (fits(h, w)) return null;
+    const grid = chooseGrid(h, w, upto, fits);
+    if (!grid) {
+      throw new UserError(
+        `image too large: no split of ${w}×${h} into tiles fits buffers of ` +
+          `${(max / 2 ** 20).toFixed(0)} MiB; use a smaller --size`,
+      );
+    }
+    return grid;
+  }
+
+  /**
+   * The GPU memory (bytes) a run on an h×w image is expected to take at its
+   * peak: the image-sized buffers (the image, its gradient and Adam's two
+   * moments, 12 bytes a pixel each, a fifth with iterate averaging), the
+   * content target (the content layer's output), the regions' weights (one
+   * float per position of each layer, at most a third of the image's
+   * positions), and the plans of the largest tile run whole (≈ 800 bytes
+   * per pixel of the tile's input, measured with the memory plan: 2048×1536
+   * in two row tiles peaked at 1.57 GiB).
+   */
+  estimateBytes(h: number, w: number, o: SizeOptions = {}): number {
+    const dims = layerDims(h, w);
+    const upto = Math.min(o.upto ?? tapLayerIndex("fire5"), dims.length - 1);
+    const content = dims[Math.min(tapLayerIndex(o.contentLayer ?? "fire2"), dims.length - 1)];
+    const grid = this.gridFor(h, w, upto);
+    const tile = grid
+      ? Math.max(...grid.tiles.map((t) => (t.input.y1 - t.input.y0) * (t.input.x1 - t.input.x0)))
+      : h * w;
+    const regions = 4 * (o.regions ?? 0) * Math.ceil(h * w / 3);
+    return 12 * h * w * (o.avg ? 5 : 4) + 4 * content.c * content.h * content.w + regions +
+      800 * tile;
+  }
+
+  /**
+   * Throws a {@link UserError} when an h×w image is too small for the network,
+   * cannot be run even in tiles (see {@link gridFor}), or is expected to take
+   * more GPU memory than the budget ({@link estimateBytes}).
+   */
+  checkImageSize(h: number, w: number, o: SizeOptions = {}): void {
+    const upto = o.upto ?? tapLayerIndex("fire5");
+    const dims = layerDims(h, w);
+    if (dims.length === 0) throw new UserError(`a ${h}×${w} image is too small (at least 3×3)`);
+    // Before the grid: the image-sized buffers alone say no to huge sizes at once.
+    if (24 * h * w > this.memoryBudget) {
+      throw new UserError(
+        `image too large for this GPU: ${w}×${h} needs over ${gib(24 * h * w)} of GPU memory, ` +
+          `over the ${gib(this.memoryBudget)} it may use; use a smaller --size`,
+      );
+    }
+    const need = this.estimateBytes(h, w, { ...o, upto });
+    if (need > this.memoryBudget) {
+      throw new UserError(
+        `image too large for this GPU: ${w}×${h} needs about ${gib(need)} of GPU memory, ` +
+          `over the ${gib(this.memoryBudget)} it may use; use a smaller --size`,
+      );
+    }
+  }
+}
