@@ -239,6 +239,61 @@ export function gram(f: Act): Float64Array {
   return g;
 }
 
+/**
+ * reference.py's `guide`: a mask (one channel, the image's size) carried to
+ * a tap — conv1's window as a 3×3 stride-2 mean (floor), each pooling as a
+ * ceil-mode 3×3 stride-2 mean over the window's in-bounds positions.
+ */
+export function guide(mask: Act, tap: TapName): Act {
+  const mean = (m: Act, ceil: boolean): Act => {
+    const oh = ceil ? poolOut(m.h) : Math.floor((m.h - 3) / 2) + 1;
+    const ow = ceil ? poolOut(m.w) : Math.floor((m.w - 3) / 2) + 1;
+    const out = act(1, oh, ow);
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        let s = 0;
+        let n = 0;
+        for (let y = 2 * oy; y < Math.min(2 * oy + 3, m.h); y++) {
+          for (let x = 2 * ox; x < Math.min(2 * ox + 3, m.w); x++, n++) s += m.data[y * m.w + x];
+        }
+        out.data[oy * ow + ox] = s / n;
+      }
+    }
+    return out;
+  };
+  let m = mean(mask, false);
+  for (const name of ["fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9"]) {
+    if (TAP_NAMES.indexOf(tap) < TAP_NAMES.indexOf(name as TapName)) break;
+    if (name === "fire2" || name === "fire4" || name === "fire6") m = mean(m, true);
+  }
+  return m;
+}
+
+/** reference.py's `gram_guided`: (F·m)(F·m)ᵀ / (C·Σm²); null where Σm² is 0. */
+export function gramGuided(f: Act, m: Act): Float64Array | null {
+  const n = f.h * f.w;
+  let s = 0;
+  for (const v of m.data) s += v * v;
+  if (s === 0) return null;
+  const g = new Float64Array(f.c * f.c);
+  for (let i = 0; i < f.c; i++) {
+    for (let j = i; j < f.c; j++) {
+      let sum = 0;
+      for (let p = 0; p < n; p++) {
+        sum += f.data[i * n + p] * m.data[p] * f.data[j * n + p] * m.data[p];
+      }
+      g[i * f.c + j] = g[j * f.c + i] = sum / (f.c * s);
+    }
+  }
+  return g;
+}
+
+/** A region of spatial control: a mask (one channel, the image's size) and a Gram target per style layer. */
+export interface RefRegion {
+  mask: Act;
+  targets: ArrayLike<number>[];
+}
+
 /** What {@link lossAndGrad} minimises (the fields of the library's LossSpec, targets as arrays). */
 export interface RefSpec {
   contentLayer: TapName;
@@ -246,7 +301,10 @@ export interface RefSpec {
   contentTarget: ArrayLike<number>;
   styleLayers: TapName[];
   styleWeights: number[];
-  styleTargets: ArrayLike<number>[];
+  /** The plain style term's targets (none with `regions`). */
+  styleTargets?: ArrayLike<number>[];
+  /** reference.py's `style_loss_masked` instead of `style_loss`. */
+  regions?: RefRegion[];
   tvWeight: number;
 }
 
@@ -278,22 +336,33 @@ export function lossAndGrad(
     }
   }
   let style = 0;
-  spec.styleLayers.forEach((l, k) => {
+  // One Gram matched to target `a`: G = Σ_p w_p·F_p·F_pᵀ / (C·s), w_p = 1 and
+  // s = N for the plain Gram, w_p = m_p² and s = Σm² for a guided one.
+  const matchGram = (l: TapName, wl: number, a: ArrayLike<number>, m: Act | null) => {
     const f = taps.get(l)!;
     const n = f.h * f.w;
-    const g = gram(f);
-    const wl = spec.styleWeights[k];
-    // dL/dG = 2w(G − A); G symmetric, so dL/dF = 2·dL/dG·F / (C·N).
-    const dg = g.map((v, i) => 2 * wl * (v - spec.styleTargets[k][i]));
-    for (let i = 0; i < g.length; i++) style += wl * (g[i] - spec.styleTargets[k][i]) ** 2;
+    const g = m ? gramGuided(f, m) : gram(f);
+    if (!g) return;
+    const pw = m ? m.data.map((v) => v * v) : null;
+    const s = pw ? pw.reduce((x, y) => x + y, 0) : n;
+    // dL/dG = 2w(G − A); G symmetric, so dL/dF = 2·w_p·dL/dG·F / (C·s).
+    const dg = g.map((v, i) => 2 * wl * (v - a[i]));
+    for (let i = 0; i < g.length; i++) style += wl * (g[i] - a[i]) ** 2;
     const d = addTo(l);
     for (let i = 0; i < f.c; i++) {
       for (let j = 0; j < f.c; j++) {
-        const a = 2 * dg[i * f.c + j] / (f.c * n);
-        if (a === 0) continue;
-        for (let p = 0; p < n; p++) d[i * n + p] += a * f.data[j * n + p];
+        const c = 2 * dg[i * f.c + j] / (f.c * s);
+        if (c === 0) continue;
+        for (let p = 0; p < n; p++) d[i * n + p] += c * (pw ? pw[p] : 1) * f.data[j * n + p];
       }
     }
+  };
+  spec.styleLayers.forEach((l, k) => {
+    if (spec.regions) {
+      for (const r of spec.regions) {
+        matchGram(l, spec.styleWeights[k], r.targets[k], guide(r.mask, l));
+      }
+    } else matchGram(l, spec.styleWeights[k], spec.styleTargets![k], null);
   });
   // TV: wt·(Σ(x[h+1]−x[h])² + Σ(x[w+1]−x[w])²).
   let tv = 0;
