@@ -61,6 +61,10 @@ Options:
       --pooling max|avg     pooling layers: each window's maximum (SqueezeNet's)
                             or its mean (default max)
       --style-blend a,b     weights of several style images (default equal)
+      --style-masks A,B     spatial control: one mask image per style image, in
+                            order; each style goes where its mask is light (its
+                            luminance, 0..1, soft edges allowed); pixels no mask
+                            covers get content and TV only
       --init content|random|PATH
                             starting image (default content)
       --seed N              seed of --init random (default 0)
@@ -95,6 +99,7 @@ const OPTIONS = {
   "content-layer": { type: "string" },
   "style-layers": { type: "string" },
   "style-blend": { type: "string" },
+  "style-masks": { type: "string" },
   init: { type: "string" },
   seed: { type: "string" },
   "save-every": { type: "string" },
@@ -203,6 +208,18 @@ export function parseRun(args: string[]): RunOptions {
       `--style-blend: ${pos.length - 1} style images need ${pos.length - 1} weights`,
     );
   }
+  const masks = list("style-masks", v["style-masks"]);
+  if (masks && masks.length !== pos.length - 1) {
+    throw new UserError(
+      `--style-masks: ${pos.length - 1} style image${pos.length > 2 ? "s need" : " needs"} ` +
+        `${pos.length - 1} mask${pos.length > 2 ? "s" : ""}, one each; got ${masks.length}`,
+    );
+  }
+  if (masks && blend) {
+    throw new UserError(
+      "--style-blend and --style-masks: a masked style has its own region, no blend",
+    );
+  }
   const output = v.output ?? "stylized.png";
   formatForPath(output);
   const lr = number("lr", v.lr, {}) ?? DEFAULT_CONFIG.lr;
@@ -241,6 +258,7 @@ export function parseRun(args: string[]): RunOptions {
     originalColors: v["original-colors"] ?? false,
     pooling: pooling(v.pooling),
     blend,
+    masks,
     init: v.init ?? "content",
     seed: number("seed", v.seed, { int: true }) ?? 0,
     saveEvery: number("save-every", v["save-every"], { int: true, min: 1 }) ?? 0,

@@ -7,7 +7,14 @@
 import { resolve } from "node:path";
 import { UserError } from "../engine/errors.ts";
 import { adapterLabel } from "../engine/gpu/device.ts";
-import { contactSheet, fromTensor, originalColors, resize } from "../engine/image/mod.ts";
+import {
+  contactSheet,
+  fromTensor,
+  maskTensor,
+  MEAN_BGR,
+  originalColors,
+  resize,
+} from "../engine/image/mod.ts";
 import type { RgbImage } from "../engine/image/types.ts";
 import { type IterationRecord, loopRate, type StyleConfig } from "../engine/model/optimize.ts";
 import {
@@ -43,6 +50,8 @@ export interface RunOptions {
   /** How the network's pooling layers pool. */
   pooling: Pooling;
   blend?: number[];
+  /** Spatial control: one mask image per style image. */
+  masks?: string[];
   init: string;
   seed: number;
   saveEvery: number;
@@ -130,6 +139,16 @@ function shown(x: Tensor, o: RunOptions, content: RgbImage): RgbImage {
   return originalColors(img, resize(content, img.width, img.height));
 }
 
+/** A mask [1,1,H,W] in 0..1 as a gray image tensor (for the contact sheet). */
+function maskImage(m: Tensor): Tensor {
+  const [, , h, w] = m.shape;
+  const data = new Float32Array(3 * h * w);
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < h * w; i++) data[c * h * w + i] = 255 * m.data[i] - MEAN_BGR[c];
+  }
+  return { shape: [1, 3, h, w], data };
+}
+
 /** Writes a run's trace JSON atomically. */
 async function writeTrace(
   o: RunOptions,
@@ -154,6 +173,7 @@ async function writeTrace(
       init: o.init,
       seed: o.seed,
       blend: o.blend ?? null,
+      masks: o.masks ?? null,
       ...o.config,
     },
     adapter: engine.gpu.adapterName,
@@ -205,12 +225,18 @@ async function writeTrace(
 export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
   const log = (s: string) => o.quiet || console.error(s);
   const initPath = o.init !== "content" && o.init !== "random" ? o.init : null;
-  const inputs = [o.contents, ...o.styles, ...(initPath ? [initPath] : [])];
+  const inputs = [
+    o.contents,
+    ...o.styles,
+    ...(o.masks ?? []),
+    ...(initPath ? [initPath] : []),
+  ];
   await checkOutput(o.output, inputs);
   if (o.trace) await checkOutput(o.trace, inputs);
   // Decode first (cheap errors first), check sizes against the GPU, then resize.
   const content = await readImage(o.contents);
   const styles = await Promise.all(o.styles.map((s) => readImage(s)));
+  const masks = o.masks ? await Promise.all(o.masks.map((m) => readImage(m))) : undefined;
   const initImg = initPath ? await readImage(initPath) : null;
   const engine = await createEngine({ weights: o.weights, onProgress: log, pooling: o.pooling });
   // A lost device (driver reset, out of memory) ends the run with its reason, not a hang.
@@ -223,6 +249,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
       content,
       styles,
       blend: o.blend,
+      masks,
       size: o.size,
       styleSize: o.styleSize,
       minSize: o.minSize,
@@ -280,9 +307,14 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
     if (o.saveEvery) {
       const sheet = withSuffix(o.output, "-stages");
       const first = resize(content, finalImg.width, finalImg.height);
+      // Each style, and with masks the region it was given (as the loss saw it).
+      const shownMasks = (masks ?? []).map((m) =>
+        fromTensor(maskImage(maskTensor(m, finalImg.width, finalImg.height)))
+      );
+      const inputs = styles.flatMap((s, k) => shownMasks[k] ? [s, shownMasks[k]] : [s]);
       await writeImage(
         sheet,
-        contactSheet([first, ...styles, ...stages, finalImg], Math.min(256, finalImg.height)),
+        contactSheet([first, ...inputs, ...stages, finalImg], Math.min(256, finalImg.height)),
       );
       log(`wrote ${sheet}`);
     }

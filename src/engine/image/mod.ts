@@ -11,3 +11,4 @@ export { fromTensor, MEAN_BGR, toTensor } from "./tensor.ts";
 export { contactSheet } from "./sheet.ts";
 export { originalColors } from "./colors.ts";
 export { rgbaToRgbOnWhite } from "./alpha.ts";
+export { luminance, maskTensor } from "./mask.ts";

@@ -17,6 +17,7 @@ import {
   type LossPlan,
   type LossSpec,
   lossTerms,
+  type Region,
   type Segment,
   type Tensor,
 } from "./stylizer.ts";
@@ -188,8 +189,13 @@ export async function styleTargets(
 export interface OptimizerOptions {
   /** Preprocessed content image [1,3,H,W]. */
   content: Tensor;
-  /** Target Grams per style layer (already blended). */
-  styleTargets: Tensor[];
+  /** Target Grams per style layer (already blended); absent with `regions`. */
+  styleTargets?: Tensor[];
+  /**
+   * Spatial control: each style's region (a mask at the content's size) and
+   * its plain Grams, instead of `styleTargets` (src/engine/loss/guided_style.ts).
+   */
+  regions?: Region[];
   /** Starting image [1,3,H,W]; default the content. */
   init?: Tensor;
   config: StyleConfig;
@@ -263,6 +269,7 @@ export class Optimizer {
       styleLayers: cfg.styleLayers,
       styleWeights: cfg.styleWeights,
       styleTargets: o.styleTargets,
+      regions: o.regions,
       tvWeight: cfg.tvWeight,
     };
     const plan = await engine.lossPlan(h, w, spec);

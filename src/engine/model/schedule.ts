@@ -13,6 +13,7 @@
  */
 import { UserError } from "../errors.ts";
 import { fitLongerSide, resize, resizePlanes } from "../image/resize.ts";
+import { maskTensor } from "../image/mask.ts";
 import { MEAN_BGR, toTensor } from "../image/tensor.ts";
 import type { RgbImage } from "../image/types.ts";
 import {
@@ -23,7 +24,7 @@ import {
   styleTargets,
 } from "./optimize.ts";
 import { tapLayerIndex } from "./squeezenet.ts";
-import type { Engine, Tensor } from "./stylizer.ts";
+import type { Engine, Region, Tensor } from "./stylizer.ts";
 
 /** The content and TV weights' reference size: reference.py's configuration, 192×256. */
 export const REFERENCE_PIXELS = 192 * 256;
@@ -56,8 +57,14 @@ export interface ScheduleOptions {
   content: RgbImage;
   /** The style images as decoded. */
   styles: RgbImage[];
-  /** Weights of the style images (default equal). */
+  /** Weights of the style images (default equal; not with `masks`). */
   blend?: number[];
+  /**
+   * Spatial control: one mask image per style image (any size; its
+   * luminance, resized to each scale's size, says where that style goes:
+   * src/engine/image/mask.ts). Pixels no mask covers get content and TV only.
+   */
+  masks?: RgbImage[];
   /** Longer side of the result. */
   size: number;
   /** Longer side of the style images at the last scale (default `size`). */
@@ -171,10 +178,16 @@ export function planScales(o: ScheduleOptions): Scale[] {
  * @throws {UserError} naming the size that does not fit
  */
 export function checkSchedule(engine: Engine, o: ScheduleOptions): Scale[] {
+  checkMasks(o);
   const scales = planScales(o);
   const cfg = o.config;
   const upto = Math.max(...[cfg.contentLayer, ...cfg.styleLayers].map(tapLayerIndex));
-  const fit = { upto, contentLayer: cfg.contentLayer, avg: (o.avgDecay ?? 0) > 0 };
+  const fit = {
+    upto,
+    contentLayer: cfg.contentLayer,
+    avg: (o.avgDecay ?? 0) > 0,
+    regions: o.masks?.length ?? 0,
+  };
   for (const s of [...scales].reverse()) {
     engine.checkImageSize(s.h, s.w, fit);
     for (const st of o.styles) {
@@ -183,6 +196,42 @@ export function checkSchedule(engine: Engine, o: ScheduleOptions): Scale[] {
     }
   }
   return scales;
+}
+
+/** Masks pair with the style images, one each, and take no blend. */
+function checkMasks(o: ScheduleOptions): void {
+  if (!o.masks) return;
+  if (o.masks.length !== o.styles.length) {
+    throw new UserError(
+      `${o.styles.length} style image${o.styles.length > 1 ? "s need" : " needs"} ` +
+        `${o.styles.length} mask${o.styles.length > 1 ? "s" : ""}, one each; got ${o.masks.length}`,
+    );
+  }
+  if (o.blend) {
+    throw new UserError("style masks place each style in its own region: no blend weights");
+  }
+}
+
+/**
+ * The loss's style part at one scale: the blended Gram targets, or with
+ * masks each style's region (its mask at the scale's size) and plain Grams.
+ */
+async function styleAt(
+  engine: Engine,
+  o: ScheduleOptions,
+  scale: Scale,
+  styles: Tensor[],
+): Promise<{ styleTargets?: Tensor[]; regions?: Region[] }> {
+  const layers = scale.config.styleLayers;
+  if (!o.masks) return { styleTargets: await styleTargets(engine, styles, layers, o.blend) };
+  const regions: Region[] = [];
+  for (const [k, s] of styles.entries()) {
+    regions.push({
+      mask: maskTensor(o.masks[k], scale.w, scale.h),
+      targets: await engine.tapGrams(s, layers),
+    });
+  }
+  return { regions };
 }
 
 /** The first scale's starting image. */
@@ -208,6 +257,7 @@ export function upsample(x: Tensor, h: number, w: number): Tensor {
 /** Runs the whole schedule on `engine`. */
 export async function stylize(engine: Engine, o: ScheduleOptions): Promise<ScheduleResult> {
   if (o.styles.length === 0) throw new UserError("need at least one style image");
+  checkMasks(o);
   const scales = planScales(o);
   const done: ScheduleResult["scales"] = [];
   let x: Tensor | null = null;
@@ -220,14 +270,14 @@ export async function stylize(engine: Engine, o: ScheduleOptions): Promise<Sched
       const [w, h] = fitLongerSide(s.width, s.height, scale.styleSize);
       return toTensor(resize(s, w, h));
     });
-    const targets = await styleTargets(engine, styles, scale.config.styleLayers, o.blend);
+    const style = await styleAt(engine, o, scale, styles);
     const init = x ? upsample(x, scale.h, scale.w) : firstInit(o, scale, content);
     // So are the style images' (only their Grams are kept).
     engine.dropPlans();
     let startMs = -1;
     const result = await optimize(engine, {
       content,
-      styleTargets: targets,
+      ...style,
       init,
       config: scale.config,
       avgDecay: o.avgDecay,
