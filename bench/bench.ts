@@ -12,6 +12,8 @@
  *                   timestamp-query, the default there)
  *                   [--browser]   (the same iteration in headless Chromium:
  *                   tools/web/bench_browser.ts, its own configuration)
+ *                   [--regions N]   (spatial control: N regions, soft vertical
+ *                   bands, each matched to the style: the guided style term)
  * @module
  */
 import { parseArgs } from "node:util";
@@ -55,6 +57,7 @@ try {
       tiles: { type: "string" },
       profile: { type: "string" },
       browser: { type: "boolean", default: false },
+      regions: { type: "string", default: "0" },
     },
   });
 } catch (e) {
@@ -80,6 +83,7 @@ const sizes = values.sizes.split(",").map((spec) => {
 const iters = Math.max(3, count("iters", values.iters));
 const warmup = Math.max(1, count("warmup", values.warmup));
 const topKernels = count("kernels", values.kernels);
+const regionCount = count("regions", values.regions);
 if (values.peer !== undefined && values.peer !== "tfjs") {
   fail(`--peer: unknown peer "${values.peer}" (known: tfjs)`);
 }
@@ -120,6 +124,8 @@ export interface BenchResult {
   largest_buffer_bytes: number;
   /** Tiles the image is split into (1: whole). */
   tiles: number;
+  /** Regions of spatial control (0: the plain style term). */
+  regions: number;
   buffers: number;
   /** Textures made beside the pool's buffers. */
   textures: number;
@@ -240,6 +246,24 @@ function runBrowserPeer(
   ], "browser");
 }
 
+/**
+ * `n` masks splitting an h×w image into vertical bands with soft edges (a
+ * ramp 1/8 of a band wide), which sum to 1 everywhere.
+ */
+function bandMasks(n: number, h: number, w: number): Tensor[] {
+  const band = w / n;
+  const ramp = band / 8;
+  return Array.from({ length: n }, (_, k) => {
+    const data = new Float32Array(h * w);
+    for (let x = 0; x < w; x++) {
+      const lo = k === 0 ? 1 : Math.min(1, Math.max(0, 0.5 + (x - k * band) / ramp));
+      const hi = k === n - 1 ? 1 : Math.min(1, Math.max(0, 0.5 - (x - (k + 1) * band) / ramp));
+      for (let y = 0; y < h; y++) data[y * w + x] = Math.min(lo, hi);
+    }
+    return { shape: [1, 1, h, w], data };
+  });
+}
+
 async function image(name: string, h: number, w: number): Promise<Tensor> {
   const img = await readImage(new URL(`../examples/${name}`, import.meta.url).pathname);
   return toTensor(resize(img, w, h));
@@ -274,7 +298,10 @@ for (const [h, w] of sizes) {
   const targets = await styleTargets(engine, [style], DEFAULT_CONFIG.styleLayers);
   engine.dropPlans();
   const config = { ...DEFAULT_CONFIG, iters: 1 << 30, decayAt: 1 << 30 };
-  const opt = await Optimizer.create(engine, { content, styleTargets: targets, config });
+  const style_ = regionCount > 0
+    ? { regions: bandMasks(regionCount, h, w).map((mask) => ({ mask, targets })) }
+    : { styleTargets: targets };
+  const opt = await Optimizer.create(engine, { content, ...style_, config });
   let enc = device.createCommandEncoder();
   opt.encode(enc, 0);
   device.queue.submit([enc.finish()]);
@@ -392,6 +419,7 @@ for (const [h, w] of sizes) {
     bytes_per_pixel: stats.peakBytes / (h * w),
     largest_buffer_bytes: stats.largestBufferBytes,
     tiles: opt.plan.tiles,
+    regions: regionCount,
     buffers: stats.allocations,
     textures: stats.textures,
     allocations_after_first_iteration: allocsLoop,
@@ -441,7 +469,8 @@ function printTable(r: BenchResult, top: number): void {
   const f = (n: number) => n.toFixed(1);
   const tiles = r.tiles_source === "default" ? "default tiles" : `tiles: ${r.tiles_source}`;
   console.log(
-    `\n${r.adapter} — ${r.size[0]}×${r.size[1]}, reference config, one iteration (${tiles})`,
+    `\n${r.adapter} — ${r.size[0]}×${r.size[1]}, reference config` +
+      (r.regions ? ` with ${r.regions} regions` : "") + `, one iteration (${tiles})`,
   );
   console.log(
     `  ms/iter ${f(r.ms_per_iter)} (median of ${iters} batches, min ${f(r.ms_min)}, ` +
