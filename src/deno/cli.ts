@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseNumber, UserError } from "../engine/errors.ts";
+import { parseBytes } from "../engine/gpu/faults.ts";
 import { TAP_NAMES, type TapName } from "../engine/model/squeezenet.ts";
 import type { Pooling } from "../engine/ops/pool.ts";
 import { DEFAULT_CONFIG } from "../engine/model/optimize.ts";
@@ -72,6 +73,10 @@ Options:
                             scale: OUT-s2-0050.png ...) and OUT-stages.png, a
                             contact sheet of the stages
       --trace FILE.json     write the configuration and per-iteration losses
+      --max-gpu-memory SIZE the most GPU memory the run may take (e.g. 1.5G, 800M):
+                            large outputs are split into more tiles to fit it
+                            (default: no cap; out of memory, the run retries
+                            with smaller tiles by itself)
       --weights PATH        SqueezeNet weights (sqz_notop.mat); default:
                             $STYLIZE_WEIGHTS, the cache, then a verified download
   -q, --quiet               no progress output
@@ -105,6 +110,7 @@ const OPTIONS = {
   "save-every": { type: "string" },
   trace: { type: "string" },
   weights: { type: "string" },
+  "max-gpu-memory": { type: "string" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -264,6 +270,9 @@ export function parseRun(args: string[]): RunOptions {
     saveEvery: number("save-every", v["save-every"], { int: true, min: 1 }) ?? 0,
     trace: v.trace,
     weights: v.weights,
+    maxGpuMemory: v["max-gpu-memory"] === undefined
+      ? undefined
+      : parseBytes("--max-gpu-memory", v["max-gpu-memory"]),
     quiet: v.quiet ?? false,
   };
 }

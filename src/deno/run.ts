@@ -26,7 +26,7 @@ import {
 import type { Engine, Tensor } from "../engine/model/stylizer.ts";
 import type { Pooling } from "../engine/ops/pool.ts";
 import { readImage, writeImage } from "./image/mod.ts";
-import { createEngine } from "./stylizer.ts";
+import { createEngine, faultsFromEnv } from "./stylizer.ts";
 
 /** Everything a run needs, parsed and validated. */
 export interface RunOptions {
@@ -57,6 +57,8 @@ export interface RunOptions {
   saveEvery: number;
   trace?: string;
   weights?: string;
+  /** The most GPU memory (bytes) the run may hold (`--max-gpu-memory`). */
+  maxGpuMemory?: number;
   quiet: boolean;
 }
 
@@ -156,6 +158,7 @@ async function writeTrace(
   result: ScheduleResult,
   secs: number,
   tiles: number[],
+  priorPeak: number,
 ): Promise<void> {
   const last = result.scales.at(-1)!;
   const trace = {
@@ -203,9 +206,15 @@ async function writeTrace(
       }))
     ),
     gpu: {
-      peakBytes: engine.poolStats.peakBytes,
+      peakBytes: Math.max(priorPeak, engine.poolStats.peakBytes),
       largestBufferBytes: engine.poolStats.largestBufferBytes,
       largestBindingBytes: engine.largestBinding,
+      maxGpuMemory: o.maxGpuMemory ?? null,
+      // The longest submit timed (each awaited alone, on each scale's second
+      // iteration), and the submits of an iteration at the last scale.
+      longestSubmitMs: Math.max(0, ...result.scales.map((s) => s.longestSubmitMs)),
+      submits: result.scales.at(-1)?.submits ?? 0,
+      devicesLost: result.losses,
     },
     steps: result.scales.reduce((a, s) => a + s.steps, 0),
     seconds: secs,
@@ -238,14 +247,31 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
   const styles = await Promise.all(o.styles.map((s) => readImage(s)));
   const masks = o.masks ? await Promise.all(o.masks.map((m) => readImage(m))) : undefined;
   const initImg = initPath ? await readImage(initPath) : null;
-  const engine = await createEngine({ weights: o.weights, onProgress: log, pooling: o.pooling });
-  // A lost device (driver reset, out of memory) ends the run with its reason, not a hang.
-  engine.gpu.lost.then((m) => {
-    console.error(`\nstylize: ${m}`);
-    Deno.exit(1);
-  });
+  const notice = (m: string) => log(`\n${m}`);
+  const engineOptions = {
+    weights: o.weights,
+    onProgress: log,
+    pooling: o.pooling,
+    maxGpuMemory: o.maxGpuMemory,
+    faults: faultsFromEnv(),
+    onNotice: notice,
+  };
+  let engine = await createEngine(engineOptions);
+  // After a lost device: the run goes on with a new engine on a new device.
+  let priorPeak = 0;
+  const recover = async () => {
+    const old = engine;
+    priorPeak = Math.max(priorPeak, old.poolStats.peakBytes);
+    try {
+      old.dispose();
+    } catch { /* its device is gone */ }
+    engine = await createEngine(engineOptions);
+    return engine;
+  };
   try {
     const schedule = {
+      recover,
+      onNotice: notice,
       content,
       styles,
       blend: o.blend,
@@ -297,9 +323,13 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
         log(`\nwrote ${path}`);
       },
     });
+    engine = result.engine;
     const finalImg = shown(result.x, o, content);
     await writeImage(o.output, finalImg);
     const secs = (performance.now() - t0) / 1000;
+    if (result.failed) {
+      throw new UserError(`${result.failed}; wrote the last good image to ${o.output}`);
+    }
     if (result.stopped) {
       const s = result.scales.at(-1)!;
       log(`\nstopped after ${s.steps} iterations${s.count > 1 ? ` of scale ${s.index + 1}` : ""}`);
@@ -318,7 +348,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
       );
       log(`wrote ${sheet}`);
     }
-    if (o.trace) await writeTrace(o, engine, result, secs, tiles);
+    if (o.trace) await writeTrace(o, engine, result, secs, tiles, priorPeak);
     const lastScale = result.scales.at(-1)!;
     const last = lastScale.records.at(-1);
     const first = lastScale.records[0];

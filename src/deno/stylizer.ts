@@ -5,6 +5,7 @@
  * @module
  */
 import type { Gpu } from "../engine/gpu/device.ts";
+import { type Faults, parseFaults } from "../engine/gpu/faults.ts";
 import { Engine, type Stylizer } from "../engine/model/stylizer.ts";
 import type { TileTable } from "../engine/ops/context.ts";
 import type { Pooling } from "../engine/ops/pool.ts";
@@ -36,6 +37,21 @@ export interface StylizerOptions {
    * by every feature, Gram and loss of the stylizer.
    */
   pooling?: Pooling;
+  /** The most GPU memory (bytes) the engine may hold (`--max-gpu-memory`): see EngineOptions. */
+  maxGpuMemory?: number;
+  /**
+   * A fault plan; default: `$STYLIZE_FAULT`'s (src/engine/gpu/faults.ts), a
+   * testing aid. Give the same object to the engine a run recovers on.
+   */
+  faults?: Faults;
+  /** Receives the engine's one-line notices (a plan retried with smaller tiles). */
+  onNotice?: (message: string) => void;
+}
+
+/** The fault plan of `$STYLIZE_FAULT` (a testing aid), empty without it. */
+export function faultsFromEnv(): Faults {
+  const spec = Deno.env.get("STYLIZE_FAULT");
+  return spec ? parseFaults(spec) : {};
 }
 
 /**
@@ -78,6 +94,9 @@ export async function createEngine(options: StylizerOptions = {}): Promise<Engin
     tilePixels: options.tilePixels,
     pooling: options.pooling,
     memoryBudget: memoryBudget(gpu),
+    maxGpuMemory: options.maxGpuMemory,
+    faults: options.faults ?? faultsFromEnv(),
+    onNotice: options.onNotice,
   });
 }
 

@@ -28,6 +28,12 @@ export interface Gpu {
   limits: GPUSupportedLimits;
   /** Resolves with a message if the device is lost other than by `destroy()` (never rejects). */
   lost: Promise<string>;
+  /**
+   * Loses the device as a driver reset does (a fault plan's
+   * `lose-device@N`): {@link Gpu.lost} resolves with `message` and the device
+   * stops working; nothing of the engine is disposed.
+   */
+  loseDevice(message: string): void;
   /** Validation and out-of-memory errors nobody captured, in order (also logged). */
   errors: string[];
 }
@@ -102,11 +108,13 @@ function describe(adapter: GPUAdapter, device: GPUDevice): Gpu {
   const adapterName = [info.description, info.vendor && `vendor ${info.vendor}`, info.architecture]
     .filter((s) => s).join(", ") || "unknown adapter";
   // A device destroyed on purpose (dispose) is not reported: that promise never settles.
-  const lost = device.lost.then((i) =>
-    i.reason === "destroyed"
-      ? new Promise<string>(() => {})
-      : `GPU device lost (${i.reason || "unknown reason"}): ${i.message}`
-  );
+  let report!: (message: string) => void;
+  const lost = new Promise<string>((resolve) => report = resolve);
+  device.lost.then((i) => {
+    if (i.reason !== "destroyed") {
+      report(`GPU device lost (${i.reason || "unknown reason"}): ${i.message}`);
+    }
+  });
   const errors: string[] = [];
   device.addEventListener("uncapturederror", (e) => {
     const msg = (e as GPUUncapturedErrorEvent).error.message;
@@ -124,6 +132,10 @@ function describe(adapter: GPUAdapter, device: GPUDevice): Gpu {
     hasTimestamps: device.features.has("timestamp-query"),
     limits: device.limits,
     lost,
+    loseDevice(message: string) {
+      report(`GPU device lost (unknown): ${message}`);
+      device.destroy();
+    },
   };
 }
 

@@ -4,8 +4,11 @@
  * {@link BufferPool.acquire} and given back with {@link BufferPool.release};
  * a released buffer is handed out again to the next request of its class.
  * Counters let tests and benches prove that a steady state allocates nothing.
+ * A memory cap (a budget the user gave, or a fault plan's `oom-above`) makes
+ * any allocation past it fail as the device's out of memory does.
  * @module
  */
+import { formatBytes, GpuOutOfMemoryError } from "./faults.ts";
 
 /** Counters of a {@link BufferPool}. */
 export interface PoolStats {
@@ -25,6 +28,8 @@ export interface PoolStats {
   textureBytes: number;
   /** The largest buffer ever made. */
   largestBufferBytes: number;
+  /** Bytes of other GPU objects counted in ({@link BufferPool.trackExternal}): staging buffers. */
+  externalBytes: number;
 }
 
 /**
@@ -76,7 +81,10 @@ export class BufferPool {
     textures: 0,
     textureBytes: 0,
     largestBufferBytes: 0,
+    externalBytes: 0,
   };
+  /** Allocations past this total fail as out of memory. */
+  #cap = Infinity;
 
   /**
    * @param device the device the buffers belong to.
@@ -102,6 +110,36 @@ export class BufferPool {
     }
   }
 
+  /**
+   * The most bytes of GPU memory the pool's buffers, the tracked textures and
+   * external objects may hold together (Infinity: no cap): an allocation past
+   * it throws {@link GpuOutOfMemoryError}, as a device out of memory would.
+   */
+  get cap(): number {
+    return this.#cap;
+  }
+
+  set cap(bytes: number) {
+    this.#cap = bytes;
+  }
+
+  /** Bytes held now: buffers, tracked textures and external objects. */
+  get heldBytes(): number {
+    return this.#stats.bytesHeld + this.#stats.textureBytes + this.#stats.externalBytes;
+  }
+
+  /** Throws {@link GpuOutOfMemoryError} when `bytes` more would take the total past the cap. */
+  reserve(bytes: number, label = "pooled"): void {
+    const total = this.heldBytes + bytes;
+    if (total > this.#cap) {
+      throw new GpuOutOfMemoryError(
+        total,
+        `out of memory at ${formatBytes(total)} (a ${label} of ${formatBytes(bytes)} past the ` +
+          `${formatBytes(this.#cap)} allowed)`,
+      );
+    }
+  }
+
   /** A snapshot of the counters. */
   get stats(): PoolStats {
     return { ...this.#stats };
@@ -118,13 +156,15 @@ export class BufferPool {
     const alloc = Math.min(size, Math.ceil(this.#maxBinding / 4) * 4);
     const key = `${usage}:${alloc}`;
     const list = this.#free.get(key);
-    this.#stats.inUse++;
     if (list && list.length > 0) {
+      this.#stats.inUse++;
       this.#stats.reuses++;
       return list.pop()!;
     }
+    this.reserve(alloc, `${label} buffer`);
     const buffer = this.#device.createBuffer({ size: alloc, usage, label });
     this.#owned.add(buffer);
+    this.#stats.inUse++;
     this.#stats.allocations++;
     this.#stats.bytesHeld += alloc;
     this.#stats.largestBufferBytes = Math.max(this.#stats.largestBufferBytes, alloc);
@@ -135,7 +175,7 @@ export class BufferPool {
   /**
    * Counts a texture of `bytes` made for the same plans as the pool's
    * buffers (a negative count when it is destroyed), so the counters cover
-   * all the GPU memory the plans hold.
+   * all the GPU memory the plans hold. Call {@link reserve} before making one.
    */
   trackTexture(bytes: number): void {
     if (bytes > 0) this.#stats.textures++;
@@ -143,9 +183,18 @@ export class BufferPool {
     this.#notePeak();
   }
 
+  /**
+   * Counts GPU memory made outside the pool (staging buffers for reading
+   * back; negative when destroyed), checked against the cap when it grows.
+   */
+  trackExternal(bytes: number, label = "staging buffer"): void {
+    if (bytes > 0) this.reserve(bytes, label);
+    this.#stats.externalBytes += bytes;
+    this.#notePeak();
+  }
+
   #notePeak(): void {
-    const held = this.#stats.bytesHeld + this.#stats.textureBytes;
-    this.#stats.peakBytes = Math.max(this.#stats.peakBytes, held);
+    this.#stats.peakBytes = Math.max(this.#stats.peakBytes, this.heldBytes);
   }
 
   /** Gives a buffer back to the pool for reuse. */
@@ -176,7 +225,7 @@ export class BufferPool {
 
   /** Starts measuring the peak again from the bytes held now (e.g. for each size a bench runs). */
   resetPeak(): void {
-    this.#stats.peakBytes = this.#stats.bytesHeld + this.#stats.textureBytes;
+    this.#stats.peakBytes = this.heldBytes;
   }
 
   /** Destroys every buffer the pool owns. */

@@ -1,42 +1,39 @@
 /**
  * The style-transfer loop: Adam on the image's pixels, on the GPU, with the
  * learning rate dropping to a tenth at `decayAt` and a clamp to valid pixels
- * after every step (reference.py's `run`). Each iteration is one submission;
- * losses are read back through a ring of staging buffers a few iterations
- * late, so the GPU never waits for the CPU.
+ * after every step (reference.py's `run`). Iterations are submitted back to
+ * back (each in as few command buffers as the submit bound allows:
+ * src/engine/model/optimizer.ts); their losses are read back in batches
+ * through a ring of staging buffers a batch late, so the GPU never waits for
+ * the CPU, a batch sized so that a record arrives every couple of seconds.
+ * With `keepState`, the optimiser's state is saved to the CPU at every
+ * read-back, and a lost device ends the loop with a {@link LostRun} that
+ * carries it, for the run to resume on a new device.
  * @module
  */
 import { UserError } from "../errors.ts";
-import { type Profiler, Program, ReadbackBatches } from "../gpu/scheduler.ts";
-import { MEAN_BGR } from "../image/tensor.ts";
-import { adamParams, adamStep } from "../ops/adam.ts";
-import { Scope } from "../ops/context.ts";
+import { DeviceLostError } from "../gpu/faults.ts";
+import { ReadbackBatches } from "../gpu/scheduler.ts";
 import type { TapName } from "./squeezenet.ts";
+import { type Engine, lossTerms, type Segment, type Tensor } from "./stylizer.ts";
+import { ImageReader } from "./image_buffers.ts";
 import {
-  type Engine,
-  type LossPlan,
-  type LossSpec,
-  lossTerms,
-  type Region,
-  type Segment,
-  type Tensor,
-} from "./stylizer.ts";
-import { type ImageBuffers, ImageReader, likeImage, writeImageBuffers } from "./image_buffers.ts";
+  Optimizer,
+  type OptimizerOptions,
+  type OptimizerState,
+  type StyleConfig,
+  SUBMIT_MS,
+} from "./optimizer.ts";
+import { StateKeeper } from "./state_keeper.ts";
 
-/** Hyper-parameters of a run. */
-export interface StyleConfig {
-  contentLayer: TapName;
-  contentWeight: number;
-  styleLayers: TapName[];
-  styleWeights: number[];
-  tvWeight: number;
-  /** Adam learning rate. */
-  lr: number;
-  /** Iterations. */
-  iters: number;
-  /** Iteration (0-based) from which the learning rate is lr/10. */
-  decayAt: number;
-}
+export {
+  ADAM,
+  Optimizer,
+  type OptimizerOptions,
+  type OptimizerState,
+  type StyleConfig,
+  SUBMIT_MS,
+} from "./optimizer.ts";
 
 /** reference.py's DEFAULT (decay at 90% of the iterations). */
 export const DEFAULT_CONFIG: StyleConfig = {
@@ -51,14 +48,22 @@ export const DEFAULT_CONFIG: StyleConfig = {
 };
 
 /**
- * Iterations whose loss terms are read back together: a map waits for the
- * GPU's queue, so one per iteration would drain the pipeline every time
- * (≈ 25 ms an iteration at 192×256 on lavapipe).
+ * The most iterations whose loss terms are read back together: a map waits
+ * for the GPU's queue, so one per iteration would drain the pipeline every
+ * time (≈ 25 ms an iteration at 192×256 on lavapipe). Long iterations are
+ * read back in smaller batches (see {@link LINE_MS}).
  */
 export const READ_BATCH = 8;
 
-/** Adam's β1, β2, ε (PyTorch defaults). */
-export const ADAM = { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+/** The longest a run goes without a record read back (when its iterations allow). */
+export const LINE_MS = 2000;
+
+/**
+ * The first iteration's submits are cut as if the adapter did this many
+ * flops a second (few adapters are slower): before anything is measured, a
+ * huge iteration must not go to the GPU in one submit.
+ */
+const FIRST_FLOPS_PER_MS = 2e6;
 
 /** Losses of one iteration (before its step), as read back. */
 export interface IterationRecord {
@@ -68,7 +73,10 @@ export interface IterationRecord {
   content: number;
   style: number;
   tv: number;
-  /** Wall time since the loop started, at the moment the record was read. */
+  /**
+   * Wall time since the loop started when the iteration finished (the
+   * batch's end as read back, shared evenly by its iterations).
+   */
   ms: number;
 }
 
@@ -101,6 +109,15 @@ export interface OptimizeOptions extends OptimizerOptions {
   signal?: AbortSignal;
   /** Called once the plans are built and the image uploaded, before the first iteration. */
   onReady?: (opt: Optimizer) => void;
+  /**
+   * Save the optimiser's state at every read-back: a lost device then ends
+   * the loop with a {@link LostRun} carrying the newest state.
+   */
+  keepState?: boolean;
+  /** Iterations of the run before this loop (a fault plan counts over the run). */
+  iterationOffset?: number;
+  /** Milliseconds already spent on this loop before (a resumed loop's records continue). */
+  elapsedMs?: number;
 }
 
 /** Result of {@link optimize}. */
@@ -111,6 +128,38 @@ export interface OptimizeResult {
   steps: number;
   /** One record per iteration. */
   records: IterationRecord[];
+  /**
+   * The longest submit measured (ms, awaited alone on the loop's measured
+   * iterations; 0 when none was measured) and the submits of an iteration.
+   */
+  longestSubmitMs: number;
+  submits: number;
+}
+
+/**
+ * The device was lost in the loop: the newest saved state (null before the
+ * first read-back) and the records read until then.
+ */
+export class LostRun extends DeviceLostError {
+  /** The state to resume from. */
+  readonly state: OptimizerState | null;
+  /** The records read before the loss. */
+  readonly records: IterationRecord[];
+  /** Milliseconds the loop had run. */
+  readonly elapsedMs: number;
+  /** @param message the device's account of the loss */
+  constructor(
+    message: string,
+    state: OptimizerState | null,
+    records: IterationRecord[],
+    elapsedMs: number,
+  ) {
+    super(message);
+    this.name = "LostRun";
+    this.state = state;
+    this.records = records;
+    this.elapsedMs = elapsedMs;
+  }
 }
 
 /** Loss terms at the start of iteration `i`, from the loss partials. */
@@ -118,10 +167,10 @@ function record(
   i: number,
   parts: Float32Array,
   segments: readonly Segment[],
-  t0: number,
+  ms: number,
 ): IterationRecord {
   const { loss, terms } = lossTerms(parts, segments);
-  return { i, loss, ...terms, ms: performance.now() - t0 };
+  return { i, loss, content: terms.content, style: terms.style, tv: terms.tv, ms };
 }
 
 /** The weights to lower, by the kind of term that is not finite. */
@@ -185,197 +234,6 @@ export async function styleTargets(
   return out;
 }
 
-/** Options of {@link Optimizer.create}. */
-export interface OptimizerOptions {
-  /** Preprocessed content image [1,3,H,W]. */
-  content: Tensor;
-  /** Target Grams per style layer (already blended); absent with `regions`. */
-  styleTargets?: Tensor[];
-  /**
-   * Spatial control: each style's region (a mask at the content's size) and
-   * its plain Grams, instead of `styleTargets` (src/engine/loss/guided_style.ts).
-   */
-  regions?: Region[];
-  /** Starting image [1,3,H,W]; default the content. */
-  init?: Tensor;
-  config: StyleConfig;
-  /**
-   * Iterate averaging (reference.py's Ema): after each step and clamp,
-   * a ← d·a + (1−d)·x on the GPU; the image read is a / (1 − d^t). Off when
-   * absent or 0; d in [0, 1).
-   */
-  avgDecay?: number;
-}
-
-/**
- * The loop's GPU state: the loss-and-gradient plan, Adam's moments (and the
- * iterate average) and the recorded step, all allocated once.
- * {@link Optimizer.encode} records one whole iteration (forward, losses,
- * backward, Adam + clamp) into an encoder.
- */
-export class Optimizer {
-  /** The engine. */
-  readonly engine: Engine;
-  /** The loss plan (x, gradient, loss partials). */
-  readonly plan: LossPlan;
-  /** The Adam step program. */
-  readonly step: Program;
-  /** Hyper-parameters. */
-  readonly config: StyleConfig;
-  /** The iterate average's decay (0: none). */
-  readonly avgDecay: number;
-  #scope: Scope;
-  #programs: Program[];
-  /** Per band: its step's uniform buffer and element count. */
-  #bands: { uniform: GPUBuffer; n: number; hw: number }[];
-  #state: { m: ImageBuffers; v: ImageBuffers; avg: ImageBuffers | null };
-  #lo = MEAN_BGR.map((mu) => -mu);
-  #hi = MEAN_BGR.map((mu) => 255 - mu);
-
-  private constructor(
-    engine: Engine,
-    plan: LossPlan,
-    step: Program,
-    config: StyleConfig,
-    avgDecay: number,
-    own: {
-      scope: Scope;
-      bands: { uniform: GPUBuffer; n: number; hw: number }[];
-      state: { m: ImageBuffers; v: ImageBuffers; avg: ImageBuffers | null };
-    },
-  ) {
-    this.engine = engine;
-    this.plan = plan;
-    this.step = step;
-    this.#programs = [plan.prog, step];
-    this.config = config;
-    this.avgDecay = avgDecay;
-    this.#scope = own.scope;
-    this.#bands = own.bands;
-    this.#state = own.state;
-  }
-
-  /** Computes the content target, builds the plans, and uploads the starting image. */
-  static async create(engine: Engine, o: OptimizerOptions): Promise<Optimizer> {
-    const cfg = o.config;
-    const decay = o.avgDecay ?? 0;
-    if (!(decay >= 0 && decay < 1)) throw new UserError(`avg decay ${decay} is not in [0, 1)`);
-    const [, , h, w] = o.content.shape;
-    const feats = await engine.features(o.content, [cfg.contentLayer]);
-    const spec: LossSpec = {
-      contentLayer: cfg.contentLayer,
-      contentWeight: cfg.contentWeight,
-      contentTarget: feats[cfg.contentLayer]!,
-      styleLayers: cfg.styleLayers,
-      styleWeights: cfg.styleWeights,
-      styleTargets: o.styleTargets,
-      regions: o.regions,
-      tvWeight: cfg.tvWeight,
-    };
-    const plan = await engine.lossPlan(h, w, spec);
-    plan.writeTargets(spec);
-    const scope = new Scope(engine.ctx.pool);
-    const step = new Program(engine.gpu.device);
-    const m = likeImage(scope, plan.x, "adam.m");
-    const v = likeImage(scope, plan.x, "adam.v");
-    const avg = decay > 0 ? likeImage(scope, plan.x, "adam.avg") : null;
-    // The flag the steps set when a gradient is not finite, cleared once per iteration.
-    step.clear("adam.flag.clear", plan.parts, plan.flagIndex * 4, 4);
-    const bands = [];
-    for (const [k, b] of plan.x.bands.entries()) {
-      const n = 3 * b.rows * w;
-      const uniform = await adamStep(engine.ctx, scope, step, {
-        label: plan.x.bands.length > 1 ? `adam.${k}` : "adam",
-        n,
-        grad: plan.grad.bands[k].buffer,
-        x: b.buffer,
-        m: m.bands[k].buffer,
-        v: v.bands[k].buffer,
-        flags: plan.parts,
-        flagAt: plan.flagIndex,
-        avg: avg?.bands[k].buffer,
-      });
-      bands.push({ uniform, n, hw: b.rows * w });
-    }
-    step.bindAll();
-    const opt = new Optimizer(engine, plan, step, cfg, decay, {
-      scope,
-      bands,
-      state: { m, v, avg },
-    });
-    opt.reset(o.init ?? o.content);
-    return opt;
-  }
-
-  /** Number of pixels × channels of the image. */
-  get size(): number {
-    return 3 * this.plan.h * this.plan.w;
-  }
-
-  /** Restarts from image `x`: uploads it and zeroes Adam's moments (and the average). */
-  reset(x: Tensor): void {
-    const device = this.engine.gpu.device;
-    writeImageBuffers(device.queue, this.plan.x, x.data);
-    const enc = device.createCommandEncoder();
-    const { m, v, avg } = this.#state;
-    for (const img of [m, v, ...(avg ? [avg] : [])]) {
-      for (const b of img.bands) enc.clearBuffer(b.buffer);
-    }
-    device.queue.submit([enc.finish()]);
-  }
-
-  /**
-   * Writes the step parameters of iteration `i` (0-based) to the queue and
-   * records the iteration into `enc`; submit `enc` before encoding the next.
-   */
-  encode(enc: GPUCommandEncoder, i: number, profiler?: Profiler): void {
-    for (const prog of this.prepare(i)) prog.encode(enc, profiler);
-  }
-
-  /**
-   * Writes iteration `i`'s Adam parameters and returns the programs of one
-   * iteration in order (what {@link Optimizer.encode} records).
-   */
-  prepare(i: number): Program[] {
-    const cfg = this.config;
-    const lr = i >= cfg.decayAt ? cfg.lr / 10 : cfg.lr;
-    for (const b of this.#bands) {
-      this.engine.gpu.device.queue.writeBuffer(
-        b.uniform,
-        0,
-        adamParams(
-          b.n,
-          b.hw,
-          i + 1,
-          lr,
-          ADAM,
-          this.#lo,
-          this.#hi,
-          this.plan.flagIndex,
-          this.avgDecay,
-        ),
-      );
-    }
-    return this.#programs;
-  }
-
-  /**
-   * The buffers the image read after `steps` steps comes from: x, or the
-   * iterate average; and the factor it is multiplied by (the average's bias
-   * correction 1 / (1 − d^steps)).
-   */
-  output(steps: number): { image: ImageBuffers; scale: number } {
-    const avg = this.#state.avg;
-    if (!avg || steps === 0) return { image: this.plan.x, scale: 1 };
-    return { image: avg, scale: 1 / (1 - this.avgDecay ** steps) };
-  }
-
-  /** Frees the optimiser's own buffers (the plan stays cached in the engine). */
-  dispose(): void {
-    this.#scope.dispose();
-  }
-}
-
 /** Reads the image after `steps` steps ({@link Optimizer.output}) back as a tensor. */
 async function readImage(opt: Optimizer, reader: ImageReader, steps: number): Promise<Tensor> {
   const { image, scale } = opt.output(steps);
@@ -384,64 +242,137 @@ async function readImage(opt: Optimizer, reader: ImageReader, steps: number): Pr
   return { shape: [1, 3, image.h, image.w], data };
 }
 
-/** Runs the optimisation loop on the GPU. */
+/** How the loop reads back: batch sizes and what each batch's last iteration carries. */
+class Batches {
+  /** Iterations per batch now (1 until an iteration's time is known). */
+  per = 1;
+  /** Iteration indices of each batch flushed and not yet taken, and their current one. */
+  queued: number[][] = [];
+  current: number[] = [];
+  /** When the last batch taken finished (ms since the loop started). */
+  lastMs = 0;
+
+  /** Sizes batches so that one finishes every {@link LINE_MS} or so. */
+  fit(iterMs: number): void {
+    this.per = Math.max(1, Math.min(READ_BATCH, Math.floor(LINE_MS / Math.max(iterMs, 1e-3))));
+  }
+}
+
+/**
+ * Runs the optimisation loop on the GPU.
+ * @throws {LostRun} when the device is lost (with `keepState`: the newest state)
+ */
 export async function optimize(engine: Engine, o: OptimizeOptions): Promise<OptimizeResult> {
   const cfg = o.config;
-  const device = engine.gpu.device;
-  const opt = await Optimizer.create(engine, o);
+  const gpu = engine.gpu;
+  const device = gpu.device;
+  let lostMessage: string | null = null;
+  const lost = gpu.lost.then((m) => {
+    lostMessage = m;
+    throw new DeviceLostError(m);
+  });
+  lost.catch(() => {});
+  /** `p`, or the device's loss first. */
+  const live = <T>(p: Promise<T>) => Promise.race([p, lost]);
+  const opt = await live(Optimizer.create(engine, o));
   const { plan } = opt;
-  // The loss terms of every iteration, read back READ_BATCH at a time (the
-  // first alone, so the first record's time is the first iteration's).
+  const first = o.resume?.steps ?? 0;
+  const offset = o.iterationOffset ?? 0;
+  // The loss terms of every iteration, read back in batches (the first
+  // iteration alone, so its record's time is its own, and the next alone
+  // too: its submits are timed one by one).
   const reads = new ReadbackBatches(device, plan.partsFloats * 4, READ_BATCH);
   // The image's staging buffers, made before the loop (snapshots and the result).
   const reader = new ImageReader(device, plan.x);
+  const keeper = o.keepState ? new StateKeeper(opt) : null;
   o.onReady?.(opt);
   const records: IterationRecord[] = [];
-  const batches: number[][] = [];
-  let batch: number[] = [];
-  const t0 = performance.now();
+  const batches = new Batches();
+  const t0 = performance.now() - (o.elapsedMs ?? 0);
+  let longest = 0;
+  let steps = first;
   const take = async () => {
-    const parts = await reads.take();
-    for (const [k, i] of batches.shift()!.entries()) {
+    const parts = await live(reads.take());
+    const batch = batches.queued.shift()!;
+    const end = performance.now() - t0;
+    for (const [k, i] of batch.entries()) {
       const p = new Float32Array(parts[k]);
       const bad = nonFiniteReason(i, p, plan.segments, plan.flagIndex);
       if (bad) throw new UserError(bad);
-      const r = record(i, p, plan.segments, t0);
+      // The batch's iterations finished one after another until its end.
+      const ms = batches.lastMs + (end - batches.lastMs) * (k + 1) / batch.length;
+      const r = record(i, p, plan.segments, ms);
       records.push(r);
       o.onRecord?.(r);
     }
+    batches.lastMs = end;
   };
   const flush = async (keep: number) => {
-    if (batch.length > 0) {
-      batches.push(batch);
-      batch = [];
-      await reads.flush();
+    if (batches.current.length > 0) {
+      batches.queued.push(batches.current);
+      batches.current = [];
+      await live(reads.flush());
     }
     while (reads.inFlight > keep) await take();
+    if (keep === 0 && keeper) await live(keeper.settle());
   };
+  // Before anything is measured: submits cut as if the adapter were slow.
+  const flops = [plan.prog, opt.step].flatMap((p) => p.steps)
+    .reduce((a, st) => a + (st.kind === "dispatch" ? st.flops : 0), 0);
+  opt.cutSubmits(SUBMIT_MS, flops / FIRST_FLOPS_PER_MS);
   try {
-    let steps = 0;
-    for (let i = 0; i < cfg.iters; i++) {
+    for (let i = first; i < cfg.iters; i++) {
       if (o.signal?.aborted) break;
-      const enc = device.createCommandEncoder();
-      opt.encode(enc, i);
-      reads.record(enc, plan.parts);
-      device.queue.submit([enc.finish()]);
-      batch.push(i);
+      // A device lost since the last iteration: nothing more goes to it.
+      if (lostMessage !== null) throw new DeviceLostError(lostMessage);
+      const global = offset + i + 1;
+      const at = engine.faults.loseAt?.indexOf(global) ?? -1;
+      if (at >= 0) {
+        engine.faults.loseAt!.splice(at, 1);
+        gpu.loseDevice(`lost by STYLIZE_FAULT at iteration ${global}`);
+      }
       steps = i + 1;
       const snap = o.onSnapshot && o.snapshotEvery && steps % o.snapshotEvery === 0 &&
         steps < cfg.iters;
+      const measured = i === first + 1;
+      const ends = i <= first + 1 || snap || steps === cfg.iters ||
+        batches.current.length + 1 >= batches.per;
+      if (ends && keeper) await live(keeper.settle());
+      let commit = () => {};
+      const times = await live(opt.submit(i, (enc) => {
+        reads.record(enc, plan.parts);
+        if (ends && keeper) commit = keeper.record(enc, steps);
+      }, measured));
+      commit();
+      batches.current.push(i);
+      if (measured) {
+        // The second iteration, timed submit by submit: cut the next ones to the bound.
+        const iterMs = times.reduce((a, b) => a + b, 0);
+        longest = Math.max(longest, ...times);
+        opt.cutSubmits(SUBMIT_MS, iterMs);
+        batches.fit(iterMs);
+      }
       if (snap) {
         await flush(0);
-        await o.onSnapshot!(steps, await readImage(opt, reader, steps));
-      } else if (i === 0) await flush(0);
-      else if (reads.full) await flush(1);
+        await o.onSnapshot!(steps, await live(readImage(opt, reader, steps)));
+      } else if (ends) await flush(i <= first + 1 ? 0 : 1);
     }
     await flush(0);
-    const x = await readImage(opt, reader, steps);
-    return { x, steps, records };
+    const x = await live(readImage(opt, reader, steps));
+    return { x, steps, records, longestSubmitMs: longest, submits: opt.submits };
+  } catch (e) {
+    if (lostMessage === null && !(e instanceof DeviceLostError)) throw e;
+    // The newest state whose copy was read back before the loss.
+    await keeper?.settle().catch(() => {});
+    throw new LostRun(
+      lostMessage ?? (e as Error).message,
+      keeper?.last ?? null,
+      records,
+      performance.now() - t0,
+    );
   } finally {
-    await reads.destroy();
+    await reads.destroy().catch(() => {});
+    await keeper?.destroy().catch(() => {});
     reader.destroy();
     opt.dispose();
   }

@@ -2,10 +2,12 @@
  * The engine's recorded programs, cached by what they depend on: a plan is
  * recorded once per input size and configuration, its transients' memory
  * planned (src/engine/gpu/memory.ts), its bind groups made, and kept for the
- * next call with the same key (the six newest are kept).
+ * next call with the same key (the six newest are kept). A plan is built
+ * inside the device's error scopes: out of memory, it is dropped whole.
  * @module
  */
 import { UserError } from "../errors.ts";
+import { withMemoryScope } from "../gpu/faults.ts";
 import { GpuLimitError } from "../gpu/pool.ts";
 import type { Program } from "../gpu/scheduler.ts";
 import { type OpContext, Scope } from "../ops/context.ts";
@@ -38,7 +40,8 @@ export class PlanCache {
   /**
    * The cached plan for `key`, built on first use: `build` records into a
    * fresh scope, whose memory is then planned and whose bind groups made.
-   * A buffer over the device's limits becomes a {@link UserError}.
+   * A buffer over the device's limits becomes a {@link UserError}; a device
+   * out of memory, a {@link GpuOutOfMemoryError} (the plan is dropped).
    */
   async get<P extends Plan>(key: string, build: (scope: Scope) => Promise<P>): Promise<P> {
     const hit = this.#plans.get(key);
@@ -48,11 +51,15 @@ export class PlanCache {
       return hit as P;
     }
     const scope = new Scope(this.#ctx.pool);
+    const pool = this.#ctx.pool;
     let p: P;
     try {
-      p = await build(scope);
-      scope.finalize(this.#ctx.device, [p.prog]);
-      p.prog.bindAll();
+      p = await withMemoryScope(this.#ctx.device, () => pool.heldBytes, async () => {
+        const plan = await build(scope);
+        scope.finalize(this.#ctx.device, [plan.prog]);
+        plan.prog.bindAll();
+        return plan;
+      });
       this.#largestBinding = Math.max(this.#largestBinding, p.prog.largestBinding());
     } catch (e) {
       scope.dispose();

@@ -16,10 +16,13 @@ import { fitLongerSide, resize, resizePlanes } from "../image/resize.ts";
 import { maskTensor } from "../image/mask.ts";
 import { MEAN_BGR, toTensor } from "../image/tensor.ts";
 import type { RgbImage } from "../image/types.ts";
+import { DeviceLostError } from "../gpu/faults.ts";
 import {
   type IterationRecord,
+  LostRun,
   optimize,
   type OptimizeResult,
+  type OptimizerState,
   type StyleConfig,
   styleTargets,
 } from "./optimize.ts";
@@ -102,7 +105,19 @@ export interface ScheduleOptions {
   snapshotEvery?: number;
   /** Receives the image after `steps` steps of `scale`. */
   onSnapshot?: (scale: Scale, steps: number, x: Tensor) => Promise<void> | void;
+  /**
+   * After a lost device (its message given): a new engine on a new device
+   * (the edge's to make), for the run to resume on from its last saved state.
+   * Without it, a lost device ends the run. The optimiser's state is saved
+   * at every read-back when it is given.
+   */
+  recover?: (message: string) => Promise<Engine>;
+  /** Receives one-line notices (a device lost and the run resumed). */
+  onNotice?: (message: string) => void;
 }
+
+/** A run ends after this many lost devices. */
+export const MAX_LOSSES = 3;
 
 /** What {@link stylize} returns. */
 export interface ScheduleResult {
@@ -110,8 +125,17 @@ export interface ScheduleResult {
   x: Tensor;
   /** Each scale run, with its records and steps. */
   scales: (Scale & OptimizeResult & { startMs: number })[];
-  /** Whether a scale stopped early (aborted). */
+  /** Whether a scale stopped early (aborted, or failed). */
   stopped: boolean;
+  /**
+   * Why the run ended early when it could not go on (the device lost too
+   * often, or no new one to be had); `x` is then the last good image.
+   */
+  failed?: string;
+  /** The engine the run ended on (a new one after a lost device). */
+  engine: Engine;
+  /** Devices lost during the run (each resumed on a new one, but for a last one that failed it). */
+  losses: number;
 }
 
 /** The longer sides of the scales: minSize, then ×√2 (rounded) while below size, then size. */
@@ -254,49 +278,112 @@ export function upsample(x: Tensor, h: number, w: number): Tensor {
   return { shape: [1, 3, h, w], data };
 }
 
-/** Runs the whole schedule on `engine`. */
+/** The image a saved state shows: x, or the bias-corrected iterate average. */
+function stateImage(st: OptimizerState, scale: Scale, avgDecay: number): Tensor {
+  const shape = [1, 3, scale.h, scale.w];
+  if (!st.avg || st.steps === 0) return { shape, data: st.x };
+  const k = 1 / (1 - avgDecay ** st.steps);
+  return { shape, data: st.avg.map((v) => v * k) };
+}
+
+/** Whether `e` is (or followed) the loss of `engine`'s device; its message if so. */
+function lossOf(e: unknown, engine: Engine): string | null {
+  if (e instanceof DeviceLostError) return e.message;
+  return engine.lostMessage;
+}
+
+/** Runs the whole schedule on `engine` (and, after a lost device, on the ones `recover` gives). */
 export async function stylize(engine: Engine, o: ScheduleOptions): Promise<ScheduleResult> {
   if (o.styles.length === 0) throw new UserError("need at least one style image");
   checkMasks(o);
   const scales = planScales(o);
   const done: ScheduleResult["scales"] = [];
   let x: Tensor | null = null;
+  let losses = 0;
+  let offset = 0;
   for (const scale of scales) {
     const t0 = performance.now();
-    // The previous scale's plans are done with: their memory goes back to the device.
-    engine.dropPlans();
     const content = toTensor(resize(o.content, scale.w, scale.h));
     const styles = o.styles.map((s) => {
       const [w, h] = fitLongerSide(s.width, s.height, scale.styleSize);
       return toTensor(resize(s, w, h));
     });
-    const style = await styleAt(engine, o, scale, styles);
     const init = x ? upsample(x, scale.h, scale.w) : firstInit(o, scale, content);
-    // So are the style images' (only their Grams are kept).
-    engine.dropPlans();
+    let resume: OptimizerState | undefined;
+    let before: IterationRecord[] = [];
+    let elapsedMs = 0;
     let startMs = -1;
-    const result = await optimize(engine, {
-      content,
-      ...style,
-      init,
-      config: scale.config,
-      avgDecay: o.avgDecay,
-      signal: o.signal,
-      onReady: () => {
-        startMs = performance.now() - t0;
-        o.onScale?.(scale, startMs);
-      },
-      onRecord: (r) => o.onRecord?.(r, scale),
-      snapshotEvery: o.snapshotEvery,
-      onSnapshot: o.onSnapshot ? (steps, img) => o.onSnapshot!(scale, steps, img) : undefined,
-    });
+    let result: OptimizeResult;
+    for (;;) {
+      try {
+        // The previous scale's plans are done with: their memory goes back to the device.
+        engine.dropPlans();
+        const style = await styleAt(engine, o, scale, styles);
+        // So are the style images' (only their Grams are kept).
+        engine.dropPlans();
+        result = await optimize(engine, {
+          content,
+          ...style,
+          init,
+          resume,
+          config: scale.config,
+          avgDecay: o.avgDecay,
+          signal: o.signal,
+          keepState: o.recover !== undefined,
+          iterationOffset: offset,
+          elapsedMs,
+          onReady: () => {
+            startMs = performance.now() - t0;
+            if (!resume) o.onScale?.(scale, startMs);
+          },
+          onRecord: (r) => o.onRecord?.(r, scale),
+          snapshotEvery: o.snapshotEvery,
+          onSnapshot: o.onSnapshot ? (steps, img) => o.onSnapshot!(scale, steps, img) : undefined,
+        });
+        result.records = [...before, ...result.records];
+        break;
+      } catch (e) {
+        const lost = lossOf(e, engine);
+        if (lost === null) throw e;
+        losses++;
+        const state = e instanceof LostRun ? e.state : null;
+        if (state) resume = state;
+        if (e instanceof LostRun) {
+          before = [...before, ...e.records].filter((r) => r.i < (resume?.steps ?? 0));
+          elapsedMs = e.elapsedMs;
+        }
+        const good = resume ? stateImage(resume, scale, o.avgDecay ?? 0) : (x ?? init);
+        const end = (why: string): ScheduleResult => ({
+          x: good,
+          scales: done,
+          stopped: true,
+          failed: why,
+          engine,
+          losses,
+        });
+        if (!o.recover) return end(lost);
+        if (losses >= MAX_LOSSES) return end(`${lost} (${losses} devices lost in this run)`);
+        try {
+          engine = await o.recover(lost);
+        } catch (err) {
+          return end(`${lost}; no new GPU device: ${(err as Error).message}`);
+        }
+        o.onNotice?.(
+          `${lost}; resumed on a new device at iteration ${(resume?.steps ?? 0) + 1}` +
+            (scale.count > 1 ? ` of scale ${scale.index + 1}` : ""),
+        );
+      }
+    }
     done.push({ ...scale, ...result, startMs });
+    offset += scale.iters;
     x = result.x;
-    if (result.steps < scale.iters) return { x, scales: done, stopped: true };
+    if (result.steps < scale.iters) {
+      return { x, scales: done, stopped: true, engine, losses };
+    }
     // A scale's result is a stage too (the last scale's is the result itself).
     if (o.onSnapshot && o.snapshotEvery && scale.index < scale.count - 1) {
       await o.onSnapshot(scale, result.steps, x);
     }
   }
-  return { x: x!, scales: done, stopped: false };
+  return { x: x!, scales: done, stopped: false, engine, losses };
 }

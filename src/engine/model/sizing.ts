@@ -9,7 +9,12 @@ import { UserError } from "../errors.ts";
 import type { OpContext } from "../ops/context.ts";
 import { layerDims, SQUEEZENET, TAP_NAMES, tapLayerIndex, type TapName } from "./squeezenet.ts";
 import { tileLargestBuffer } from "./tiled_plan.ts";
-import { chooseGrid, type TileGrid } from "./tiles.ts";
+import { chooseGrid, rectSize, type TileGrid } from "./tiles.ts";
+
+/** The most pixels any tile of a grid runs its network on. */
+export function largestTile(grid: TileGrid): number {
+  return Math.max(...grid.tiles.map((t) => rectSize(t.input).reduce((a, b) => a * b)));
+}
 
 /** What a size check needs to know of a run. */
 export interface SizeOptions {
@@ -43,10 +48,13 @@ export function deepestLayer(h: number, w: number, taps: readonly TapName[]): nu
 
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
 
+/** GPU memory a tile's plans take per pixel of its input, at most (measured: see estimateBytes). */
+const PLAN_BYTES_PER_PIXEL = 800;
+
 /** The engine's limits: the largest buffer, the most pixels a tile may have, the memory budget. */
 export class Sizing {
   readonly #ctx: OpContext;
-  readonly #tilePixels: number;
+  #tilePixels: number;
   /** The GPU memory (bytes) a run may plan on (Infinity: no limit). */
   readonly memoryBudget: number;
 
@@ -57,15 +65,35 @@ export class Sizing {
     this.memoryBudget = o.memoryBudget ?? Infinity;
   }
 
+  /** The most pixels a tile's input may have now (Infinity: no limit but the buffers'). */
+  get tilePixels(): number {
+    return this.#tilePixels;
+  }
+
+  /** Lowers the most pixels a tile's input may have (after running out of memory). */
+  limitTilePixels(pixels: number): void {
+    this.#tilePixels = Math.min(this.#tilePixels, Math.max(1, Math.floor(pixels)));
+  }
+
+  /**
+   * The most pixels a tile of an h×w image may have for its plans to fit the
+   * budget beside the image-sized buffers (Infinity without a budget).
+   */
+  #budgetTilePixels(h: number, w: number, o: SizeOptions): number {
+    if (!Number.isFinite(this.memoryBudget)) return Infinity;
+    return (this.memoryBudget - this.#fixedBytes(h, w, o)) / PLAN_BYTES_PER_PIXEL;
+  }
+
   /**
    * How an h×w image runs to layer `upto`: null when whole (every buffer of
    * its plans within the limit), else the grid of tiles it is split into.
    * Throws a {@link UserError} when not even tiles fit.
    */
-  gridFor(h: number, w: number, upto: number): TileGrid | null {
+  gridFor(h: number, w: number, upto: number, o: SizeOptions = {}): TileGrid | null {
     const max = this.#ctx.pool.maxBufferBytes;
+    const most = Math.min(this.#tilePixels, this.#budgetTilePixels(h, w, o));
     const fits = (th: number, tw: number) =>
-      th * tw <= this.#tilePixels && tileLargestBuffer(this.#ctx, th, tw, upto) <= max;
+      th * tw <= most && tileLargestBuffer(this.#ctx, th, tw, upto) <= max;
     if (fits(h, w)) return null;
     const grid = chooseGrid(h, w, upto, fits);
     if (!grid) {
@@ -90,14 +118,23 @@ export class Sizing {
   estimateBytes(h: number, w: number, o: SizeOptions = {}): number {
     const dims = layerDims(h, w);
     const upto = Math.min(o.upto ?? tapLayerIndex("fire5"), dims.length - 1);
+    const grid = this.gridFor(h, w, upto, o);
+    const tile = grid ? largestTile(grid) : h * w;
+    return this.#fixedBytes(h, w, o) + PLAN_BYTES_PER_PIXEL * tile;
+  }
+
+  /**
+   * What a run on an h×w image holds whatever its tiles: the image-sized
+   * buffers (the image, its gradient and Adam's two moments, 12 bytes a pixel
+   * each, a fifth with iterate averaging; the loop's staging buffers for the
+   * image and its saved state, as many again), the content target, the
+   * regions' weights (a third of the image's positions each, at most).
+   */
+  #fixedBytes(h: number, w: number, o: SizeOptions): number {
+    const dims = layerDims(h, w);
     const content = dims[Math.min(tapLayerIndex(o.contentLayer ?? "fire2"), dims.length - 1)];
-    const grid = this.gridFor(h, w, upto);
-    const tile = grid
-      ? Math.max(...grid.tiles.map((t) => (t.input.y1 - t.input.y0) * (t.input.x1 - t.input.x0)))
-      : h * w;
     const regions = 4 * (o.regions ?? 0) * Math.ceil(h * w / 3);
-    return 12 * h * w * (o.avg ? 5 : 4) + 4 * content.c * content.h * content.w + regions +
-      800 * tile;
+    return 2 * 12 * h * w * (o.avg ? 5 : 4) + 4 * content.c * content.h * content.w + regions;
   }
 
   /**

@@ -28,8 +28,10 @@ import {
 } from "./features.ts";
 import { imageRanges, joinBands, writeImageBuffers } from "./image_buffers.ts";
 import { type Plan, PlanCache } from "./plans.ts";
-import { deepestLayer, type SizeOptions, Sizing } from "./sizing.ts";
-import { type Forward, NetWeights, type TapName } from "./squeezenet.ts";
+import { deepestLayer, largestTile, type SizeOptions, Sizing } from "./sizing.ts";
+import { type Forward, layerDims, NetWeights, type TapName } from "./squeezenet.ts";
+import { type Faults, formatBytes, GpuOutOfMemoryError } from "../gpu/faults.ts";
+import { UserError } from "../errors.ts";
 import { type TileGrid, tileGrid } from "./tiles.ts";
 import type { ConvWeights } from "./weights.ts";
 
@@ -74,6 +76,15 @@ export interface EngineOptions {
   memoryBudget?: number;
   /** The network's pooling layers (every feature, Gram and loss): "max" (default) or "avg". */
   pooling?: Pooling;
+  /**
+   * The most GPU memory (bytes) the engine may hold: plans are tiled to fit
+   * it, and an allocation past it fails as the device's out of memory does.
+   */
+  maxGpuMemory?: number;
+  /** A fault plan (tests; src/engine/gpu/faults.ts), shared with a recovered run's new engine. */
+  faults?: Faults;
+  /** Receives one-line notices (a plan retried with smaller tiles). */
+  onNotice?: (message: string) => void;
 }
 
 /** The style-transfer engine on one GPU. */
@@ -117,11 +128,17 @@ export class Engine implements Stylizer, FeatureEngine {
   readonly pooling: Pooling;
   /** Sizes: tiles, memory, checks. */
   readonly sizing: Sizing;
+  /** The fault plan (empty: none). */
+  readonly faults: Faults;
+  readonly #notice: (message: string) => void;
   readonly #plans: PlanCache;
   readonly #weightsScope: Scope;
 
   /** The loss plan last asked for ({@link lossPlan}), for reports. */
   lastLossPlan: LossPlan | null = null;
+
+  /** Why the device was lost, once it was (null while it works). */
+  lostMessage: string | null = null;
 
   /**
    * Where the tile table came from: "default", "given" (options.tiles), or the
@@ -135,7 +152,12 @@ export class Engine implements Stylizer, FeatureEngine {
     this.net = net;
     this.#weightsScope = scope;
     this.pooling = o.pooling ?? "max";
-    this.sizing = new Sizing(ctx, o);
+    const budget = Math.min(o.memoryBudget ?? Infinity, o.maxGpuMemory ?? Infinity);
+    this.sizing = new Sizing(ctx, { tilePixels: o.tilePixels, memoryBudget: budget });
+    this.faults = o.faults ?? {};
+    this.#notice = o.onNotice ?? (() => {});
+    o.gpu.lost.then((m) => this.lostMessage = m);
+    ctx.pool.cap = Math.min(o.maxGpuMemory ?? Infinity, this.faults.oomAbove ?? Infinity);
     this.#plans = new PlanCache(ctx);
     this.tilesSource = o.tilesSource ?? (o.tiles ? "given" : "default");
   }
@@ -200,6 +222,69 @@ export class Engine implements Stylizer, FeatureEngine {
     this.sizing.checkImageSize(h, w, o);
   }
 
+  /**
+   * After running out of GPU memory on an h×w image run to layer `upto`:
+   * lowers the tiles' size so that the image splits into more tiles than
+   * now, says so, and drops the plans; throws a {@link UserError} naming a
+   * size that would fit when no smaller tiles are possible.
+   */
+  shrinkTiles(h: number, w: number, upto: number, e: GpuOutOfMemoryError): void {
+    this.dropPlans();
+    const grid = this.sizing.gridFor(h, w, upto);
+    const before = grid ? grid.tiles.length : 1;
+    this.sizing.limitTilePixels((grid ? largestTile(grid) : h * w) * 0.6);
+    let next: TileGrid | null = null;
+    try {
+      next = this.sizing.gridFor(h, w, upto);
+    } catch {
+      // No split fits the smaller tiles.
+    }
+    if (!next || next.tiles.length <= before) {
+      throw new UserError(
+        `GPU memory: out of memory at ${formatBytes(e.bytes)} even in ${before} ` +
+          `tile${before > 1 ? "s" : ""}; ${this.#fitting(h, w, upto, e.bytes)}`,
+      );
+    }
+    this.#notice(
+      `GPU memory: out of memory at ${
+        formatBytes(e.bytes)
+      }; retrying with ${next.tiles.length} tiles`,
+    );
+  }
+
+  /** What would fit in `bytes`: the largest output of the same shape, by the estimate. */
+  #fitting(h: number, w: number, upto: number, bytes: number): string {
+    let [lo, hi] = [0, 1];
+    for (let k = 0; k < 20; k++) {
+      const f = (lo + hi) / 2;
+      const [fh, fw] = [Math.max(3, Math.round(h * f)), Math.max(3, Math.round(w * f))];
+      let ok = false;
+      try {
+        ok = this.sizing.estimateBytes(fh, fw, { upto }) <= bytes;
+      } catch {
+        ok = false;
+      }
+      if (ok) lo = f;
+      else hi = f;
+    }
+    const side = Math.floor(Math.max(h, w) * lo);
+    return side >= 16
+      ? `an output up to about ${side} px on its longer side would fit`
+      : "no output size fits this GPU's memory";
+  }
+
+  /** Runs `fn`, shrinking the tiles of an h×w image and trying again while the GPU is out of memory. */
+  async #retrying<T>(h: number, w: number, upto: number, fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!(e instanceof GpuOutOfMemoryError)) throw e;
+        this.shrinkTiles(h, w, upto, e);
+      }
+    }
+  }
+
   /** Checks that taps exist for an h×w image; returns the deepest layer index needed. */
   deepest(h: number, w: number, taps: TapName[]): number {
     return deepestLayer(h, w, taps);
@@ -223,7 +308,9 @@ export class Engine implements Stylizer, FeatureEngine {
   }
 
   features(input: Tensor, taps?: TapName[]): Promise<Partial<Record<TapName, Tensor>>> {
-    return features(this, input, taps);
+    const [h, w] = imageSize(input, "features input");
+    const upto = taps ? this.deepest(h, w, taps) : layerDims(h, w).length - 1;
+    return this.#retrying(h, w, upto, () => features(this, input, taps));
   }
 
   /**
@@ -231,7 +318,8 @@ export class Engine implements Stylizer, FeatureEngine {
    * [1,3,H,W]) at each of `taps`: what a style image contributes to the loss.
    */
   tapGrams(input: Tensor, taps: TapName[]): Promise<Tensor[]> {
-    return tapGrams(this, input, taps);
+    const [h, w] = imageSize(input, "tapGrams input");
+    return this.#retrying(h, w, this.deepest(h, w, taps), () => tapGrams(this, input, taps));
   }
 
   gram(features: Tensor): Promise<Tensor> {
@@ -245,8 +333,12 @@ export class Engine implements Stylizer, FeatureEngine {
   }
 
   /** Builds (or fetches) the loss-and-gradient plan for an h×w image and `spec`. */
-  async lossPlan(h: number, w: number, spec: LossSpec): Promise<LossPlan> {
+  lossPlan(h: number, w: number, spec: LossSpec): Promise<LossPlan> {
     const upto = this.checkSpec(h, w, spec);
+    return this.#retrying(h, w, upto, () => this.#lossPlan(h, w, upto, spec));
+  }
+
+  async #lossPlan(h: number, w: number, upto: number, spec: LossSpec): Promise<LossPlan> {
     const key = JSON.stringify(["loss", h, w, this.pooling, specKey(spec)]);
     const grid = this.gridFor(h, w, upto) ?? tileGrid(h, w, upto, 1, 1);
     const plan = await this.plan(key, async (scope) => ({

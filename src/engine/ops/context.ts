@@ -236,6 +236,7 @@ export class Scope {
   }
 
   #makeTexture(device: GPUDevice, width: number, height: number, label: string): GPUTexture {
+    this.#pool.reserve(width * height * 16, `${label} texture`);
     const texture = device.createTexture({
       label,
       size: [width, height],
