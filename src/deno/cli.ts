@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { parseNumber, UserError } from "../engine/errors.ts";
+import { parseNumber, type Setting, UserError } from "../engine/errors.ts";
 import { parseBytes } from "../engine/gpu/faults.ts";
 import { TAP_NAMES, type TapName } from "../engine/model/squeezenet.ts";
 import type { Pooling } from "../engine/ops/pool.ts";
@@ -339,6 +339,22 @@ async function tune(args: string[]): Promise<number> {
   }
 }
 
+/** The flags that change each setting an engine message names. */
+const FLAGS: Record<Setting, string> = {
+  size: "--size",
+  weights: "--weights PATH or STYLIZE_WEIGHTS",
+  "content-weight": "--content-weight",
+  "style-weights": "--style-weights or --strength",
+  "tv-weight": "--tv-weight",
+  "temporal-weight": "--temporal-weight",
+};
+
+/** The CLI's hint after an engine message: the flags of the settings it names. */
+export function flagHint(e: UserError): string {
+  const flags = [...new Set(e.settings.map((s) => FLAGS[s]))];
+  return flags.length ? ` (${flags.join(", ")})` : "";
+}
+
 /** Entry point: parses `args`, runs, and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   try {
@@ -374,7 +390,7 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof UserError) {
-      console.error(`stylize: ${e.message}`);
+      console.error(`stylize: ${e.message}${flagHint(e)}`);
       return 2;
     }
     if (e instanceof TypeError && /Unknown option|Unexpected argument/.test(e.message)) {

@@ -1,13 +1,32 @@
 /**
+ * The settings an engine message may tell the user to change. The engine
+ * names them in its own words ("a smaller output size"); each edge adds how
+ * its users change them (the CLI its flags, the page its fields).
+ */
+export type Setting =
+  | "size"
+  | "weights"
+  | "content-weight"
+  | "style-weights"
+  | "tv-weight"
+  | "temporal-weight";
+
+/**
  * Errors a user can cause (a bad file, a bad flag, missing weights, no GPU
  * adapter). The CLI prints their message on one line and exits with code 2;
  * every other error is an internal one (exit 1).
  */
 export class UserError extends Error {
-  /** @param message one line naming the problem and, where possible, the fix. */
-  constructor(message: string) {
+  /** The settings the message says to change (for the edge's own hint). */
+  readonly settings: readonly Setting[];
+  /**
+   * @param message one line naming the problem and, where possible, the fix.
+   * @param settings the settings the fix changes.
+   */
+  constructor(message: string, settings: readonly Setting[] = []) {
     super(message);
     this.name = "UserError";
+    this.settings = settings;
   }
 }
 

@@ -182,7 +182,7 @@ async function start(): Promise<void> {
     );
   } catch (e) {
     if (!(e instanceof UserError)) console.error(e);
-    const msg = e instanceof UserError ? pageMessage(e.message) : `internal error: ${e}`;
+    const msg = e instanceof UserError ? pageMessage(e) : `internal error: ${e}`;
     status("error", msg);
   } finally {
     abort = null;

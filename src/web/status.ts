@@ -5,17 +5,28 @@
  * @module
  */
 
+import type { Setting, UserError } from "../engine/errors.ts";
+
 /** The states of the page. */
 export type PageState = "idle" | "running" | "done" | "error";
 
+/** The page's fields for the settings an engine message names. */
+const FIELDS: Record<Setting, string> = {
+  size: "Output size",
+  weights: "the weights file",
+  "content-weight": "Content weight",
+  "style-weights": "Style strength",
+  "tv-weight": "TV weight",
+  "temporal-weight": "Temporal weight",
+};
+
 /**
- * An engine message for the page: its CLI flags in parentheses (after the
- * setting's name, "the TV weight (--tv-weight)") left out, and "use a smaller
- * --size" in the page's words.
+ * An engine message for the page: the engine names what to change in its
+ * own words; the page adds the fields that change it.
  */
-export function pageMessage(message: string): string {
-  return message.replace(/ \((?:--[a-z-]+(?:, | or )?)+\)/g, "")
-    .replace(/use a smaller --size\b/g, "choose a smaller output size");
+export function pageMessage(e: UserError): string {
+  const fields = [...new Set(e.settings.map((s) => FIELDS[s]))];
+  return fields.length ? `${e.message} (${fields.join(", ")})` : e.message;
 }
 
 /** Sets the state and the text (and, when given, the last loss). */

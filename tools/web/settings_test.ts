@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { UserError } from "../../src/engine/errors.ts";
-import { parseRun } from "../../src/deno/cli.ts";
+import { flagHint, parseRun } from "../../src/deno/cli.ts";
 import { DEFAULT_FORM, parseSettings } from "../../src/web/settings.ts";
 import { pageMessage } from "../../src/web/status.ts";
 import { nonFiniteReason } from "../../src/engine/model/optimize.ts";
@@ -77,7 +77,7 @@ Deno.test("settings: a bad value is a UserError naming the field", () => {
   }
 });
 
-Deno.test("status: the engine's messages lose their CLI flags in the page", () => {
+Deno.test("the engine's messages name no CLI flag; the CLI adds its flags, the page its fields", () => {
   // The engine's own messages: one term beyond 32-bit floats, then the gradient's flag.
   const segments: Segment[] = [
     { start: 0, count: 1, kind: "content", what: "the content loss" },
@@ -86,21 +86,28 @@ Deno.test("status: the engine's messages lose their CLI flags in the page", () =
   ];
   const parts = new Float32Array([Infinity, 0, 0, 0]);
   const content = nonFiniteReason(2, parts, segments, 3)!;
-  assert.match(content, /\(--content-weight\)/);
   assert.equal(
-    pageMessage(content),
+    content.message,
     "iteration 3: the content loss is Infinity (beyond 32-bit floats); lower the content weight",
   );
+  assert.equal(flagHint(content), " (--content-weight)");
+  assert.equal(pageMessage(content), `${content.message} (Content weight)`);
   parts[0] = 0;
   new Uint32Array(parts.buffer)[3] = 1;
   const gradient = nonFiniteReason(2, parts, segments, 3)!;
-  assert.match(gradient, /--tv-weight\)$/);
+  assert.doesNotMatch(gradient.message, /--/);
+  assert.equal(
+    flagHint(gradient),
+    " (--content-weight, --style-weights or --strength, --tv-weight)",
+  );
   assert.equal(
     pageMessage(gradient),
-    "iteration 3: the gradient is not finite (beyond 32-bit floats); lower the loss weights",
+    `${gradient.message} (Content weight, Style strength, TV weight)`,
   );
+  const plain = new UserError("a 9000×9000 image needs 3 GiB; use a smaller output size", ["size"]);
   assert.equal(
-    pageMessage("a 9000×9000 image needs 3 GiB; use a smaller --size"),
-    "a 9000×9000 image needs 3 GiB; choose a smaller output size",
+    pageMessage(plain),
+    "a 9000×9000 image needs 3 GiB; use a smaller output size (Output size)",
   );
+  assert.equal(flagHint(plain), " (--size)");
 });

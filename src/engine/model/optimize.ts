@@ -11,7 +11,7 @@
  * carries it, for the run to resume on a new device.
  * @module
  */
-import { UserError } from "../errors.ts";
+import { type Setting, UserError } from "../errors.ts";
 import { DeviceLostError } from "../gpu/faults.ts";
 import { ReadbackBatches } from "../gpu/scheduler.ts";
 import type { TapName } from "./squeezenet.ts";
@@ -173,12 +173,12 @@ function record(
   return { i, loss, content: terms.content, style: terms.style, tv: terms.tv, ms };
 }
 
-/** The weights to lower, by the kind of term that is not finite. */
-const LOWER: Record<Segment["kind"], string> = {
-  content: "the content weight (--content-weight)",
-  style: "the style weights (--style-weights or --strength)",
-  tv: "the TV weight (--tv-weight)",
-  temporal: "the temporal weight (--temporal-weight)",
+/** The weight to lower, by the kind of term that is not finite. */
+const LOWER: Record<Segment["kind"], [string, Setting]> = {
+  content: ["the content weight", "content-weight"],
+  style: ["the style weights", "style-weights"],
+  tv: ["the TV weight", "tv-weight"],
+  temporal: ["the temporal weight", "temporal-weight"],
 };
 
 /**
@@ -191,18 +191,23 @@ export function nonFiniteReason(
   parts: Float32Array,
   segments: readonly Segment[],
   flagIndex: number,
-): string | null {
+): UserError | null {
   const at = `iteration ${i + 1}`;
   for (const s of segments) {
     let sum = 0;
     for (let k = s.start; k < s.start + s.count; k++) sum += parts[k];
     if (!Number.isFinite(sum)) {
-      return `${at}: ${s.what} is ${sum} (beyond 32-bit floats); lower ${LOWER[s.kind]}`;
+      const [what, setting] = LOWER[s.kind];
+      return new UserError(`${at}: ${s.what} is ${sum} (beyond 32-bit floats); lower ${what}`, [
+        setting,
+      ]);
     }
   }
   if (new Uint32Array(parts.buffer, parts.byteOffset, parts.length)[flagIndex] !== 0) {
-    return `${at}: the gradient is not finite (beyond 32-bit floats); lower the loss weights ` +
-      "(--content-weight, --style-weights or --strength, --tv-weight)";
+    return new UserError(
+      `${at}: the gradient is not finite (beyond 32-bit floats); lower the loss weights`,
+      ["content-weight", "style-weights", "tv-weight"],
+    );
   }
   return null;
 }
@@ -216,7 +221,9 @@ export async function styleTargets(
 ): Promise<Tensor[]> {
   const w = blend ?? styles.map(() => 1);
   if (w.length !== styles.length) {
-    throw new UserError(`--style-blend needs ${styles.length} weights, got ${w.length}`);
+    throw new UserError(
+      `${styles.length} style images need ${styles.length} blend weights, got ${w.length}`,
+    );
   }
   const sum = w.reduce((a, b) => a + b, 0);
   if (!(sum > 0)) throw new UserError("style blend weights must not all be 0");
@@ -298,7 +305,7 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
     for (const [k, i] of batch.entries()) {
       const p = new Float32Array(parts[k]);
       const bad = nonFiniteReason(i, p, plan.segments, plan.flagIndex);
-      if (bad) throw new UserError(bad);
+      if (bad) throw bad;
       // The batch's iterations finished one after another until its end.
       const ms = batches.lastMs + (end - batches.lastMs) * (k + 1) / batch.length;
       const r = record(i, p, plan.segments, ms);

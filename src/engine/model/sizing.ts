@@ -99,7 +99,8 @@ export class Sizing {
     if (!grid) {
       throw new UserError(
         `image too large: no split of ${w}×${h} into tiles fits buffers of ` +
-          `${(max / 2 ** 20).toFixed(0)} MiB; use a smaller --size`,
+          `${(max / 2 ** 20).toFixed(0)} MiB; use a smaller output size`,
+        ["size"],
       );
     }
     return grid;
@@ -150,14 +151,16 @@ export class Sizing {
     if (24 * h * w > this.memoryBudget) {
       throw new UserError(
         `image too large for this GPU: ${w}×${h} needs over ${gib(24 * h * w)} of GPU memory, ` +
-          `over the ${gib(this.memoryBudget)} it may use; use a smaller --size`,
+          `over the ${gib(this.memoryBudget)} it may use; use a smaller output size`,
+        ["size"],
       );
     }
     const need = this.estimateBytes(h, w, { ...o, upto });
     if (need > this.memoryBudget) {
       throw new UserError(
         `image too large for this GPU: ${w}×${h} needs about ${gib(need)} of GPU memory, ` +
-          `over the ${gib(this.memoryBudget)} it may use; use a smaller --size`,
+          `over the ${gib(this.memoryBudget)} it may use; use a smaller output size`,
+        ["size"],
       );
     }
   }

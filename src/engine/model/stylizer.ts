@@ -243,6 +243,7 @@ export class Engine implements Stylizer, FeatureEngine {
       throw new UserError(
         `GPU memory: out of memory at ${formatBytes(e.bytes)} even in ${before} ` +
           `tile${before > 1 ? "s" : ""}; ${this.#fitting(h, w, upto, e.bytes)}`,
+        ["size"],
       );
     }
     this.#notice(

@@ -76,8 +76,7 @@ export const LAYER_SHAPES: ReadonlyMap<string, readonly [number, number, number,
  */
 export const LAYER_NAMES: readonly string[] = [...LAYER_SHAPES.keys()];
 
-const FIX_HINT = "pass --weights PATH to the genuine sqz_notop.mat " +
-  `(sha256 ${WEIGHTS_SHA256}), or run \`deno task weights\` to download it`;
+const FIX_HINT = `use the genuine sqz_notop.mat (sha256 ${WEIGHTS_SHA256})`;
 
 function shapeText(shape: readonly number[]): string {
   return shape.join("x");
@@ -104,12 +103,18 @@ export function parseSqueezeNet(
     vars = parseMat(bytes);
   } catch (err) {
     if (err instanceof UserError) {
-      throw new UserError(`weights file ${source} is unreadable: ${err.message}; ${FIX_HINT}`);
+      throw new UserError(
+        `weights file ${source} is unreadable: ${err.message}; ${FIX_HINT}`,
+        ["weights"],
+      );
     }
     throw err;
   }
   const notSqueezeNet = (what: string) =>
-    new UserError(`weights file ${source} is not SqueezeNet 1.1 features: ${what}; ${FIX_HINT}`);
+    new UserError(
+      `weights file ${source} is not SqueezeNet 1.1 features: ${what}; ${FIX_HINT}`,
+      ["weights"],
+    );
 
   const layers = new Map<string, ConvWeights>();
   for (const [name, shape] of LAYER_SHAPES) {
