@@ -340,6 +340,7 @@ function report(pair: Pair, c: Float32Array, code: Float32Array, w: number, h: n
   const band = { n: 0, zero: 0 };
   const rest = { n: 0, zero: 0 };
   const why = [0, 0, 0, 0];
+  let photometricOnly = 0;
   for (let y = 8; y < h - 8; y++) {
     for (let x = 8; x < w - 8; x++) {
       const i = y * w + x;
@@ -347,6 +348,7 @@ function report(pair: Pair, c: Float32Array, code: Float32Array, w: number, h: n
         band.n++;
         if (c[i] === 0) band.zero++;
         for (let b = 0; b < 4; b++) if (code[i] & (1 << b)) why[b]++;
+        if (code[i] === 8) photometricOnly++;
       } else if (!pair.edge![i]) {
         rest.n++;
         if (c[i] === 0) rest.zero++;
@@ -357,7 +359,8 @@ function report(pair: Pair, c: Float32Array, code: Float32Array, w: number, h: n
   console.log(
     `  disoccluded band: ${band.n} px, c = 0 on ${pc(band.zero, band.n)} ` +
       `(outside ${pc(why[0], band.n)}, forward–backward ${pc(why[1], band.n)}, ` +
-      `motion boundary ${pc(why[2], band.n)}, photometric ${pc(why[3], band.n)}); ` +
+      `motion boundary ${pc(why[2], band.n)}, photometric ${pc(why[3], band.n)}, ` +
+      `photometric alone ${pc(photometricOnly, band.n)}); ` +
       `elsewhere (8 px from the border, 2 px from the patch's outline): c = 0 on ` +
       `${pc(rest.zero, rest.n)} of ${rest.n} px`,
   );
