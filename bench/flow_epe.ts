@@ -1,9 +1,9 @@
 /**
  * The optical flow measured (issue #32): synthetic pairs of frames with a
  * known motion, made from examples/chelsea.png (CC0) — sub-pixel shifts, a
- * zoom, a rotation, a textured patch moving over a still background — and
- * the mean end-point error of src/engine/video/flow.ts's forward flow on
- * them, the time per pair (forward and backward flows and the consistency
+ * zoom, a rotation, a textured patch and a flat square moving over a still
+ * background — and the mean end-point error of src/engine/video/flow.ts's
+ * forward flow on them, the time per pair (forward and backward flows and the consistency
  * check), and on the moving patch the consistency weights of the
  * disoccluded band. Writes every pair to `--out` (PNG frames, the ground
  * truth as raw float32) for bench/flow_opencv.py to measure OpenCV's flows

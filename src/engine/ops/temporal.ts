@@ -24,7 +24,8 @@ export const TEMPORAL_PARTS = 32;
  * rows·w when absent); `c` is the whole image's [H][w] map of weights
  * (view at row 0), of which rows y0… are read. Ruder et al.'s
  * w_temp/D·Σ c·(x − ω)² is `weight` = w_temp / D with D the image's pixel
- * count (H·w, not the band's). Pixels with c = 0 add nothing.
+ * count (H·w, not the band's). Pixels with c = 0 add nothing. `grad` and
+ * `parts` must be different buffers, neither holding x, ω or c.
  */
 export async function temporalLoss(
   ctx: OpContext,

@@ -23,7 +23,7 @@ export interface WarpOptions {
   flow: View;
   /**
    * Where the warped rows go, [C][rows][W] (plane stride: `out.plane`, dense
-   * rows·W when absent). Must not share a buffer with `src`.
+   * rows·W when absent). Must not share a buffer with any other input.
    */
   out: View;
   /** The output rows y0 … y0 + count − 1 (default: all). */
