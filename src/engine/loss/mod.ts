@@ -16,10 +16,11 @@ import {
 } from "./guided_style.ts";
 import { checkStyle, createStyle, styleKey, type StyleSpec } from "./style.ts";
 import { checkTv, createTv, tvKey, type TvSpec } from "./tv.ts";
+import { checkTemporal, createTemporal, temporalKey, type TemporalSpec } from "./temporal.ts";
 import type { LossTerm, Recorder } from "./term.ts";
 
 /** What a loss-and-gradient minimises: every registered term's part. */
-export type LossSpec = ContentSpec & StyleSpec & GuidedStyleSpec & TvSpec;
+export type LossSpec = ContentSpec & StyleSpec & GuidedStyleSpec & TvSpec & TemporalSpec;
 
 /** A loss term's module, as the registry holds it. */
 export interface TermModule<S> {
@@ -37,6 +38,7 @@ export const TERMS: readonly TermModule<LossSpec>[] = [
   { check: checkStyle, key: styleKey, create: createStyle },
   { check: checkGuidedStyle, key: guidedStyleKey, create: createGuidedStyle },
   { check: checkTv, key: tvKey, create: createTv },
+  { check: checkTemporal, key: temporalKey, create: createTemporal },
 ];
 
 /**

@@ -300,6 +300,8 @@ export async function recordLossPlan(
       await addTileToImage(r.ctx, scope, prog, `${label}.grad.add`, tileGrad, tile.input, grad);
     }
   }
+  // Pixel-wise terms, on the whole image once its gradient is in.
+  for (const t of terms) await t.injectBands?.(x, grad);
   return {
     prog,
     h,

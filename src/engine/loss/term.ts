@@ -18,7 +18,9 @@
  *    launch writing that gradient ({@link LossTerm.fusePointwise});
  * 3. terms on the image itself ({@link LossTerm.injectImage}), after the
  *    backward wrote the tile's image gradient, or fused into that write
- *    ({@link LossTerm.fuseImage}).
+ *    ({@link LossTerm.fuseImage});
+ * 4. pixel-wise terms on the whole image ({@link LossTerm.injectBands}),
+ *    once every tile's gradient is in.
  * @module
  */
 import type { Program } from "../gpu/scheduler.ts";
@@ -27,6 +29,7 @@ import type { FeatureTexture, OpContext, Scope, View } from "../ops/context.ts";
 import type { Pooling } from "../ops/pool.ts";
 import type { Forward, NetWeights, PointwiseFusion } from "../model/squeezenet.ts";
 import type { Tile, TileGrid } from "../model/tiles.ts";
+import type { ImageBuffers } from "../model/image_buffers.ts";
 
 export type { PointwiseFusion };
 
@@ -164,6 +167,11 @@ export interface LossTerm<S = unknown> {
   fuseImage?(v: TileView): TvTerm | null;
   /** Records the term on the tile's owned pixels of the image, added into `grad`. */
   injectImage?(v: TileView, grad: View): Promise<void>;
+  /**
+   * Records a pixel-wise term on the whole image's bands of rows, added into
+   * its gradient once every tile's is in.
+   */
+  injectBands?(x: ImageBuffers, grad: ImageBuffers): Promise<void>;
   /** Uploads the spec's targets (content features, Grams, masks…). */
   write(queue: GPUQueue, spec: S): void;
 }
