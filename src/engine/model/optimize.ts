@@ -73,6 +73,8 @@ export interface IterationRecord {
   content: number;
   style: number;
   tv: number;
+  /** The temporal term of a video frame (0 without). */
+  temporal: number;
   /**
    * Wall time since the loop started when the iteration finished (the
    * batch's end as read back, shared evenly by its iterations).
@@ -170,7 +172,7 @@ function record(
   ms: number,
 ): IterationRecord {
   const { loss, terms } = lossTerms(parts, segments);
-  return { i, loss, content: terms.content, style: terms.style, tv: terms.tv, ms };
+  return { i, loss, ...terms, ms };
 }
 
 /** The weight to lower, by the kind of term that is not finite. */
@@ -212,6 +214,29 @@ export function nonFiniteReason(
   return null;
 }
 
+/**
+ * The blended Gram targets: per layer, the (weighted) mean of each style's
+ * Grams (`grams[k][l]`: style k's at layer l).
+ */
+export function blendGrams(grams: Tensor[][], blend?: number[]): Tensor[] {
+  const w = blend ?? grams.map(() => 1);
+  if (w.length !== grams.length) {
+    throw new UserError(
+      `${grams.length} style images need ${grams.length} blend weights, got ${w.length}`,
+    );
+  }
+  const sum = w.reduce((a, b) => a + b, 0);
+  if (!(sum > 0)) throw new UserError("style blend weights must not all be 0");
+  return grams[0].map((g0, l) => {
+    const acc = new Float32Array(g0.data.length);
+    for (let k = 0; k < grams.length; k++) {
+      const g = grams[k][l].data;
+      for (let e = 0; e < acc.length; e++) acc[e] += g[e] * w[k] / sum;
+    }
+    return { shape: g0.shape, data: acc };
+  });
+}
+
 /** Gram targets for style images: per layer, the (weighted) mean of each style's Gram. */
 export async function styleTargets(
   engine: Engine,
@@ -219,26 +244,14 @@ export async function styleTargets(
   layers: TapName[],
   blend?: number[],
 ): Promise<Tensor[]> {
-  const w = blend ?? styles.map(() => 1);
-  if (w.length !== styles.length) {
+  if (blend && blend.length !== styles.length) {
     throw new UserError(
-      `${styles.length} style images need ${styles.length} blend weights, got ${w.length}`,
+      `${styles.length} style images need ${styles.length} blend weights, got ${blend.length}`,
     );
   }
-  const sum = w.reduce((a, b) => a + b, 0);
-  if (!(sum > 0)) throw new UserError("style blend weights must not all be 0");
-  const out: Tensor[] = [];
   const grams = [];
   for (const s of styles) grams.push(await engine.tapGrams(s, layers));
-  for (const [i] of layers.entries()) {
-    const acc = new Float32Array(grams[0][i].data.length);
-    for (let k = 0; k < styles.length; k++) {
-      const g = grams[k][i].data;
-      for (let e = 0; e < acc.length; e++) acc[e] += g[e] * w[k] / sum;
-    }
-    out.push({ shape: grams[0][i].shape, data: acc });
-  }
-  return out;
+  return blendGrams(grams, blend);
 }
 
 /** Reads the image after `steps` steps ({@link Optimizer.output}) back as a tensor. */

@@ -13,6 +13,7 @@ import { MEAN_BGR } from "../image/tensor.ts";
 import { adamParams, adamStep } from "../ops/adam.ts";
 import { Scope } from "../ops/context.ts";
 import type { TapName } from "./squeezenet.ts";
+import type { TemporalSpec } from "../loss/temporal.ts";
 import type { Engine, LossPlan, LossSpec, Region, Tensor } from "./stylizer.ts";
 import { type ImageBuffers, likeImage, writeImageBuffers } from "./image_buffers.ts";
 
@@ -56,6 +57,8 @@ export interface OptimizerOptions {
   avgDecay?: number;
   /** The state to start from instead of `init` (a run resumed on a new device). */
   resume?: OptimizerState;
+  /** The temporal term of a video frame (src/engine/loss/temporal.ts). */
+  temporal?: TemporalSpec["temporal"];
 }
 
 /**
@@ -201,6 +204,7 @@ export class Optimizer {
       styleTargets: o.styleTargets,
       regions: o.regions,
       tvWeight: cfg.tvWeight,
+      temporal: o.temporal,
     };
   }
 

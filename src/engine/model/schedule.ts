@@ -18,14 +18,15 @@ import { MEAN_BGR, toTensor } from "../image/tensor.ts";
 import type { RgbImage } from "../image/types.ts";
 import { DeviceLostError } from "../gpu/faults.ts";
 import {
+  blendGrams,
   type IterationRecord,
   LostRun,
   optimize,
   type OptimizeResult,
   type OptimizerState,
   type StyleConfig,
-  styleTargets,
 } from "./optimize.ts";
+import type { TemporalSpec } from "../loss/temporal.ts";
 import { tapLayerIndex } from "./squeezenet.ts";
 import type { Engine, Region, Tensor } from "./stylizer.ts";
 
@@ -89,7 +90,7 @@ export interface ScheduleOptions {
   /** Iterate averaging's decay (0 or absent: off); the average restarts at each scale. */
   avgDecay?: number;
   /** The first scale's starting image: the content (default), uniform noise, or an image. */
-  init?: "content" | "random" | RgbImage;
+  init?: "content" | "random" | RgbImage | Tensor;
   /** Seed of the noise of `init: "random"`. */
   seed?: number;
   /** Stops after the current iteration when aborted. */
@@ -114,6 +115,16 @@ export interface ScheduleOptions {
   recover?: (message: string) => Promise<Engine>;
   /** Receives one-line notices (a device lost and the run resumed). */
   onNotice?: (message: string) => void;
+  /**
+   * The temporal term of a video frame (src/engine/loss/temporal.ts), at the
+   * last scale (ω and c at its size).
+   */
+  temporal?: TemporalSpec["temporal"];
+  /**
+   * Each style image's Grams by the size they were computed at, kept from
+   * one run to the next of a batch or a video (the same style images).
+   */
+  styleCache?: Map<string, Tensor[]>;
 }
 
 /** A run ends after this many lost devices. */
@@ -247,21 +258,34 @@ async function styleAt(
   styles: Tensor[],
 ): Promise<{ styleTargets?: Tensor[]; regions?: Region[] }> {
   const layers = scale.config.styleLayers;
-  if (!o.masks) return { styleTargets: await styleTargets(engine, styles, layers, o.blend) };
-  const regions: Region[] = [];
+  const grams: Tensor[][] = [];
   for (const [k, s] of styles.entries()) {
-    regions.push({
-      mask: maskTensor(o.masks[k], scale.w, scale.h),
-      targets: await engine.tapGrams(s, layers),
-    });
+    const key = `${k}:${s.shape}:${layers}:${engine.pooling}`;
+    const hit = o.styleCache?.get(key);
+    const g = hit ?? await engine.tapGrams(s, layers);
+    o.styleCache?.set(key, g);
+    grams.push(g);
   }
-  return { regions };
+  if (o.masks) {
+    const masks = o.masks;
+    return {
+      regions: grams.map((targets, k) => ({
+        mask: maskTensor(masks[k], scale.w, scale.h),
+        targets,
+      })),
+    };
+  }
+  return { styleTargets: blendGrams(grams, o.blend) };
 }
 
 /** The first scale's starting image. */
 function firstInit(o: ScheduleOptions, scale: Scale, content: Tensor): Tensor {
   if (!o.init || o.init === "content") return content;
   if (o.init === "random") return toTensor(noiseImage(scale.w, scale.h, o.seed ?? 0));
+  if ("shape" in o.init) {
+    const [, , h, w] = o.init.shape;
+    return h === scale.h && w === scale.w ? o.init : upsample(o.init, scale.h, scale.w);
+  }
   return toTensor(resize(o.init, scale.w, scale.h));
 }
 
@@ -326,6 +350,7 @@ export async function stylize(engine: Engine, o: ScheduleOptions): Promise<Sched
           ...style,
           init,
           resume,
+          temporal: scale.index === scale.count - 1 ? o.temporal : undefined,
           config: scale.config,
           avgDecay: o.avgDecay,
           signal: o.signal,
