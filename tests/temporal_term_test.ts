@@ -41,8 +41,6 @@ function reference(x: Tensor, omega: Tensor, c: Tensor, weight: number) {
 
 /** A spec with only the temporal term (every other weight 0). */
 function spec(
-  h: number,
-  w: number,
   t: { omega: Tensor; c: Tensor },
   weight: number,
   style: Tensor[],
@@ -67,7 +65,7 @@ Deno.test("the temporal term alone: loss and gradient within 1e-6 of a float64 r
     const style = await whole.tapGrams(x, DEFAULT_CONFIG.styleLayers);
     const want = reference(x, omega, c, 0.37);
     for (const [mode, e] of [["whole", whole], ["tiles", split]] as const) {
-      const got = await e.lossAndGradient(x, spec(h, w, { omega, c }, 0.37, style));
+      const got = await e.lossAndGradient(x, spec({ omega, c }, 0.37, style));
       assert.equal(e.lastLossPlan!.tiles > 1, mode === "tiles", mode);
       assert.ok(
         relErr(got.terms.temporal, want.loss) <= 1e-6,
