@@ -17,7 +17,8 @@ import {
 } from "../src/engine/gpu/faults.ts";
 import { UserError } from "../src/engine/errors.ts";
 import type { LossSpec } from "../src/engine/model/stylizer.ts";
-import { DEFAULT_CONFIG } from "../src/engine/model/optimize.ts";
+import { DEFAULT_CONFIG, Optimizer } from "../src/engine/model/optimize.ts";
+import { StateKeeper } from "../src/engine/model/state_keeper.ts";
 import { tapLayerIndex } from "../src/engine/model/squeezenet.ts";
 import { randomFloats, relErr, relL2, sharedDir } from "./helpers.ts";
 import { inTempDir, REPO, runCli } from "./cli_run.ts";
@@ -129,6 +130,45 @@ Deno.test("GpuOutOfMemoryError carries the bytes held, formatted the way message
   assert.equal(formatBytes(e.bytes), "1.9 GiB");
   assert.equal(formatBytes(800 * 2 ** 20), "800 MiB");
   assert.ok(tapLayerIndex("fire5") > 0);
+});
+
+Deno.test("the optimiser's state read in pieces through a small staging buffer equals the state copied inline", async () => {
+  const engine = await createEngine({ weights: WEIGHTS, tilesFile: false });
+  try {
+    const [h, w] = [40, 56];
+    const { x, spec: s } = await spec(engine, h, w);
+    const opt = await Optimizer.create(engine, {
+      content: x,
+      styleTargets: s.styleTargets,
+      config: { ...DEFAULT_CONFIG, iters: 3, decayAt: 3 },
+      avgDecay: 0.5,
+    });
+    try {
+      for (let i = 0; i < 3; i++) await opt.submit(i);
+      const inline = new StateKeeper(opt);
+      const pieces = new StateKeeper(opt, 4096);
+      assert.ok(inline.inline && !pieces.inline);
+      const enc = engine.gpu.device.createCommandEncoder();
+      const commit = inline.record(enc, 3);
+      engine.gpu.device.queue.submit([enc.finish()]);
+      commit();
+      await inline.settle();
+      await pieces.snapshot(3);
+      const [a, b] = [inline.last!, pieces.last!];
+      assert.equal(b.steps, 3);
+      for (const k of ["x", "m", "v", "avg"] as const) {
+        assert.equal(a[k]!.length, 3 * h * w, k);
+        assert.deepEqual(b[k], a[k], k);
+      }
+      assert.ok(a.m.some((v) => v !== 0), "Adam's first moment after 3 steps");
+      await inline.destroy();
+      await pieces.destroy();
+    } finally {
+      opt.dispose();
+    }
+  } finally {
+    engine.dispose();
+  }
 });
 
 /** A small CLI run of the bundled example with a trace. */

@@ -357,13 +357,16 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
       const measured = i === first + 1;
       const ends = i <= first + 1 || snap || steps === cfg.iters ||
         batches.current.length + 1 >= batches.per;
-      if (ends && keeper) await live(keeper.settle());
+      // The state at the batch's end: copied with its last commands, or read now in pieces.
+      const inline = ends && keeper?.inline;
+      if (inline) await live(keeper!.settle());
       let commit = () => {};
       const times = await live(opt.submit(i, (enc) => {
         reads.record(enc, plan.parts);
-        if (ends && keeper) commit = keeper.record(enc, steps);
+        if (inline) commit = keeper!.record(enc, steps);
       }, measured));
       commit();
+      if (ends && keeper && !keeper.inline) await live(keeper.snapshot(steps));
       batches.current.push(i);
       if (measured) {
         // The second iteration, timed submit by submit: cut the next ones to the bound.

@@ -1,46 +1,68 @@
 /**
  * Copies of the optimiser's state on the CPU, taken at every read-back of the
  * loop: what a lost device's run resumes from (src/engine/model/optimize.ts),
- * so it loses at most the iterations since. Staging buffers for every band of
- * the state are made before the loop (counted in the pool's memory); each
- * snapshot's copies ride on the last command buffer of a batch, and its map
- * is awaited with the batch's losses.
+ * so it loses at most the iterations since. Two ways, by the state's size:
+ *
+ * - inline (up to {@link INLINE_STAGING_BYTES}): staging buffers for all of
+ *   it, made before the loop; a snapshot's copies ride on the last command
+ *   buffer of a batch and its maps are awaited with the batch's losses — the
+ *   GPU never waits;
+ * - in pieces (larger states, whose iterations are long): one staging buffer
+ *   of that size, filled and read piece by piece right after the batch, the
+ *   next iteration submitted once the snapshot is read — a short pause per
+ *   batch instead of a copy of the whole state in GPU memory.
  * @module
  */
-import { joinBands } from "./image_buffers.ts";
+import { type ImageBuffers, joinBands } from "./image_buffers.ts";
 import type { Optimizer, OptimizerState } from "./optimizer.ts";
+
+/** The most staging memory a snapshot takes at once (a larger state is read in pieces). */
+export const INLINE_STAGING_BYTES = 64 * 2 ** 20;
+
+/** A band's range of bytes: which state tensor, which band, from where, how much. */
+interface Piece {
+  tensor: number;
+  band: number;
+  offset: number;
+  size: number;
+}
 
 /** Snapshots of an optimiser's state (see the module doc). */
 export class StateKeeper {
   #opt: Optimizer;
-  /** Per state tensor, per band: a staging buffer. */
-  #staging: GPUBuffer[][];
-  #bytes: number;
+  #device: GPUDevice;
+  #imgs: ImageBuffers[];
+  /** Inline: a staging buffer per band of each tensor; in pieces: one. */
+  #staging: GPUBuffer[];
+  #stagingBytes: number;
+  #pieces: Piece[][];
   #pending: Promise<OptimizerState> | null = null;
+  /** Whether the whole state has staging buffers of its own (see the module doc). */
+  readonly inline: boolean;
   /** The newest snapshot read back, or null before the first. */
   last: OptimizerState | null = null;
 
   /** Makes the staging buffers (before the loop). */
-  constructor(opt: Optimizer) {
+  constructor(opt: Optimizer, maxStaging = INLINE_STAGING_BYTES) {
     this.#opt = opt;
-    const { device } = opt.engine.gpu;
-    const pool = opt.engine.ctx.pool;
-    const imgs = opt.stateBuffers;
-    this.#bytes = imgs.reduce((a, img) => a + img.bands.reduce((s, b) => s + b.buffer.size, 0), 0);
-    pool.trackExternal(this.#bytes, "state snapshot");
-    this.#staging = imgs.map((img) =>
-      img.bands.map((b) =>
-        device.createBuffer({
-          size: 3 * b.rows * img.w * 4,
-          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-        })
-      )
-    );
+    this.#device = opt.engine.gpu.device;
+    this.#imgs = opt.stateBuffers;
+    const sizes = this.#imgs.map((img) => img.bands.map((b) => 3 * b.rows * img.w * 4));
+    const total = sizes.flat().reduce((a, b) => a + b, 0);
+    this.inline = total <= maxStaging;
+    this.#pieces = this.inline
+      ? [sizes.flatMap((s, t) => s.map((size, band) => ({ tensor: t, band, offset: 0, size })))]
+      : cutPieces(sizes, maxStaging);
+    const make = (size: number) =>
+      this.#device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.#staging = this.inline ? this.#pieces[0].map((p) => make(p.size)) : [make(maxStaging)];
+    this.#stagingBytes = this.inline ? total : maxStaging;
+    opt.engine.ctx.pool.trackExternal(this.#stagingBytes, "state snapshot");
   }
 
   /**
-   * Waits for the previous snapshot's map (its staging buffers are free
-   * again after it); call before recording the next.
+   * Waits for the previous inline snapshot's maps (its staging buffers are
+   * free again after it); call before recording the next.
    */
   async settle(): Promise<void> {
     if (this.#pending) {
@@ -49,40 +71,94 @@ export class StateKeeper {
     }
   }
 
-  /** Records the copies of the state after `steps` steps into `enc` (its last commands). */
+  /**
+   * Inline: records the copies of the state after `steps` steps into `enc`
+   * (its last commands); the returned function, called after the submit,
+   * starts the maps.
+   */
   record(enc: GPUCommandEncoder, steps: number): () => void {
-    const imgs = this.#opt.stateBuffers;
-    imgs.forEach((img, k) =>
-      img.bands.forEach((b, j) =>
-        enc.copyBufferToBuffer(b.buffer, 0, this.#staging[k][j], 0, this.#staging[k][j].size)
-      )
-    );
-    // Called after the submit: starts the maps.
+    this.#pieces[0].forEach((p, k) => this.#copy(enc, p, this.#staging[k], 0));
     return () => {
-      this.#pending = this.#read(steps);
+      this.#pending = this.#readInline(steps);
     };
   }
 
-  async #read(steps: number): Promise<OptimizerState> {
-    const imgs = this.#opt.stateBuffers;
-    const tensors = [];
-    for (const [k, img] of imgs.entries()) {
-      const parts = [];
-      for (const s of this.#staging[k]) {
-        await s.mapAsync(GPUMapMode.READ);
-        parts.push(new Float32Array(s.getMappedRange().slice(0)));
-        s.unmap();
+  /** In pieces: copies and reads the state after `steps` steps now, piece by piece. */
+  async snapshot(steps: number): Promise<void> {
+    const out = this.#imgs.map((img) => img.bands.map((b) => new Float32Array(3 * b.rows * img.w)));
+    const staging = this.#staging[0];
+    for (const group of this.#pieces) {
+      const enc = this.#device.createCommandEncoder();
+      let at = 0;
+      for (const p of group) {
+        this.#copy(enc, p, staging, at);
+        at += p.size;
       }
-      tensors.push(joinBands(img, parts));
+      this.#device.queue.submit([enc.finish()]);
+      await staging.mapAsync(GPUMapMode.READ, 0, at);
+      const bytes = staging.getMappedRange(0, at);
+      at = 0;
+      for (const p of group) {
+        out[p.tensor][p.band].set(new Float32Array(bytes, at, p.size / 4), p.offset / 4);
+        at += p.size;
+      }
+      staging.unmap();
     }
-    const [x, m, v, avg] = tensors;
+    this.last = this.#state(steps, out);
+  }
+
+  #copy(enc: GPUCommandEncoder, p: Piece, dst: GPUBuffer, at: number): void {
+    const src = this.#imgs[p.tensor].bands[p.band].buffer;
+    enc.copyBufferToBuffer(src, p.offset, dst, at, p.size);
+  }
+
+  async #readInline(steps: number): Promise<OptimizerState> {
+    const out = this.#imgs.map((img) => img.bands.map(() => new Float32Array(0)));
+    for (const [k, p] of this.#pieces[0].entries()) {
+      const s = this.#staging[k];
+      await s.mapAsync(GPUMapMode.READ);
+      out[p.tensor][p.band] = new Float32Array(s.getMappedRange().slice(0));
+      s.unmap();
+    }
+    return this.#state(steps, out);
+  }
+
+  /** The state from each tensor's bands as read. */
+  #state(steps: number, bands: Float32Array[][]): OptimizerState {
+    const [x, m, v, avg] = bands.map((parts, t) => joinBands(this.#imgs[t], parts));
     return { steps, x, m, v, avg: avg ?? null };
   }
 
   /** Frees the staging buffers (after any pending map). */
   async destroy(): Promise<void> {
     await this.#pending?.catch(() => {});
-    for (const set of this.#staging) for (const s of set) s.destroy();
-    this.#opt.engine.ctx.pool.trackExternal(-this.#bytes);
+    for (const s of this.#staging) s.destroy();
+    this.#opt.engine.ctx.pool.trackExternal(-this.#stagingBytes);
   }
+}
+
+/**
+ * The bands' bytes (`sizes[tensor][band]`) cut into pieces of at most `max`
+ * bytes (multiples of 4), grouped into copies that fill a staging buffer of
+ * `max` bytes each.
+ */
+export function cutPieces(sizes: number[][], max: number): Piece[][] {
+  const groups: Piece[][] = [];
+  let group: Piece[] = [];
+  let used = 0;
+  sizes.forEach((bands, tensor) =>
+    bands.forEach((size, band) => {
+      for (let offset = 0; offset < size;) {
+        if (used === max) {
+          groups.push(group);
+          [group, used] = [[], 0];
+        }
+        const n = Math.min(size - offset, max - used);
+        group.push({ tensor, band, offset, size: n });
+        [offset, used] = [offset + n, used + n];
+      }
+    })
+  );
+  if (group.length) groups.push(group);
+  return groups;
 }
