@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { sharedDir } from "./helpers.ts";
+import { weightsPath } from "./data.ts";
 
 const BENCH = new URL("../bench/bench.ts", import.meta.url).pathname;
 
@@ -8,7 +8,7 @@ async function bench(args: string[]): Promise<Record<string, unknown>[]> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", BENCH, "--json", "--iters", "3", "--warmup", "1", ...args],
     env: {
-      STYLIZE_WEIGHTS: `${sharedDir()}/weights/sqz_notop.mat`,
+      STYLIZE_WEIGHTS: await weightsPath(),
       XDG_RUNTIME_DIR: "/tmp",
       NO_COLOR: "1",
     },

@@ -7,7 +7,7 @@
  * left; SIGINT saves the current image; `--save-every` stages and contact sheet;
  * the trace JSON schema.
  *
- * Run: deno test -A tests/cli_test.ts (needs ../shared/weights/sqz_notop.mat).
+ * Run: deno test -A tests/cli_test.ts (the weights: see tests/data.ts).
  */
 import assert from "node:assert/strict";
 import { dirname, join, resolve } from "node:path";
@@ -16,7 +16,8 @@ import { readImage, writeImage } from "../src/deno/image/mod.ts";
 import { originalColors, resize } from "../src/engine/image/mod.ts";
 import { DEFAULT_CONFIG } from "../src/engine/model/optimize.ts";
 import type { RgbImage } from "../src/engine/image/types.ts";
-import { sharedDir } from "./helpers.ts";
+import { FILE_MODES_NOTE, obeyingFileModes } from "./helpers.ts";
+import { testImage, weightsPath } from "./data.ts";
 import { TILES_FILE_VERSION } from "../src/deno/tiles_cache.ts";
 import { loopRate } from "../src/engine/model/optimize.ts";
 import { cpuDriver } from "../src/deno/driver.ts";
@@ -24,8 +25,7 @@ import { cpuDriver } from "../src/deno/driver.ts";
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(REPO, "src", "deno", "cli.ts");
 const CONFIG = join(REPO, "deno.json");
-const WEIGHTS = `${sharedDir()}/weights/sqz_notop.mat`;
-const SHARED_JPEG = `${sharedDir()}/images/tubingen.jpg`;
+const WEIGHTS = await weightsPath();
 
 /** The permissions of `deno task stylize` (deno.json), so the test runs what users run. */
 const PERMS = [
@@ -48,9 +48,6 @@ function exists(path: string): boolean {
     return false;
   }
 }
-
-const HAVE_WEIGHTS = exists(WEIGHTS);
-const IS_ROOT = Deno.uid() === 0;
 
 /**
  * The longest a CLI run here may take before it is killed. A run compiles
@@ -90,14 +87,21 @@ function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
   };
 }
 
+/**
+ * The CLI as a command; with `obeyModes`, one that obeys file modes even as
+ * root (see {@link obeyingFileModes}).
+ */
 function cliCommand(
   cwd: string,
   args: string[],
   env: Record<string, string>,
   stdio: Pick<Deno.CommandOptions, "stdout" | "stderr">,
+  obeyModes = false,
 ): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--config", CONFIG, ...PERMS, CLI, ...args],
+  const argv = [Deno.execPath(), "run", "--config", CONFIG, ...PERMS, CLI, ...args];
+  const [cmd, ...rest] = obeyModes ? obeyingFileModes(argv) : argv;
+  return new Deno.Command(cmd, {
+    args: rest,
     cwd,
     env: cliEnv(env),
     stdin: "null",
@@ -109,11 +113,16 @@ function cliCommand(
 async function stylize(
   cwd: string,
   args: string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+  opts: { env?: Record<string, string>; timeoutMs?: number; obeyModes?: boolean } = {},
 ): Promise<Result & { ms: number }> {
   const t0 = performance.now();
-  const child = cliCommand(cwd, args, opts.env ?? {}, { stdout: "piped", stderr: "piped" })
-    .spawn();
+  const child = cliCommand(
+    cwd,
+    args,
+    opts.env ?? {},
+    { stdout: "piped", stderr: "piped" },
+    opts.obeyModes,
+  ).spawn();
   const timer = setTimeout(() => {
     try {
       child.kill("SIGKILL");
@@ -222,9 +231,10 @@ async function expectUserError(
   args: string[],
   problem: RegExp,
   env: Record<string, string> = {},
+  obeyModes = false,
 ): Promise<string> {
   const before = listDir(dir);
-  const r = await stylize(dir, [...args, "--quiet"], { env });
+  const r = await stylize(dir, [...args, "--quiet"], { env, obeyModes });
   const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
   const context = `args ${JSON.stringify(args)}\nexit ${r.code}\nstderr:\n${r.stderr}`;
   assert.equal(r.code, 2, `expected exit code 2; ${context}`);
@@ -246,14 +256,9 @@ async function expectImage(dir: string, args: string[]): Promise<void> {
   assert.deepEqual([img.width, img.height], [32, 24]);
 }
 
-function test(
-  name: string,
-  fn: (dir: string) => Promise<void>,
-  opts: { ignore?: boolean; needsWeights?: boolean } = {},
-): void {
+function test(name: string, fn: (dir: string) => Promise<void>): void {
   Deno.test({
     name,
-    ignore: opts.ignore || (opts.needsWeights !== false && !HAVE_WEIGHTS),
     fn: () =>
       inTempDir(async (dir) => {
         await makeInputs(dir);
@@ -300,7 +305,7 @@ test("--help exits 0 and lists every flag of the synopsis", async (dir) => {
     assert.match(r.stdout, re, `--help does not list ${f}`);
   }
   assert.deepEqual(listDir(dir), INPUTS);
-}, { needsWeights: false });
+});
 
 test("--help lists --pooling with its values and its default, max", async (dir) => {
   const r = await stylize(dir, ["--help"]);
@@ -309,7 +314,7 @@ test("--help lists --pooling with its values and its default, max", async (dir) 
   assert.ok(at >= 0, "--help does not list --pooling max|avg");
   const entry = r.stdout.slice(at).split(/\n(?=\s+-)/)[0];
   assert.match(entry, /\(default max\)/, entry);
-}, { needsWeights: false });
+});
 
 // ---------------------------------------------------------------------------
 // Normal runs
@@ -394,14 +399,16 @@ test("missing content file → exit 2, one line naming it", async (dir) => {
   );
 });
 
-test("unreadable content file (chmod 000) → exit 2, one line", async (dir) => {
+test(`unreadable content file (chmod 000) → exit 2, one line${FILE_MODES_NOTE}`, async (dir) => {
   await Deno.chmod(join(dir, "content.png"), 0o000);
   await expectUserError(
     dir,
     ["content.png", "style.png", "-o", "out.png", ...SMALL],
     /content\.png.*(cannot read|permission)/i,
+    {},
+    true,
   );
-}, { ignore: IS_ROOT }); // root reads mode-000 files
+});
 
 test("a text file named x.png → exit 2, 'not a PNG or JPEG'", async (dir) => {
   await Deno.writeTextFile(join(dir, "x.png"), "this is not an image\n");
@@ -413,15 +420,7 @@ test("a text file named x.png → exit 2, 'not a PNG or JPEG'", async (dir) => {
 });
 
 test("truncated JPEG (first half of a real one) → exit 2, 'truncated'", async (dir) => {
-  let jpeg: Uint8Array;
-  try {
-    jpeg = Deno.readFileSync(SHARED_JPEG);
-  } catch {
-    // No shared images: a JPEG written by the encoder under test does as well.
-    await writeImage(join(dir, "full.jpg"), gradient(64, 48));
-    jpeg = Deno.readFileSync(join(dir, "full.jpg"));
-    Deno.removeSync(join(dir, "full.jpg"));
-  }
+  const jpeg = Deno.readFileSync(testImage("hubble_deep_field.jpg"));
   Deno.writeFileSync(join(dir, "half.jpg"), jpeg.subarray(0, jpeg.length >> 1));
   await expectUserError(
     dir,
@@ -500,7 +499,7 @@ test("unknown flag --frobnicate → exit 2, one line naming it", async (dir) => 
     ["content.png", "style.png", "--frobnicate", ...SMALL],
     /frobnicate/,
   );
-}, { needsWeights: false });
+});
 
 test("non-numeric --iters abc → exit 2, 'not a number'", async (dir) => {
   await expectUserError(
@@ -508,17 +507,17 @@ test("non-numeric --iters abc → exit 2, 'not a number'", async (dir) => {
     ["content.png", "style.png", ...SMALL, "--iters", "abc"],
     /--iters.*abc.*not a number/,
   );
-}, { needsWeights: false });
+});
 
 test("negative --size -5 → exit 2, one line naming --size", async (dir) => {
   await expectUserError(dir, ["content.png", "style.png", "--size", "-5"], /--size/);
   await expectUserError(dir, ["content.png", "style.png", "--size=-5"], /--size.*at least/);
-}, { needsWeights: false });
+});
 
 test("negative --lr -1 → exit 2, one line naming --lr", async (dir) => {
   await expectUserError(dir, ["content.png", "style.png", ...SMALL, "--lr", "-1"], /--lr/);
   await expectUserError(dir, ["content.png", "style.png", ...SMALL, "--lr=-1"], /--lr.*≥ 0/);
-}, { needsWeights: false });
+});
 
 test("unknown --content-layer fire10 → exit 2, 'unknown layer'", async (dir) => {
   await expectUserError(
@@ -526,7 +525,7 @@ test("unknown --content-layer fire10 → exit 2, 'unknown layer'", async (dir) =
     ["content.png", "style.png", ...SMALL, "--content-layer", "fire10"],
     /--content-layer.*unknown layer "fire10"/,
   );
-}, { needsWeights: false });
+});
 
 test("unknown --style-layers conv1,bogus (with matching --style-weights) → exit 2", async (dir) => {
   await expectUserError(
@@ -542,7 +541,7 @@ test("unknown --style-layers conv1,bogus (with matching --style-weights) → exi
     ],
     /--style-layers.*unknown layer "bogus"/,
   );
-}, { needsWeights: false });
+});
 
 test(
   "unknown --pooling value (mean, empty, missing) → exit 2, one line naming --pooling",
@@ -556,7 +555,6 @@ test(
     await expectUserError(dir, [...args, "--pooling="], /--pooling: "" is not max or avg/);
     await expectUserError(dir, [...args, "--pooling"], /--pooling/);
   },
-  { needsWeights: false },
 );
 
 test("output in a nonexistent directory → exit 2, 'not writable'", async (dir) => {
@@ -568,7 +566,7 @@ test("output in a nonexistent directory → exit 2, 'not writable'", async (dir)
   assert.equal(exists("/nonexistent-dir"), false);
 });
 
-test("output in a read-only directory → exit 2, 'not writable'", async (dir) => {
+test(`output in a read-only directory → exit 2, 'not writable'${FILE_MODES_NOTE}`, async (dir) => {
   Deno.mkdirSync(join(dir, "ro"));
   Deno.chmodSync(join(dir, "ro"), 0o555);
   try {
@@ -576,12 +574,14 @@ test("output in a read-only directory → exit 2, 'not writable'", async (dir) =
       dir,
       ["content.png", "style.png", "-o", "ro/out.png", ...SMALL],
       /ro\/out\.png.*not writable/,
+      {},
+      true,
     );
     assert.deepEqual(listDir(join(dir, "ro")), []);
   } finally {
     Deno.chmodSync(join(dir, "ro"), 0o755);
   }
-}, { ignore: IS_ROOT }); // root writes into mode-555 directories
+});
 
 test(
   "missing weights (--weights /nonexistent.mat) → exit 2, one line naming the file",
@@ -592,7 +592,6 @@ test(
       /\/nonexistent\.mat/,
     );
   },
-  { needsWeights: false },
 );
 
 test("tampered weights (bytes changed in the middle) → exit 2, one line about the weights", async (dir) => {
@@ -791,7 +790,7 @@ test("--style-blend with one weight for two styles → exit 2", async (dir) => {
     ["content.png", "style.png", "style2.png", "--style-blend", "1", "-o", "out.png", ...SMALL],
     /--style-blend/,
   );
-}, { needsWeights: false });
+});
 
 test("--init random --seed 3 produces an image", async (dir) => {
   await expectImage(dir, ["content.png", "style.png", "--init", "random", "--seed", "3"]);
@@ -803,7 +802,7 @@ test("--init missing.png → exit 2, one line naming it", async (dir) => {
     ["content.png", "style.png", "--init", "missing.png", "-o", "out.png", ...SMALL],
     /missing\.png.*no such file/,
   );
-}, { needsWeights: false });
+});
 
 // ---------------------------------------------------------------------------
 // A fresh machine
@@ -1009,7 +1008,6 @@ test(
     );
     await expectUserError(dir, [...INPUTS, ...SMALL, "--min-size", "3"], /--min-size/);
   },
-  { needsWeights: false },
 );
 
 test("scales: --min-size 32 --size 64 runs 32, 45 and 64 px; progress, stages and trace name each scale", async (dir) => {

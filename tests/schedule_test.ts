@@ -23,14 +23,15 @@ import {
   upsample,
 } from "../src/engine/model/schedule.ts";
 import type { Tensor } from "../src/engine/model/stylizer.ts";
-import { adam20Config, randomFloats, readSafetensors, relL2, sharedDir } from "./helpers.ts";
+import { adam20Config, randomFloats, readSafetensors, relL2 } from "./helpers.ts";
+import { golden, weightsPath } from "./data.ts";
 
 const engine = await createEngine({
-  weights: `${sharedDir()}/weights/sqz_notop.mat`,
+  weights: await weightsPath(),
   tilesFile: false,
 });
-const { tensors, metadata } = readSafetensors(`${sharedDir()}/reference/adam20.safetensors`);
-/** reference.py's configuration of adam20.safetensors. */
+const { tensors, metadata } = readSafetensors(golden("adam20"));
+/** The configuration of adam20.safetensors (reference.py's DEFAULT, as the oracle runs it). */
 const CONFIG = adam20Config(metadata);
 
 Deno.test("scaleSizes: √2 apart from the first to the last, which is the size", () => {

@@ -16,9 +16,10 @@ import {
   tileGrid,
   tileHalo,
 } from "../src/engine/model/tiles.ts";
-import { randomFloats, relL2, sharedDir } from "./helpers.ts";
+import { randomFloats, relL2 } from "./helpers.ts";
+import { weightsPath } from "./data.ts";
 
-const WEIGHTS = `${sharedDir()}/weights/sqz_notop.mat`;
+const WEIGHTS = await weightsPath();
 
 Deno.test("tileGrid: the owned rectangles of every layer partition it, and each tile's input holds its owned positions' receptive fields", () => {
   for (
