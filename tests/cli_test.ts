@@ -13,7 +13,9 @@ import assert from "node:assert/strict";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readImage, writeImage } from "../src/deno/image/mod.ts";
-import { originalColors, resize } from "../src/engine/image/mod.ts";
+import { originalColors, resize, toTensor } from "../src/engine/image/mod.ts";
+import { createEngine } from "../src/deno/stylizer.ts";
+import type { Engine, LossSpec, Tensor } from "../src/engine/model/stylizer.ts";
 import { DEFAULT_CONFIG } from "../src/engine/model/optimize.ts";
 import type { RgbImage } from "../src/engine/image/types.ts";
 import { FILE_MODES_NOTE, obeyingFileModes } from "./helpers.ts";
@@ -778,11 +780,6 @@ test("--pooling avg runs with average pooling: the trace says so and its losses 
   assert.deepEqual([img.width, img.height], [32, 24]);
 });
 
-test("two styles with --style-blend 1,3 produce an image", async (dir) => {
-  await writeImage(join(dir, "style2.png"), gradient(36, 36, 150));
-  await expectImage(dir, ["content.png", "style.png", "style2.png", "--style-blend", "1,3"]);
-});
-
 test("--style-blend with one weight for two styles → exit 2", async (dir) => {
   await writeImage(join(dir, "style2.png"), gradient(36, 36, 150));
   await expectUserError(
@@ -1069,4 +1066,167 @@ test("scales: --min-size 32 --size 64 runs 32, 45 and 64 px; progress, stages an
     assert.ok(Math.abs(s.contentWeight / want - 1) < 1e-9, JSON.stringify(s));
   }
   for (const s of trace.scales) assert.ok(s.startMs >= 0, JSON.stringify(s));
+});
+
+// ---------------------------------------------------------------------------
+// What the flags do to the values: each run's first losses (its --trace) against the
+// engine's own loss at the image the flag should have started from, in this process.
+
+let inProcess: Promise<Engine> | null = null;
+/** An engine in this process with the CLI runs' tiles (the default table). */
+function engine(): Promise<Engine> {
+  return inProcess ??= createEngine({ weights: WEIGHTS, tilesFile: false });
+}
+globalThis.addEventListener("unload", () => inProcess?.then((e) => e.dispose()));
+
+/** An image file in `dir` resized to `w`×`h`, as the CLI resizes it, as a network input. */
+async function inputAt(dir: string, file: string, w: number, h: number): Promise<Tensor> {
+  return toTensor(resize(await readImage(join(dir, file)), w, h));
+}
+
+/** reference.py's losses at the 32×24 scale of the small runs (with --reference-pixels 0). */
+async function smallSpec(dir: string, styleTargets: Tensor[]): Promise<LossSpec> {
+  const e = await engine();
+  const content = await inputAt(dir, "content.png", 32, 24);
+  return {
+    contentLayer: DEFAULT_CONFIG.contentLayer,
+    contentWeight: DEFAULT_CONFIG.contentWeight,
+    contentTarget: (await e.features(content, [DEFAULT_CONFIG.contentLayer]))[
+      DEFAULT_CONFIG.contentLayer
+    ]!,
+    styleLayers: DEFAULT_CONFIG.styleLayers,
+    styleWeights: DEFAULT_CONFIG.styleWeights,
+    styleTargets,
+    tvWeight: DEFAULT_CONFIG.tvWeight,
+  };
+}
+
+/** Each style layer's Gram of each style image (at the small runs' style size, 32). */
+async function styleGrams(dir: string, files: [string, number, number][]): Promise<Tensor[][]> {
+  const e = await engine();
+  const out = [];
+  for (const [f, w, h] of files) {
+    out.push(await e.tapGrams(await inputAt(dir, f, w, h), DEFAULT_CONFIG.styleLayers));
+  }
+  return out;
+}
+
+/** The weighted mean of per-style Grams, layer by layer. */
+function blended(grams: Tensor[][], weights: number[]): Tensor[] {
+  const sum = weights.reduce((a, b) => a + b, 0);
+  return grams[0].map((g, l) => ({
+    shape: g.shape,
+    data: g.data.map((_, k) => grams.reduce((a, gs, s) => a + gs[l].data[k] * weights[s], 0) / sum),
+  }));
+}
+
+/** A small run with --trace (and the plain weights of --reference-pixels 0); returns the trace. */
+async function traced(dir: string, args: string[]): Promise<Trace> {
+  const r = await stylize(dir, [
+    ...args,
+    "-o",
+    "out.png",
+    ...SMALL,
+    "--reference-pixels",
+    "0",
+    "--trace",
+    "t.json",
+    "-q",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(Deno.readTextFileSync(join(dir, "t.json")));
+}
+
+interface Trace {
+  scales: { iters: number; steps: number; decayAt: number; size: number[] }[];
+  iterations: { scale: number; loss: number; style: number }[];
+}
+
+/** Coloured stripes two pixels wide: Grams far from the gradients'. */
+function stripes(width: number, height: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) {
+    const on = ((i % width) >> 1) & 1;
+    data.set(on ? [250, 40, 20] : [10, 60, 230], i * 3);
+  }
+  return { width, height, data };
+}
+
+test("--style-blend 1,3: the first style loss is the loss against each layer's 1:3 mean of the two styles' Grams", async (dir) => {
+  await writeImage(join(dir, "style2.png"), stripes(36, 36));
+  const trace = await traced(dir, [
+    ...INPUTS,
+    "style2.png",
+    "--style-blend",
+    "1,3",
+    "--iters",
+    "1",
+  ]);
+  const grams = await styleGrams(dir, [["style.png", 24, 32], ["style2.png", 32, 32]]);
+  const content = await inputAt(dir, "content.png", 32, 24);
+  const e = await engine();
+  const styleAt = async (targets: Tensor[]) =>
+    (await e.lossAndGradient(content, await smallSpec(dir, targets))).terms.style;
+  const want = await styleAt(blended(grams, [1, 3]));
+  const got = trace.iterations[0].style;
+  assert.ok(Math.abs(got - want) <= 1e-4 * want, `style loss ${got} vs ${want}`);
+  // Other blends give other losses: the comparison tells them apart.
+  for (const other of [[1, 1], [3, 1], [1, 0]]) {
+    const o = await styleAt(blended(grams, other));
+    assert.ok(Math.abs(got - o) > 1e-2 * o, `blend ${other}: ${o} is as close as ${want}`);
+  }
+});
+
+test("--init IMAGE: the first loss is the loss at that image resized to the first scale, not at the content", async (dir) => {
+  await writeImage(join(dir, "init.png"), gradient(50, 20, 99));
+  const trace = await traced(dir, [...INPUTS, "--init", "init.png", "--iters", "1"]);
+  const [grams] = await styleGrams(dir, [["style.png", 24, 32]]);
+  const spec = await smallSpec(dir, grams);
+  const e = await engine();
+  const want = (await e.lossAndGradient(await inputAt(dir, "init.png", 32, 24), spec)).loss;
+  const atContent = (await e.lossAndGradient(await inputAt(dir, "content.png", 32, 24), spec)).loss;
+  const got = trace.iterations[0].loss;
+  assert.ok(Math.abs(got - want) <= 1e-4 * want, `first loss ${got} vs ${want}`);
+  assert.ok(Math.abs(got - atContent) > 1e-2 * atContent, `the content's loss ${atContent}`);
+});
+
+test("--first-iters 3 --iters 2 over two scales: 3 iterations at the first, 2 at the second, each with its own decay point", async (dir) => {
+  const trace = await traced(dir, [
+    ...INPUTS,
+    "--min-size",
+    "23",
+    "--first-iters",
+    "3",
+    "--iters",
+    "2",
+  ]);
+  assert.deepEqual(trace.scales.map((s) => s.size), [[17, 23], [24, 32]]);
+  assert.deepEqual(trace.scales.map((s) => [s.iters, s.steps]), [[3, 3], [2, 2]]);
+  assert.deepEqual(trace.iterations.map((i) => i.scale), [0, 0, 0, 1, 1]);
+  // --lr-decay-at defaults to 90% of --iters (2 of 2): the same fraction of each scale.
+  assert.deepEqual(trace.scales.map((s) => s.decayAt), [3, 2]);
+});
+
+test("--lr-decay-at: at 0 Adam's first step moves each value by lr/10 (one level), at 1 by lr (ten); at 2 the losses part from a run without decay after iteration 2", async (dir) => {
+  const content = resize(await readImage(join(dir, "content.png")), 32, 24);
+  const moved = async (decayAt: number) => {
+    const img = await runTo(dir, `d${decayAt}.png`, [
+      "--iters",
+      "1",
+      "--lr-decay-at",
+      `${decayAt}`,
+    ]);
+    const d = img.data.map((v, k) => Math.abs(v - content.data[k]));
+    return { max: Math.max(...d), median: [...d].sort((a, b) => a - b)[d.length >> 1] };
+  };
+  // Adam's first step is lr · g / (|g| + ε): lr itself wherever the gradient is not ~0.
+  assert.deepEqual(await moved(0), { max: 1, median: 1 });
+  assert.equal((await moved(1)).median, DEFAULT_CONFIG.lr);
+  const losses = async (decayAt: number) =>
+    (await traced(dir, [...INPUTS, "--iters", "4", "--lr-decay-at", `${decayAt}`])).iterations
+      .map((i) => i.loss);
+  const [at2, never] = [await losses(2), await losses(4)];
+  // Iteration i's loss is measured before its step: the first three see the same two steps.
+  assert.deepEqual(at2.slice(0, 3), never.slice(0, 3));
+  assert.ok(Math.abs(at2[3] - never[3]) > 1e-6 * never[3], `${at2[3]} vs ${never[3]}`);
 });
