@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { weightsPath } from "./data.ts";
+import { repoPath, weightsPath } from "./data.ts";
 
-const BENCH = new URL("../bench/bench.ts", import.meta.url).pathname;
+const BENCH = repoPath("bench", "bench.ts");
 
 /** Runs bench/bench.ts with `args` and parses its --json lines. */
 async function bench(args: string[]): Promise<Record<string, unknown>[]> {

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { weightsPath } from "../../tests/data.ts";
+import { repoPath, weightsPath } from "../../tests/data.ts";
 import { DIST_WEB } from "./build.ts";
 
-const WEB_TS = new URL("./web.ts", import.meta.url).pathname;
-const CONFIG = new URL("./deno.json", import.meta.url).pathname;
+const WEB_TS = repoPath("tools", "web", "web.ts");
+const CONFIG = repoPath("tools", "web", "deno.json");
 const WEIGHTS = await weightsPath();
 
 /** `deno task web ARGS` as a child process. */
