@@ -10,8 +10,9 @@
  * gradient tests 97×75 (conv1 48×37, fire3 24×18, fire5 12×9), 53×41 (26×20,
  * 13×10, 6×5) and 67×45 (33×22, 16×11, 8×5: one even side each), in the
  * finite differences 37×53 (18×26, 9×13, 4×6).
- * The goldens' sizes hardly do: the photo (192×256) never, backward.safetensors'
- * x (128×171) only at pool3's right edge.
+ * So do the goldens' (tests/oracle/oracle.py): the photo (33×65) at every pool on
+ * both sides, backward.safetensors' x (45×67) at pool1 along the height and pool3
+ * along the width.
  */
 import assert from "node:assert/strict";
 import { createStylizer, type LossSpec, TAP_NAMES, type TapName, type Tensor } from "../mod.ts";
@@ -21,14 +22,15 @@ import { NetWeights, recordForward, SQUEEZENET } from "../src/engine/model/squee
 import { Program } from "../src/engine/gpu/scheduler.ts";
 import { Scope } from "../src/engine/ops/context.ts";
 import type { Pooling } from "../src/engine/ops/pool.ts";
-import { randomFloats, readSafetensors, relErr, relL2, sharedDir, testContext } from "./helpers.ts";
+import { randomFloats, readSafetensors, relErr, relL2, testContext } from "./helpers.ts";
+import { golden, weightsPath as findWeights } from "./data.ts";
 import * as ref from "./reference_net.ts";
 
-const weightsPath = `${sharedDir()}/weights/sqz_notop.mat`;
+const weightsPath = await findWeights();
 const weights = await loadWeights(weightsPath);
-const forward = readSafetensors(`${sharedDir()}/reference/forward.safetensors`).tensors;
-const avgGolden = readSafetensors(`${sharedDir()}/reference/avgpool.safetensors`).tensors;
-const backward = readSafetensors(`${sharedDir()}/reference/backward.safetensors`);
+const forward = readSafetensors(golden("forward")).tensors;
+const avgGolden = readSafetensors(golden("avgpool")).tensors;
+const backward = readSafetensors(golden("backward"));
 const stylizer = await createStylizer({
   weights: weightsPath,
   tilesFile: false,

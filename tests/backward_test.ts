@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { createStylizer, type LossSpec, type TapName } from "../mod.ts";
 import type { Engine } from "../src/engine/model/stylizer.ts";
-import { readSafetensors, relErr, relL2, sharedDir } from "./helpers.ts";
+import { readSafetensors, relErr, relL2 } from "./helpers.ts";
+import { golden, weightsPath } from "./data.ts";
 
-const weights = `${sharedDir()}/weights/sqz_notop.mat`;
-const { tensors: g, metadata } = readSafetensors(`${sharedDir()}/reference/backward.safetensors`);
+const weights = await weightsPath();
+const { tensors: g, metadata } = readSafetensors(golden("backward"));
 const cfg = JSON.parse(metadata.config);
 const stylizer = await createStylizer({ weights, tilesFile: false }) as Engine;
 const x = g.get("x")!;

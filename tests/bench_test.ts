@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
-import { sharedDir } from "./helpers.ts";
+import { repoPath, weightsPath } from "./data.ts";
 
-const BENCH = new URL("../bench/bench.ts", import.meta.url).pathname;
+const BENCH = repoPath("bench", "bench.ts");
 
 /** Runs bench/bench.ts with `args` and parses its --json lines. */
 async function bench(args: string[]): Promise<Record<string, unknown>[]> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", BENCH, "--json", "--iters", "3", "--warmup", "1", ...args],
     env: {
-      STYLIZE_WEIGHTS: `${sharedDir()}/weights/sqz_notop.mat`,
+      STYLIZE_WEIGHTS: await weightsPath(),
       XDG_RUNTIME_DIR: "/tmp",
       NO_COLOR: "1",
     },

@@ -7,16 +7,19 @@
  * left; SIGINT saves the current image; `--save-every` stages and contact sheet;
  * the trace JSON schema.
  *
- * Run: deno test -A tests/cli_test.ts (needs ../shared/weights/sqz_notop.mat).
+ * Run: deno test -A tests/cli_test.ts (the weights: see tests/data.ts).
  */
 import assert from "node:assert/strict";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readImage, writeImage } from "../src/deno/image/mod.ts";
-import { originalColors, resize } from "../src/engine/image/mod.ts";
+import { originalColors, resize, toTensor } from "../src/engine/image/mod.ts";
+import { createEngine } from "../src/deno/stylizer.ts";
+import type { Engine, LossSpec, Tensor } from "../src/engine/model/stylizer.ts";
 import { DEFAULT_CONFIG } from "../src/engine/model/optimize.ts";
 import type { RgbImage } from "../src/engine/image/types.ts";
-import { sharedDir } from "./helpers.ts";
+import { FILE_MODES_NOTE, obeyingFileModes } from "./helpers.ts";
+import { testImage, weightsPath } from "./data.ts";
 import { TILES_FILE_VERSION } from "../src/deno/tiles_cache.ts";
 import { loopRate } from "../src/engine/model/optimize.ts";
 import { cpuDriver } from "../src/deno/driver.ts";
@@ -24,8 +27,7 @@ import { cpuDriver } from "../src/deno/driver.ts";
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(REPO, "src", "deno", "cli.ts");
 const CONFIG = join(REPO, "deno.json");
-const WEIGHTS = `${sharedDir()}/weights/sqz_notop.mat`;
-const SHARED_JPEG = `${sharedDir()}/images/tubingen.jpg`;
+const WEIGHTS = await weightsPath();
 
 /** The permissions of `deno task stylize` (deno.json), so the test runs what users run. */
 const PERMS = [
@@ -48,9 +50,6 @@ function exists(path: string): boolean {
     return false;
   }
 }
-
-const HAVE_WEIGHTS = exists(WEIGHTS);
-const IS_ROOT = Deno.uid() === 0;
 
 /**
  * The longest a CLI run here may take before it is killed. A run compiles
@@ -90,14 +89,21 @@ function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
   };
 }
 
+/**
+ * The CLI as a command; with `obeyModes`, one that obeys file modes even as
+ * root (see {@link obeyingFileModes}).
+ */
 function cliCommand(
   cwd: string,
   args: string[],
   env: Record<string, string>,
   stdio: Pick<Deno.CommandOptions, "stdout" | "stderr">,
+  obeyModes = false,
 ): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--config", CONFIG, ...PERMS, CLI, ...args],
+  const argv = [Deno.execPath(), "run", "--config", CONFIG, ...PERMS, CLI, ...args];
+  const [cmd, ...rest] = obeyModes ? obeyingFileModes(argv) : argv;
+  return new Deno.Command(cmd, {
+    args: rest,
     cwd,
     env: cliEnv(env),
     stdin: "null",
@@ -109,11 +115,16 @@ function cliCommand(
 async function stylize(
   cwd: string,
   args: string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+  opts: { env?: Record<string, string>; timeoutMs?: number; obeyModes?: boolean } = {},
 ): Promise<Result & { ms: number }> {
   const t0 = performance.now();
-  const child = cliCommand(cwd, args, opts.env ?? {}, { stdout: "piped", stderr: "piped" })
-    .spawn();
+  const child = cliCommand(
+    cwd,
+    args,
+    opts.env ?? {},
+    { stdout: "piped", stderr: "piped" },
+    opts.obeyModes,
+  ).spawn();
   const timer = setTimeout(() => {
     try {
       child.kill("SIGKILL");
@@ -222,9 +233,10 @@ async function expectUserError(
   args: string[],
   problem: RegExp,
   env: Record<string, string> = {},
+  obeyModes = false,
 ): Promise<string> {
   const before = listDir(dir);
-  const r = await stylize(dir, [...args, "--quiet"], { env });
+  const r = await stylize(dir, [...args, "--quiet"], { env, obeyModes });
   const lines = r.stderr.split("\n").filter((l) => l.trim() !== "");
   const context = `args ${JSON.stringify(args)}\nexit ${r.code}\nstderr:\n${r.stderr}`;
   assert.equal(r.code, 2, `expected exit code 2; ${context}`);
@@ -246,14 +258,9 @@ async function expectImage(dir: string, args: string[]): Promise<void> {
   assert.deepEqual([img.width, img.height], [32, 24]);
 }
 
-function test(
-  name: string,
-  fn: (dir: string) => Promise<void>,
-  opts: { ignore?: boolean; needsWeights?: boolean } = {},
-): void {
+function test(name: string, fn: (dir: string) => Promise<void>): void {
   Deno.test({
     name,
-    ignore: opts.ignore || (opts.needsWeights !== false && !HAVE_WEIGHTS),
     fn: () =>
       inTempDir(async (dir) => {
         await makeInputs(dir);
@@ -300,7 +307,7 @@ test("--help exits 0 and lists every flag of the synopsis", async (dir) => {
     assert.match(r.stdout, re, `--help does not list ${f}`);
   }
   assert.deepEqual(listDir(dir), INPUTS);
-}, { needsWeights: false });
+});
 
 test("--help lists --pooling with its values and its default, max", async (dir) => {
   const r = await stylize(dir, ["--help"]);
@@ -309,7 +316,7 @@ test("--help lists --pooling with its values and its default, max", async (dir) 
   assert.ok(at >= 0, "--help does not list --pooling max|avg");
   const entry = r.stdout.slice(at).split(/\n(?=\s+-)/)[0];
   assert.match(entry, /\(default max\)/, entry);
-}, { needsWeights: false });
+});
 
 // ---------------------------------------------------------------------------
 // Normal runs
@@ -394,14 +401,16 @@ test("missing content file → exit 2, one line naming it", async (dir) => {
   );
 });
 
-test("unreadable content file (chmod 000) → exit 2, one line", async (dir) => {
+test(`unreadable content file (chmod 000) → exit 2, one line${FILE_MODES_NOTE}`, async (dir) => {
   await Deno.chmod(join(dir, "content.png"), 0o000);
   await expectUserError(
     dir,
     ["content.png", "style.png", "-o", "out.png", ...SMALL],
     /content\.png.*(cannot read|permission)/i,
+    {},
+    true,
   );
-}, { ignore: IS_ROOT }); // root reads mode-000 files
+});
 
 test("a text file named x.png → exit 2, 'not a PNG or JPEG'", async (dir) => {
   await Deno.writeTextFile(join(dir, "x.png"), "this is not an image\n");
@@ -413,15 +422,7 @@ test("a text file named x.png → exit 2, 'not a PNG or JPEG'", async (dir) => {
 });
 
 test("truncated JPEG (first half of a real one) → exit 2, 'truncated'", async (dir) => {
-  let jpeg: Uint8Array;
-  try {
-    jpeg = Deno.readFileSync(SHARED_JPEG);
-  } catch {
-    // No shared images: a JPEG written by the encoder under test does as well.
-    await writeImage(join(dir, "full.jpg"), gradient(64, 48));
-    jpeg = Deno.readFileSync(join(dir, "full.jpg"));
-    Deno.removeSync(join(dir, "full.jpg"));
-  }
+  const jpeg = Deno.readFileSync(testImage("hubble_deep_field.jpg"));
   Deno.writeFileSync(join(dir, "half.jpg"), jpeg.subarray(0, jpeg.length >> 1));
   await expectUserError(
     dir,
@@ -500,7 +501,7 @@ test("unknown flag --frobnicate → exit 2, one line naming it", async (dir) => 
     ["content.png", "style.png", "--frobnicate", ...SMALL],
     /frobnicate/,
   );
-}, { needsWeights: false });
+});
 
 test("non-numeric --iters abc → exit 2, 'not a number'", async (dir) => {
   await expectUserError(
@@ -508,17 +509,17 @@ test("non-numeric --iters abc → exit 2, 'not a number'", async (dir) => {
     ["content.png", "style.png", ...SMALL, "--iters", "abc"],
     /--iters.*abc.*not a number/,
   );
-}, { needsWeights: false });
+});
 
 test("negative --size -5 → exit 2, one line naming --size", async (dir) => {
   await expectUserError(dir, ["content.png", "style.png", "--size", "-5"], /--size/);
   await expectUserError(dir, ["content.png", "style.png", "--size=-5"], /--size.*at least/);
-}, { needsWeights: false });
+});
 
 test("negative --lr -1 → exit 2, one line naming --lr", async (dir) => {
   await expectUserError(dir, ["content.png", "style.png", ...SMALL, "--lr", "-1"], /--lr/);
   await expectUserError(dir, ["content.png", "style.png", ...SMALL, "--lr=-1"], /--lr.*≥ 0/);
-}, { needsWeights: false });
+});
 
 test("unknown --content-layer fire10 → exit 2, 'unknown layer'", async (dir) => {
   await expectUserError(
@@ -526,7 +527,7 @@ test("unknown --content-layer fire10 → exit 2, 'unknown layer'", async (dir) =
     ["content.png", "style.png", ...SMALL, "--content-layer", "fire10"],
     /--content-layer.*unknown layer "fire10"/,
   );
-}, { needsWeights: false });
+});
 
 test("unknown --style-layers conv1,bogus (with matching --style-weights) → exit 2", async (dir) => {
   await expectUserError(
@@ -542,7 +543,7 @@ test("unknown --style-layers conv1,bogus (with matching --style-weights) → exi
     ],
     /--style-layers.*unknown layer "bogus"/,
   );
-}, { needsWeights: false });
+});
 
 test(
   "unknown --pooling value (mean, empty, missing) → exit 2, one line naming --pooling",
@@ -556,7 +557,6 @@ test(
     await expectUserError(dir, [...args, "--pooling="], /--pooling: "" is not max or avg/);
     await expectUserError(dir, [...args, "--pooling"], /--pooling/);
   },
-  { needsWeights: false },
 );
 
 test("output in a nonexistent directory → exit 2, 'not writable'", async (dir) => {
@@ -568,7 +568,7 @@ test("output in a nonexistent directory → exit 2, 'not writable'", async (dir)
   assert.equal(exists("/nonexistent-dir"), false);
 });
 
-test("output in a read-only directory → exit 2, 'not writable'", async (dir) => {
+test(`output in a read-only directory → exit 2, 'not writable'${FILE_MODES_NOTE}`, async (dir) => {
   Deno.mkdirSync(join(dir, "ro"));
   Deno.chmodSync(join(dir, "ro"), 0o555);
   try {
@@ -576,12 +576,14 @@ test("output in a read-only directory → exit 2, 'not writable'", async (dir) =
       dir,
       ["content.png", "style.png", "-o", "ro/out.png", ...SMALL],
       /ro\/out\.png.*not writable/,
+      {},
+      true,
     );
     assert.deepEqual(listDir(join(dir, "ro")), []);
   } finally {
     Deno.chmodSync(join(dir, "ro"), 0o755);
   }
-}, { ignore: IS_ROOT }); // root writes into mode-555 directories
+});
 
 test(
   "missing weights (--weights /nonexistent.mat) → exit 2, one line naming the file",
@@ -592,7 +594,6 @@ test(
       /\/nonexistent\.mat/,
     );
   },
-  { needsWeights: false },
 );
 
 test("tampered weights (bytes changed in the middle) → exit 2, one line about the weights", async (dir) => {
@@ -779,11 +780,6 @@ test("--pooling avg runs with average pooling: the trace says so and its losses 
   assert.deepEqual([img.width, img.height], [32, 24]);
 });
 
-test("two styles with --style-blend 1,3 produce an image", async (dir) => {
-  await writeImage(join(dir, "style2.png"), gradient(36, 36, 150));
-  await expectImage(dir, ["content.png", "style.png", "style2.png", "--style-blend", "1,3"]);
-});
-
 test("--style-blend with one weight for two styles → exit 2", async (dir) => {
   await writeImage(join(dir, "style2.png"), gradient(36, 36, 150));
   await expectUserError(
@@ -791,7 +787,7 @@ test("--style-blend with one weight for two styles → exit 2", async (dir) => {
     ["content.png", "style.png", "style2.png", "--style-blend", "1", "-o", "out.png", ...SMALL],
     /--style-blend/,
   );
-}, { needsWeights: false });
+});
 
 test("--init random --seed 3 produces an image", async (dir) => {
   await expectImage(dir, ["content.png", "style.png", "--init", "random", "--seed", "3"]);
@@ -803,7 +799,7 @@ test("--init missing.png → exit 2, one line naming it", async (dir) => {
     ["content.png", "style.png", "--init", "missing.png", "-o", "out.png", ...SMALL],
     /missing\.png.*no such file/,
   );
-}, { needsWeights: false });
+});
 
 // ---------------------------------------------------------------------------
 // A fresh machine
@@ -1009,7 +1005,6 @@ test(
     );
     await expectUserError(dir, [...INPUTS, ...SMALL, "--min-size", "3"], /--min-size/);
   },
-  { needsWeights: false },
 );
 
 test("scales: --min-size 32 --size 64 runs 32, 45 and 64 px; progress, stages and trace name each scale", async (dir) => {
@@ -1071,4 +1066,167 @@ test("scales: --min-size 32 --size 64 runs 32, 45 and 64 px; progress, stages an
     assert.ok(Math.abs(s.contentWeight / want - 1) < 1e-9, JSON.stringify(s));
   }
   for (const s of trace.scales) assert.ok(s.startMs >= 0, JSON.stringify(s));
+});
+
+// ---------------------------------------------------------------------------
+// What the flags do to the values: each run's first losses (its --trace) against the
+// engine's own loss at the image the flag should have started from, in this process.
+
+let inProcess: Promise<Engine> | null = null;
+/** An engine in this process with the CLI runs' tiles (the default table). */
+function engine(): Promise<Engine> {
+  return inProcess ??= createEngine({ weights: WEIGHTS, tilesFile: false });
+}
+globalThis.addEventListener("unload", () => inProcess?.then((e) => e.dispose()));
+
+/** An image file in `dir` resized to `w`×`h`, as the CLI resizes it, as a network input. */
+async function inputAt(dir: string, file: string, w: number, h: number): Promise<Tensor> {
+  return toTensor(resize(await readImage(join(dir, file)), w, h));
+}
+
+/** reference.py's losses at the 32×24 scale of the small runs (with --reference-pixels 0). */
+async function smallSpec(dir: string, styleTargets: Tensor[]): Promise<LossSpec> {
+  const e = await engine();
+  const content = await inputAt(dir, "content.png", 32, 24);
+  return {
+    contentLayer: DEFAULT_CONFIG.contentLayer,
+    contentWeight: DEFAULT_CONFIG.contentWeight,
+    contentTarget: (await e.features(content, [DEFAULT_CONFIG.contentLayer]))[
+      DEFAULT_CONFIG.contentLayer
+    ]!,
+    styleLayers: DEFAULT_CONFIG.styleLayers,
+    styleWeights: DEFAULT_CONFIG.styleWeights,
+    styleTargets,
+    tvWeight: DEFAULT_CONFIG.tvWeight,
+  };
+}
+
+/** Each style layer's Gram of each style image (at the small runs' style size, 32). */
+async function styleGrams(dir: string, files: [string, number, number][]): Promise<Tensor[][]> {
+  const e = await engine();
+  const out = [];
+  for (const [f, w, h] of files) {
+    out.push(await e.tapGrams(await inputAt(dir, f, w, h), DEFAULT_CONFIG.styleLayers));
+  }
+  return out;
+}
+
+/** The weighted mean of per-style Grams, layer by layer. */
+function blended(grams: Tensor[][], weights: number[]): Tensor[] {
+  const sum = weights.reduce((a, b) => a + b, 0);
+  return grams[0].map((g, l) => ({
+    shape: g.shape,
+    data: g.data.map((_, k) => grams.reduce((a, gs, s) => a + gs[l].data[k] * weights[s], 0) / sum),
+  }));
+}
+
+/** A small run with --trace (and the plain weights of --reference-pixels 0); returns the trace. */
+async function traced(dir: string, args: string[]): Promise<Trace> {
+  const r = await stylize(dir, [
+    ...args,
+    "-o",
+    "out.png",
+    ...SMALL,
+    "--reference-pixels",
+    "0",
+    "--trace",
+    "t.json",
+    "-q",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(Deno.readTextFileSync(join(dir, "t.json")));
+}
+
+interface Trace {
+  scales: { iters: number; steps: number; decayAt: number; size: number[] }[];
+  iterations: { scale: number; loss: number; style: number }[];
+}
+
+/** Coloured stripes two pixels wide: Grams far from the gradients'. */
+function stripes(width: number, height: number): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) {
+    const on = ((i % width) >> 1) & 1;
+    data.set(on ? [250, 40, 20] : [10, 60, 230], i * 3);
+  }
+  return { width, height, data };
+}
+
+test("--style-blend 1,3: the first style loss is the loss against each layer's 1:3 mean of the two styles' Grams", async (dir) => {
+  await writeImage(join(dir, "style2.png"), stripes(36, 36));
+  const trace = await traced(dir, [
+    ...INPUTS,
+    "style2.png",
+    "--style-blend",
+    "1,3",
+    "--iters",
+    "1",
+  ]);
+  const grams = await styleGrams(dir, [["style.png", 24, 32], ["style2.png", 32, 32]]);
+  const content = await inputAt(dir, "content.png", 32, 24);
+  const e = await engine();
+  const styleAt = async (targets: Tensor[]) =>
+    (await e.lossAndGradient(content, await smallSpec(dir, targets))).terms.style;
+  const want = await styleAt(blended(grams, [1, 3]));
+  const got = trace.iterations[0].style;
+  assert.ok(Math.abs(got - want) <= 1e-4 * want, `style loss ${got} vs ${want}`);
+  // Other blends give other losses: the comparison tells them apart.
+  for (const other of [[1, 1], [3, 1], [1, 0]]) {
+    const o = await styleAt(blended(grams, other));
+    assert.ok(Math.abs(got - o) > 1e-2 * o, `blend ${other}: ${o} is as close as ${want}`);
+  }
+});
+
+test("--init IMAGE: the first loss is the loss at that image resized to the first scale, not at the content", async (dir) => {
+  await writeImage(join(dir, "init.png"), gradient(50, 20, 99));
+  const trace = await traced(dir, [...INPUTS, "--init", "init.png", "--iters", "1"]);
+  const [grams] = await styleGrams(dir, [["style.png", 24, 32]]);
+  const spec = await smallSpec(dir, grams);
+  const e = await engine();
+  const want = (await e.lossAndGradient(await inputAt(dir, "init.png", 32, 24), spec)).loss;
+  const atContent = (await e.lossAndGradient(await inputAt(dir, "content.png", 32, 24), spec)).loss;
+  const got = trace.iterations[0].loss;
+  assert.ok(Math.abs(got - want) <= 1e-4 * want, `first loss ${got} vs ${want}`);
+  assert.ok(Math.abs(got - atContent) > 1e-2 * atContent, `the content's loss ${atContent}`);
+});
+
+test("--first-iters 3 --iters 2 over two scales: 3 iterations at the first, 2 at the second, each with its own decay point", async (dir) => {
+  const trace = await traced(dir, [
+    ...INPUTS,
+    "--min-size",
+    "23",
+    "--first-iters",
+    "3",
+    "--iters",
+    "2",
+  ]);
+  assert.deepEqual(trace.scales.map((s) => s.size), [[17, 23], [24, 32]]);
+  assert.deepEqual(trace.scales.map((s) => [s.iters, s.steps]), [[3, 3], [2, 2]]);
+  assert.deepEqual(trace.iterations.map((i) => i.scale), [0, 0, 0, 1, 1]);
+  // --lr-decay-at defaults to 90% of --iters (2 of 2): the same fraction of each scale.
+  assert.deepEqual(trace.scales.map((s) => s.decayAt), [3, 2]);
+});
+
+test("--lr-decay-at: at 0 Adam's first step moves each value by lr/10 (one level), at 1 by lr (ten); at 2 the losses part from a run without decay after iteration 2", async (dir) => {
+  const content = resize(await readImage(join(dir, "content.png")), 32, 24);
+  const moved = async (decayAt: number) => {
+    const img = await runTo(dir, `d${decayAt}.png`, [
+      "--iters",
+      "1",
+      "--lr-decay-at",
+      `${decayAt}`,
+    ]);
+    const d = img.data.map((v, k) => Math.abs(v - content.data[k]));
+    return { max: Math.max(...d), median: [...d].sort((a, b) => a - b)[d.length >> 1] };
+  };
+  // Adam's first step is lr · g / (|g| + ε): lr itself wherever the gradient is not ~0.
+  assert.deepEqual(await moved(0), { max: 1, median: 1 });
+  assert.equal((await moved(1)).median, DEFAULT_CONFIG.lr);
+  const losses = async (decayAt: number) =>
+    (await traced(dir, [...INPUTS, "--iters", "4", "--lr-decay-at", `${decayAt}`])).iterations
+      .map((i) => i.loss);
+  const [at2, never] = [await losses(2), await losses(4)];
+  // Iteration i's loss is measured before its step: the first three see the same two steps.
+  assert.deepEqual(at2.slice(0, 3), never.slice(0, 3));
+  assert.ok(Math.abs(at2[3] - never[3]) > 1e-6 * never[3], `${at2[3]} vs ${never[3]}`);
 });

@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EXAMPLE } from "../src/deno/cli.ts";
+import { weightsPath } from "./data.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const SHARED_DIR = resolve(REPO_ROOT, Deno.env.get("STYLIZE_SHARED") ?? "../shared");
-const SHARED_WEIGHTS = join(SHARED_DIR, "weights", "sqz_notop.mat");
+const WEIGHTS = await weightsPath();
 const TOOL = join(REPO_ROOT, "tools", "compile.ts");
 
 interface Run {
@@ -88,7 +88,7 @@ Deno.test("compile --dry-run: empty cache → permissions, output, entry, exampl
 Deno.test("compile --dry-run: verified cached weights are embedded with --include", async () => {
   await withTempDir(async (cache) => {
     const cached = join(cache, "sqz_notop.mat");
-    await Deno.copyFile(SHARED_WEIGHTS, cached);
+    await Deno.copyFile(WEIGHTS, cached);
     const r = await runTool(["--dry-run"], { STYLIZE_CACHE_DIR: cache });
     assert.equal(r.code, 0, r.stderr);
     const argv = words(r.stdout);
@@ -99,7 +99,7 @@ Deno.test("compile --dry-run: verified cached weights are embedded with --includ
 
 Deno.test("compile --dry-run: a tampered cached file is not embedded, with a warning", async () => {
   await withTempDir(async (cache) => {
-    const bytes = await Deno.readFile(SHARED_WEIGHTS);
+    const bytes = await Deno.readFile(WEIGHTS);
     bytes[bytes.length - 1] ^= 0xff; // same size, wrong sha256
     await Deno.writeFile(join(cache, "sqz_notop.mat"), bytes);
     const r = await runTool(["--dry-run"], { STYLIZE_CACHE_DIR: cache });

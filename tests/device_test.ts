@@ -4,10 +4,13 @@ import { cpuDriver, cpuDriverPlan, hasAvx512, preparePlan, withEnv } from "../sr
 import { testGpu } from "./helpers.ts";
 
 const onX86Linux = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
+/** Said in the names of the tests that only x86-64 Linux runs (lavapipe's AVX-512 plan). */
+const X86_ONLY = onX86Linux ? "" : " (not run: x86-64 Linux only)";
 
 Deno.test({
   name:
-    "cpuDriverPlan asks lavapipe for 512-bit vectors, with a shader cache of its own, on AVX-512 CPUs",
+    "cpuDriverPlan asks lavapipe for 512-bit vectors, with a shader cache of its own, on AVX-512 CPUs" +
+    X86_ONLY,
   ignore: !onX86Linux,
   fn() {
     const env = (vars: Record<string, string>) => (k: string) => vars[k];
@@ -24,7 +27,8 @@ Deno.test({
 
 Deno.test({
   name:
-    "cpuDriverPlan leaves the driver alone without AVX-512, when the width is set, or with no cache directory",
+    "cpuDriverPlan leaves the driver alone without AVX-512, when the width is set, or with no cache directory" +
+    X86_ONLY,
   // Elsewhere it returns before looking at any of these.
   ignore: !onX86Linux,
   fn() {
@@ -115,19 +119,26 @@ Deno.test("acquiring the GPU leaves no driver variable behind for child processe
   if (Object.keys(r.set).length > 0) assert.equal(r.before[0], null, "the width was the user's");
 });
 
-Deno.test("the adapter's lane count follows the width the driver plan chose", async () => {
-  const gpu = await testGpu();
-  if (!gpu.isFallback) return;
-  // The plan's width, or the user's, or lavapipe's own default of 256.
-  const bits = Number(
-    cpuDriver().vars.LP_NATIVE_VECTOR_WIDTH ?? Deno.env.get("LP_NATIVE_VECTOR_WIDTH") ?? 256,
-  );
-  assert.equal(gpu.cpuLanes, bits / 32, gpu.adapterName);
+const FALLBACK = (await testGpu()).isFallback;
+
+Deno.test({
+  name: "the adapter's lane count follows the width the driver plan chose" +
+    (FALLBACK ? "" : " (not run: the adapter is not a CPU one)"),
+  ignore: !FALLBACK,
+  async fn() {
+    const gpu = await testGpu();
+    // The plan's width, or the user's, or lavapipe's own default of 256.
+    const bits = Number(
+      cpuDriver().vars.LP_NATIVE_VECTOR_WIDTH ?? Deno.env.get("LP_NATIVE_VECTOR_WIDTH") ?? 256,
+    );
+    assert.equal(gpu.cpuLanes, bits / 32, gpu.adapterName);
+  },
 });
 
 Deno.test({
   name:
-    "cpuDriver acts with --allow-env, --allow-ffi and --allow-write, and without one leaves the driver alone, asking nothing",
+    "cpuDriver acts with --allow-env, --allow-ffi and --allow-write, and without one leaves the driver alone, asking nothing" +
+    X86_ONLY,
   ignore: !onX86Linux,
   async fn() {
     const code = `import { cpuDriver } from ${

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { createStylizer, TAP_NAMES, type TapName } from "../mod.ts";
 import type { Engine } from "../src/engine/model/stylizer.ts";
-import { readSafetensors, relL2, sharedDir } from "./helpers.ts";
+import { readSafetensors, relL2 } from "./helpers.ts";
+import { golden as goldenPath, weightsPath } from "./data.ts";
 
-const weights = `${sharedDir()}/weights/sqz_notop.mat`;
-const golden = readSafetensors(`${sharedDir()}/reference/forward.safetensors`).tensors;
+const weights = await weightsPath();
+const golden = readSafetensors(goldenPath("forward")).tensors;
 const stylizer = await createStylizer({ weights, tilesFile: false }) as Engine;
 
 for (const tag of ["photo", "noise"]) {

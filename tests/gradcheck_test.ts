@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { createStylizer, type LossSpec, type Tensor } from "../mod.ts";
-import { randomFloats, sharedDir } from "./helpers.ts";
+import { randomFloats } from "./helpers.ts";
+import { weightsPath } from "./data.ts";
 
 const stylizer = await createStylizer({
-  weights: `${sharedDir()}/weights/sqz_notop.mat`,
+  weights: await weightsPath(),
   tilesFile: false,
 });
 const H = 31;

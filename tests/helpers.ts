@@ -1,6 +1,6 @@
 /**
- * Test helpers: one GPU per test process, readback, error metrics, a
- * safetensors reader and the location of ../shared.
+ * Test helpers: one GPU per test process, readback, error metrics and a
+ * safetensors reader (the test data is found by tests/data.ts).
  * @module
  */
 import type { Gpu } from "../src/engine/gpu/device.ts";
@@ -81,13 +81,6 @@ export function rng(seed: number, lo = -1, hi = 1): () => number {
 export function randomFloats(n: number, seed: number, lo = -1, hi = 1): Float32Array<ArrayBuffer> {
   const r = rng(seed, lo, hi);
   return Float32Array.from({ length: n }, r);
-}
-
-/** The shared data folder (../shared beside the repo, or $STYLIZE_SHARED). */
-export function sharedDir(): string {
-  const env = Deno.env.get("STYLIZE_SHARED");
-  if (env) return env.replace(/\/$/, "");
-  return new URL("../../shared", import.meta.url).pathname;
 }
 
 /** A tensor read from a safetensors file. */
@@ -179,7 +172,7 @@ export function uploadTextured(
 
 /**
  * The configuration of adam20.safetensors (its `__metadata__.config` and
- * `iters`) as a StyleConfig: reference.py's loop the golden recorded.
+ * `iters`) as a StyleConfig: the oracle's loop the golden recorded.
  */
 export function adam20Config(metadata: Record<string, string>): StyleConfig {
   const ref = JSON.parse(metadata.config);
@@ -195,3 +188,21 @@ export function adam20Config(metadata: Record<string, string>): StyleConfig {
     decayAt: ref.decay_at,
   };
 }
+
+/**
+ * A command line that runs `argv` obeying file modes: as is for a user; for
+ * root (CI runs as root), under `setpriv` (util-linux) without the
+ * capabilities that let root read, write and search regardless of the mode
+ * bits (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so that a chmod-000 file or a
+ * mode-555 directory fails for it as for anyone else.
+ */
+export function obeyingFileModes(argv: string[]): string[] {
+  if (Deno.uid() !== 0) return argv;
+  const caps = "-dac_override,-dac_read_search";
+  return ["setpriv", `--inh-caps=${caps}`, `--bounding-set=${caps}`, ...argv];
+}
+
+/** Why a test that needs file modes runs the way it does, for its name. */
+export const FILE_MODES_NOTE = Deno.uid() === 0
+  ? " (as root: run without CAP_DAC_OVERRIDE through setpriv)"
+  : "";

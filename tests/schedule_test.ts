@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createEngine } from "../src/deno/stylizer.ts";
-import { resize } from "../src/engine/image/resize.ts";
+import { fitLongerSide, resize } from "../src/engine/image/resize.ts";
 import { fromTensor, toTensor } from "../src/engine/image/tensor.ts";
 import {
   DEFAULT_CONFIG,
@@ -23,14 +23,15 @@ import {
   upsample,
 } from "../src/engine/model/schedule.ts";
 import type { Tensor } from "../src/engine/model/stylizer.ts";
-import { adam20Config, randomFloats, readSafetensors, relL2, sharedDir } from "./helpers.ts";
+import { adam20Config, randomFloats, readSafetensors, relL2 } from "./helpers.ts";
+import { golden, weightsPath } from "./data.ts";
 
 const engine = await createEngine({
-  weights: `${sharedDir()}/weights/sqz_notop.mat`,
+  weights: await weightsPath(),
   tilesFile: false,
 });
-const { tensors, metadata } = readSafetensors(`${sharedDir()}/reference/adam20.safetensors`);
-/** reference.py's configuration of adam20.safetensors. */
+const { tensors, metadata } = readSafetensors(golden("adam20"));
+/** The configuration of adam20.safetensors (reference.py's DEFAULT, as the oracle runs it). */
 const CONFIG = adam20Config(metadata);
 
 Deno.test("scaleSizes: √2 apart from the first to the last, which is the size", () => {
@@ -172,6 +173,49 @@ Deno.test("blended style targets are the weighted mean of each style's Grams", a
     assert.ok(relL2(blended[i].data, want) < 1e-6);
     assert.ok(relL2(blended[i].data, ga[i].data) > 1e-3, "not the first style alone");
   });
+});
+
+Deno.test("a second scale starts from the first scale's result upsampled: its first loss is the loss there, not at the content", async () => {
+  const content = fromTensor(tensors.get("content")!);
+  const style = fromTensor(tensors.get("style")!);
+  const firstLoss = new Map<number, number>();
+  const r = await stylize(engine, {
+    content,
+    styles: [style],
+    size: 48,
+    minSize: 34,
+    styleSize: 48,
+    iters: 2,
+    firstIters: 3,
+    config: { ...CONFIG, iters: 2, decayAt: 2 },
+    onRecord: (rec, scale) => {
+      if (!firstLoss.has(scale.index)) firstLoss.set(scale.index, rec.loss);
+    },
+  });
+  assert.deepEqual(r.scales.map((s) => [s.w, s.h, s.steps]), [[34, 23, 3], [48, 32, 2]]);
+  const s = r.scales[1];
+  const spec = {
+    contentLayer: s.config.contentLayer,
+    contentWeight: s.config.contentWeight,
+    contentTarget: (await engine.features(toTensor(resize(content, s.w, s.h)), [
+      s.config.contentLayer,
+    ]))[s.config.contentLayer]!,
+    styleLayers: s.config.styleLayers,
+    styleWeights: s.config.styleWeights,
+    styleTargets: await styleTargets(
+      engine,
+      [toTensor(resize(style, ...fitLongerSide(style.width, style.height, s.styleSize)))],
+      s.config.styleLayers,
+    ),
+    tvWeight: s.config.tvWeight,
+  };
+  const lossAt = async (x: Tensor) => (await engine.lossAndGradient(x, spec)).loss;
+  const want = await lossAt(upsample(r.scales[0].x, s.h, s.w));
+  const got = firstLoss.get(1)!;
+  assert.ok(Math.abs(got - want) <= 1e-4 * want, `first loss ${got} vs ${want}`);
+  // A restart from the content (or from the first scale's start) would be far off.
+  const atContent = await lossAt(toTensor(resize(content, s.w, s.h)));
+  assert.ok(Math.abs(got - atContent) > 0.05 * atContent, `the content's loss ${atContent}`);
 });
 
 globalThis.addEventListener("unload", () => engine.dispose());

@@ -16,9 +16,10 @@ import {
   tileGrid,
   tileHalo,
 } from "../src/engine/model/tiles.ts";
-import { randomFloats, relL2, sharedDir } from "./helpers.ts";
+import { randomFloats, relL2 } from "./helpers.ts";
+import { weightsPath } from "./data.ts";
 
-const WEIGHTS = `${sharedDir()}/weights/sqz_notop.mat`;
+const WEIGHTS = await weightsPath();
 
 Deno.test("tileGrid: the owned rectangles of every layer partition it, and each tile's input holds its owned positions' receptive fields", () => {
   for (
@@ -174,6 +175,44 @@ Deno.test("split into tiles or rows, the loss, its terms and its gradient are th
   }
 });
 
+/** The same splits with average pooling (`--pooling avg`): each window's divisor is its count in the whole image. */
+const wholeAvg = await createEngine({ weights: WEIGHTS, tilesFile: false, pooling: "avg" });
+const splitAvg = await createEngine({
+  weights: WEIGHTS,
+  tilesFile: false,
+  tilePixels: 64 * 64,
+  pooling: "avg",
+});
+
+Deno.test("with average pooling, split into tiles: features are the whole image's bit for bit; the loss, its terms and its gradient within 1e-6", async () => {
+  assert.ok(splitAvg.gridFor(H, W, tapLayerIndex("fire5"))!.tiles.length > 4);
+  const x = image(11);
+  const a = await wholeAvg.features(x, SHALLOW);
+  const b = await splitAvg.features(x, SHALLOW);
+  const maxPooled = await whole.features(x, ["fire5"]);
+  for (const t of SHALLOW) assert.deepEqual(b[t]!.data, a[t]!.data, t);
+  // Average pooling indeed: fire5 is not max pooling's.
+  assert.ok(relL2(a.fire5!.data, maxPooled.fire5!.data) > 0.01);
+  const styleLayers = ["conv1", "fire3", "fire4", "fire5"] as const;
+  const spec: LossSpec = {
+    contentLayer: "fire2",
+    contentWeight: 2e-5,
+    contentTarget: (await wholeAvg.features(image(12), ["fire2"])).fire2!,
+    styleLayers: [...styleLayers],
+    styleWeights: styleLayers.map(() => 1e-3),
+    styleTargets: await wholeAvg.tapGrams(image(13), [...styleLayers]),
+    tvWeight: 6e-6,
+  };
+  const whole1 = await wholeAvg.lossAndGradient(x, spec);
+  const split1 = await splitAvg.lossAndGradient(x, spec);
+  for (const k of ["content", "style", "tv"] as const) {
+    const e = Math.abs(split1.terms[k] - whole1.terms[k]) / Math.abs(whole1.terms[k]);
+    assert.ok(e <= 1e-6, `${k} ${split1.terms[k]} vs ${whole1.terms[k]} (${e})`);
+  }
+  const e = relL2(split1.gradient.data, whole1.gradient.data);
+  assert.ok(e <= 1e-6, `gradient relative L2 ${e}`);
+});
+
 Deno.test("split into tiles, the plan's memory is planned: the tiles' transients share one tile's worth", async () => {
   const before = split.poolStats;
   const spec: LossSpec = {
@@ -201,4 +240,6 @@ globalThis.addEventListener("unload", () => {
   whole.dispose();
   split.dispose();
   rows.dispose();
+  wholeAvg.dispose();
+  splitAvg.dispose();
 });

@@ -25,17 +25,10 @@ import {
   tunedTilesPath,
 } from "../src/deno/tiles_cache.ts";
 import { CANDIDATES, TUNE_MARGIN, tuneTiles } from "../src/engine/model/tune.ts";
-import {
-  randomFloats,
-  readFloats,
-  relL2,
-  runProgram,
-  sharedDir,
-  testContext,
-  testGpu,
-} from "./helpers.ts";
+import { randomFloats, readFloats, relL2, runProgram, testContext, testGpu } from "./helpers.ts";
+import { weightsPath } from "./data.ts";
 
-const WEIGHTS = `${sharedDir()}/weights/sqz_notop.mat`;
+const WEIGHTS = await weightsPath();
 
 /** Runs one launch of `family`'s op with `tiles` on fixed random inputs; returns its output. */
 async function runFamily(family: keyof TileTable, tiles: TileTable): Promise<Float32Array> {

@@ -1,10 +1,10 @@
 // Tests of the MAT-file reader and the SqueezeNet weights module.
 // Run: deno test -A tests/weights_test.ts
-// The real weights are read from ../shared/weights/sqz_notop.mat (or $STYLIZE_SHARED/weights).
+// The real weights are found by tests/data.ts (the CLI's resolver, $STYLIZE_WEIGHTS or the shared
+// copy as a local mirror).
 
 import assert from "node:assert/strict";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { UserError } from "../src/engine/errors.ts";
 import { type MatValue, parseMat } from "../src/engine/model/mat.ts";
 import {
@@ -17,27 +17,17 @@ import {
   WEIGHTS_URL,
 } from "../src/engine/model/weights.ts";
 import { loadWeights, resolveWeights, weightsCacheDir } from "../src/deno/weights_file.ts";
+import { weightsPath } from "./data.ts";
 
 // ---------------------------------------------------------------------------
 // Shared data
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const SHARED_DIR = resolve(REPO_ROOT, Deno.env.get("STYLIZE_SHARED") ?? "../shared");
-const SHARED_WEIGHTS = join(SHARED_DIR, "weights", "sqz_notop.mat");
+const WEIGHTS = await weightsPath();
 
-let sharedBytesCache: Uint8Array | undefined;
-async function sharedBytes(): Promise<Uint8Array> {
-  if (!sharedBytesCache) {
-    try {
-      sharedBytesCache = await Deno.readFile(SHARED_WEIGHTS);
-    } catch (err) {
-      throw new Error(
-        `the shared weights ${SHARED_WEIGHTS} are needed for this test ` +
-          `(set STYLIZE_SHARED to the shared/ directory): ${err}`,
-      );
-    }
-  }
-  return sharedBytesCache;
+let bytesCache: Uint8Array | undefined;
+/** The real file's bytes. */
+async function realBytes(): Promise<Uint8Array> {
+  return bytesCache ??= await Deno.readFile(WEIGHTS);
 }
 
 /** Expected SqueezeNet 1.1 shapes, written out independently of the module's table. */
@@ -123,14 +113,14 @@ function assertClose(actual: number, expected: number, tol: number, what: string
 // ---------------------------------------------------------------------------
 // The real file
 
-Deno.test("shared sqz_notop.mat has the pinned size and sha256", async () => {
-  const bytes = await sharedBytes();
+Deno.test("the test weights (sqz_notop.mat) have the pinned size and sha256", async () => {
+  const bytes = await realBytes();
   assert.equal(bytes.length, WEIGHTS_SIZE);
   assert.equal(await sha256Hex(bytes), WEIGHTS_SHA256);
 });
 
 Deno.test("parseMat reads all 25 variables of sqz_notop.mat as 1x2 cells {kernel, bias}", async () => {
-  const vars = parseMat(await sharedBytes());
+  const vars = parseMat(await realBytes());
   assert.deepEqual([...vars.keys()].sort(), [...LAYER_NAMES].sort());
   let params = 0;
   for (const [name, v] of vars) {
@@ -152,7 +142,7 @@ Deno.test("LAYER_NAMES lists conv1 then squeeze1x1, expand1x1, expand3x3 of fire
 });
 
 Deno.test("parseSqueezeNet gives every layer its SqueezeNet 1.1 shape", async () => {
-  const layers = parseSqueezeNet(await sharedBytes(), SHARED_WEIGHTS);
+  const layers = parseSqueezeNet(await realBytes(), WEIGHTS);
   assert.deepEqual([...layers.keys()], LAYER_NAMES);
   for (const [name, [kh, kw, cin, cout]] of Object.entries(EXPECTED_SHAPES)) {
     const w = layers.get(name)!;
@@ -165,8 +155,8 @@ Deno.test("parseSqueezeNet gives every layer its SqueezeNet 1.1 shape", async ()
 });
 
 Deno.test("parseSqueezeNet kernels are row-major HWIO transposes of the raw column-major bytes", async () => {
-  const bytes = await sharedBytes();
-  const layers = parseSqueezeNet(bytes, SHARED_WEIGHTS);
+  const bytes = await realBytes();
+  const layers = parseSqueezeNet(bytes, WEIGHTS);
   for (const name of ["conv1", "fire2/expand3x3", "fire5/squeeze1x1", "fire9/expand3x3"]) {
     const shape = EXPECTED_SHAPES[name];
     const [kh, kw, cin, cout] = shape;
@@ -192,7 +182,7 @@ Deno.test("parseSqueezeNet kernels are row-major HWIO transposes of the raw colu
 
 Deno.test("parseSqueezeNet values match constants derived with scipy.io.loadmat", async () => {
   // Derived once with /usr/bin/python3 scipy.io.loadmat; numpy indexes (kh, kw, in, out).
-  const layers = parseSqueezeNet(await sharedBytes(), SHARED_WEIGHTS);
+  const layers = parseSqueezeNet(await realBytes(), WEIGHTS);
   const conv1 = layers.get("conv1")!;
   assertClose(sum(conv1.kernel), -2.9973132426930533, 1e-9, "conv1 kernel sum");
   assertClose(sum(conv1.bias), 2.0016083255177364, 1e-9, "conv1 bias sum");
@@ -207,8 +197,8 @@ Deno.test("parseSqueezeNet values match constants derived with scipy.io.loadmat"
   assert.equal(hwio(f9, 1, 2, 40, 7), Math.fround(-0.03136554732918739));
 });
 
-Deno.test("loadWeights reads the shared file", async () => {
-  const layers = await loadWeights(SHARED_WEIGHTS);
+Deno.test("loadWeights reads the real file", async () => {
+  const layers = await loadWeights(WEIGHTS);
   assert.equal(layers.size, 25);
 });
 
@@ -219,7 +209,7 @@ Deno.test("loadWeights on a missing file throws a one-line UserError naming the 
 });
 
 Deno.test("parseMat rejects the real file truncated anywhere with a UserError, never a RangeError", async () => {
-  const bytes = await sharedBytes();
+  const bytes = await realBytes();
   // (A cut at exactly 128 bytes is a valid, empty MAT-file.)
   const cuts = [0, 10, 127, 131, 136, 150, 200, 300, 37000, WEIGHTS_SIZE - 1000];
   for (let i = 1; i <= 24; i++) cuts.push(WEIGHTS_SIZE - i);
@@ -634,7 +624,7 @@ async function closedPortUrl(): Promise<string> {
 }
 
 Deno.test("resolveWeights downloads a good file into STYLIZE_CACHE_DIR and then reuses it", async () => {
-  const bytes = await sharedBytes();
+  const bytes = await realBytes();
   const server = await serve(() => new Response(bytes.slice()));
   try {
     const cache = join(await Deno.makeTempDir(), "nested", "cache");
@@ -656,7 +646,7 @@ Deno.test("resolveWeights downloads a good file into STYLIZE_CACHE_DIR and then 
 });
 
 Deno.test("resolveWeights rejects a tampered download (sha256) and caches nothing", async () => {
-  const tampered = (await sharedBytes()).slice();
+  const tampered = (await realBytes()).slice();
   tampered[100000] ^= 0x01;
   const server = await serve(() => new Response(tampered.slice()));
   try {
@@ -671,7 +661,7 @@ Deno.test("resolveWeights rejects a tampered download (sha256) and caches nothin
 });
 
 Deno.test("resolveWeights rejects a short download and caches nothing", async () => {
-  const short = (await sharedBytes()).slice(0, 1000);
+  const short = (await realBytes()).slice(0, 1000);
   const server = await serve(() => new Response(short));
   try {
     const cache = await Deno.makeTempDir();
@@ -707,7 +697,7 @@ Deno.test("resolveWeights on an HTTP error throws a UserError naming the URL and
 });
 
 Deno.test("resolveWeights re-downloads a corrupt cached file", async () => {
-  const bytes = await sharedBytes();
+  const bytes = await realBytes();
   const server = await serve(() => new Response(bytes.slice()));
   try {
     const cache = await Deno.makeTempDir();
@@ -732,7 +722,7 @@ Deno.test("resolveWeights order: explicit path beats STYLIZE_WEIGHTS beats the c
   await Deno.writeFile(fromEnv, new Uint8Array([2]));
   const cache = join(dir, "cache");
   await Deno.mkdir(cache);
-  await Deno.copyFile(SHARED_WEIGHTS, join(cache, "sqz_notop.mat"));
+  await Deno.copyFile(WEIGHTS, join(cache, "sqz_notop.mat"));
   // Any download attempt would fail: the URL points at a closed port.
   const url = await closedPortUrl();
   const all = { STYLIZE_WEIGHTS: fromEnv, STYLIZE_CACHE_DIR: cache, STYLIZE_WEIGHTS_URL: url };
@@ -789,7 +779,7 @@ Deno.test("resolveWeights works without --allow-env (environment treated as unse
     script,
     `import { resolveWeights, weightsCacheDir } from ${JSON.stringify(weightsModule)};\n` +
       `console.log(JSON.stringify([weightsCacheDir() ?? null, ` +
-      `await resolveWeights({ path: ${JSON.stringify(SHARED_WEIGHTS)} })]));\n`,
+      `await resolveWeights({ path: ${JSON.stringify(WEIGHTS)} })]));\n`,
   );
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", "--no-config", "--allow-read", script],
@@ -798,7 +788,7 @@ Deno.test("resolveWeights works without --allow-env (environment treated as unse
   }).output();
   const stderr = new TextDecoder().decode(out.stderr);
   assert.equal(out.code, 0, stderr);
-  assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), [null, SHARED_WEIGHTS]);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), [null, WEIGHTS]);
 });
 
 Deno.test("WEIGHTS_URL is the pinned upstream URL", () => {

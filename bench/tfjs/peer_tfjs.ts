@@ -12,8 +12,8 @@
  * Run without arguments
  * (`deno run -A --config bench/tfjs/deno.json bench/tfjs/peer_tfjs.ts`) it
  * checks its first loss against the PyTorch oracle in
- * `shared/reference/adam20.safetensors` and prints ms/iter at that size and
- * at 192×256.
+ * `shared/reference/adam20.safetensors` (the project's `tests/goldens/adam20.safetensors`
+ * without shared data) and prints ms/iter at that size and at 192×256.
  * @module
  */
 import type { ConvWeights } from "../../src/engine/model/weights.ts";
@@ -283,17 +283,11 @@ async function childRun(args: string[]): Promise<void> {
 if (import.meta.main && Deno.args.length > 0) {
   await childRun(Deno.args);
 } else if (import.meta.main) {
-  const { readSafetensors, sharedDir } = await import("../../tests/helpers.ts");
-  const { loadWeights, resolveWeights } = await import("../../src/deno/weights_file.ts");
-  const shared = sharedDir();
-  let weightsPath = `${shared}/weights/sqz_notop.mat`;
-  try {
-    Deno.statSync(weightsPath);
-  } catch {
-    weightsPath = await resolveWeights();
-  }
-  const weights = await loadWeights(weightsPath);
-  const { tensors } = readSafetensors(`${shared}/reference/adam20.safetensors`);
+  const { readSafetensors } = await import("../../tests/helpers.ts");
+  const { golden, sharedGolden, weightsPath } = await import("../../tests/data.ts");
+  const { loadWeights } = await import("../../src/deno/weights_file.ts");
+  const weights = await loadWeights(await weightsPath());
+  const { tensors } = readSafetensors(sharedGolden("adam20") ?? golden("adam20"));
   const get = (name: string) => {
     const t = tensors.get(name);
     if (!t) throw new Error(`adam20.safetensors has no ${name}`);

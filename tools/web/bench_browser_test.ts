@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { sharedDir } from "../../tests/helpers.ts";
+import { repoPath, weightsPath } from "../../tests/data.ts";
 
-const BENCH = new URL("../../bench/bench.ts", import.meta.url).pathname;
-const ROOT_CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+const BENCH = repoPath("bench", "bench.ts");
+const ROOT_CONFIG = repoPath("deno.json");
 
 Deno.test("bench --browser: Chromium's ms per iteration and adapter beside Deno's, same size", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -23,7 +23,7 @@ Deno.test("bench --browser: Chromium's ms per iteration and adapter beside Deno'
       "--kernels",
       "0",
     ],
-    env: { STYLIZE_WEIGHTS: `${sharedDir()}/weights/sqz_notop.mat`, NO_COLOR: "1" },
+    env: { STYLIZE_WEIGHTS: await weightsPath(), NO_COLOR: "1" },
     stdin: "null",
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));

@@ -10,12 +10,12 @@ import { join } from "node:path";
 import type { Page } from "puppeteer-core";
 import { decodeImage, readImage, writeImage } from "../../src/deno/image/mod.ts";
 import { fitLongerSide } from "../../src/engine/image/mod.ts";
-import { sharedDir } from "../../tests/helpers.ts";
+import { cpuDriver } from "../../src/deno/driver.ts";
+import { repoPath, testImage, weightsPath } from "../../tests/data.ts";
 import { launchBrowser, openPage, startRun, startSite, waitForState } from "./harness.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-const WEIGHTS = join(sharedDir(), "weights", "sqz_notop.mat");
-const CONTENT = join(ROOT, "examples", "chelsea.png");
+const WEIGHTS = await weightsPath();
+const CONTENT = testImage("chelsea.png");
 /** SwiftShader's first run compiles every kernel; later steps are faster. */
 const RUN_TIMEOUT_MS = 240_000;
 
@@ -24,9 +24,23 @@ async function stylePng(dir: string): Promise<string> {
   const path = join(dir, "hubble.png");
   await writeImage(
     path,
-    await readImage(join(ROOT, "examples", "hubble_deep_field.jpg")),
+    await readImage(testImage("hubble_deep_field.jpg")),
   );
   return path;
+}
+
+/**
+ * The environment of the CLI run: a cache directory of its own, so a user's
+ * tuned tiles or cached files never steer it (the page runs the default
+ * tiles); Mesa's shader cache stays the one this process would use (the
+ * driver plan's), so the kernels compiled before are reused.
+ */
+function cliEnv(dir: string): Record<string, string> {
+  const mesa = cpuDriver().cacheDir;
+  return {
+    STYLIZE_CACHE_DIR: join(dir, "cli-cache"),
+    ...(mesa ? { MESA_SHADER_CACHE_DIR: mesa } : {}),
+  };
 }
 
 /** The CLI's final loss on the same inputs and settings (its --trace's last record). */
@@ -37,8 +51,8 @@ async function cliFinalLoss(dir: string, args: string[]): Promise<number> {
       "run",
       "-A",
       "--config",
-      join(ROOT, "deno.json"),
-      join(ROOT, "src/deno/cli.ts"),
+      repoPath("deno.json"),
+      repoPath("src", "deno", "cli.ts"),
       ...args,
       "-o",
       join(dir, "cli.png"),
@@ -48,6 +62,7 @@ async function cliFinalLoss(dir: string, args: string[]): Promise<number> {
       trace,
       "--quiet",
     ],
+    env: cliEnv(dir),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

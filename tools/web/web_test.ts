@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { sharedDir } from "../../tests/helpers.ts";
+import { repoPath, weightsPath } from "../../tests/data.ts";
 import { DIST_WEB } from "./build.ts";
 
-const WEB_TS = new URL("./web.ts", import.meta.url).pathname;
-const CONFIG = new URL("./deno.json", import.meta.url).pathname;
-const WEIGHTS = join(sharedDir(), "weights", "sqz_notop.mat");
+const WEB_TS = repoPath("tools", "web", "web.ts");
+const CONFIG = repoPath("tools", "web", "deno.json");
+const WEIGHTS = await weightsPath();
 
 /** `deno task web ARGS` as a child process. */
 function web(args: string[]): Deno.ChildProcess {
