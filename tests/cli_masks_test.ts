@@ -1,8 +1,9 @@
 /**
- * `--style-masks` from the command line: a masked run lands on reference.py's
- * masked `run` (tests/fixtures/masked/masked_run.json, made by the script
- * beside it from the bundled images), its contact sheet shows the masks, and
- * bad masks end in one line, exit code 2 and no output.
+ * `--style-masks` from the command line: a masked run lands on the oracle's
+ * masked Adam loop (tests/goldens/masked_run.json, made by
+ * tests/oracle/oracle.py from the bundled images and masks), its contact
+ * sheet shows the masks, and bad masks end in one line, exit code 2 and no
+ * output.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -10,9 +11,7 @@ import { readImage } from "../src/deno/image/mod.ts";
 import { inTempDir, REPO, runCli } from "./cli_run.ts";
 
 const EX = join(REPO, "examples");
-const FIXTURE = JSON.parse(
-  Deno.readTextFileSync(join(REPO, "tests/fixtures/masked/masked_run.json")),
-);
+const FIXTURE = JSON.parse(Deno.readTextFileSync(join(REPO, "tests/goldens/masked_run.json")));
 /** The oracle's images: Chelsea at 96×64, each style 96 px on its longer side. */
 const ARGS = [
   join(EX, "chelsea.png"),
@@ -39,7 +38,7 @@ function exists(path: string): boolean {
   }
 }
 
-Deno.test("a --style-masks run lands on reference.py's masked run: each of its 30 losses within 1% (0.7% measured at the last)", async () => {
+Deno.test("a --style-masks run lands on the oracle's masked run: each of its 30 losses within 1% (0.7% measured at the last)", async () => {
   await inTempDir(async (dir) => {
     const r = await runCli(dir, [
       ...ARGS,

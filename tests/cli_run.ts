@@ -4,13 +4,13 @@
  * test's weights and caches.
  * @module
  */
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { cpuDriver } from "../src/deno/driver.ts";
-import { sharedDir } from "./helpers.ts";
+import { REPO_ROOT, weightsPath } from "./data.ts";
 
 /** The repository's root. */
-export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const REPO = REPO_ROOT;
+const WEIGHTS = await weightsPath();
 
 /** The permissions of `deno task stylize` (deno.json). */
 const PERMS = [
@@ -50,7 +50,7 @@ export async function runCli(
     ],
     cwd,
     env: {
-      STYLIZE_WEIGHTS: `${sharedDir()}/weights/sqz_notop.mat`,
+      STYLIZE_WEIGHTS: WEIGHTS,
       STYLIZE_CACHE_DIR: CACHE,
       ...(mesa ? { MESA_SHADER_CACHE_DIR: mesa } : {}),
       XDG_RUNTIME_DIR: "/tmp",

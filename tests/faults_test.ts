@@ -20,10 +20,11 @@ import type { LossSpec } from "../src/engine/model/stylizer.ts";
 import { DEFAULT_CONFIG, Optimizer } from "../src/engine/model/optimize.ts";
 import { StateKeeper } from "../src/engine/model/state_keeper.ts";
 import { tapLayerIndex } from "../src/engine/model/squeezenet.ts";
-import { randomFloats, relErr, relL2, sharedDir } from "./helpers.ts";
+import { randomFloats, relErr, relL2 } from "./helpers.ts";
+import { weightsPath } from "./data.ts";
 import { inTempDir, REPO, runCli } from "./cli_run.ts";
 
-const WEIGHTS = `${sharedDir()}/weights/sqz_notop.mat`;
+const WEIGHTS = await weightsPath();
 const EX = join(REPO, "examples");
 
 Deno.test("parseBytes reads 1.5G, 800M, 2GiB, 512MB and plain bytes; refuses the rest", () => {

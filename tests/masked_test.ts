@@ -22,15 +22,15 @@ import {
   relErr,
   relL2,
   runProgram,
-  sharedDir,
   testContext,
 } from "./helpers.ts";
+import { golden, weightsPath } from "./data.ts";
 import * as ref from "./reference_net.ts";
 
-const WEIGHTS = `${sharedDir()}/weights/sqz_notop.mat`;
-const golden = readSafetensors(`${sharedDir()}/reference/masked.safetensors`);
-const G = golden.tensors;
-const CONFIG = JSON.parse(golden.metadata.config);
+const WEIGHTS = await weightsPath();
+const masked = readSafetensors(golden("masked"));
+const G = masked.tensors;
+const CONFIG = JSON.parse(masked.metadata.config);
 const LAYERS: TapName[] = CONFIG.style_layers;
 const WEIGHTS_OF_LAYERS: number[] = CONFIG.style_weights;
 const MASKS = ["left", "disk"] as const;

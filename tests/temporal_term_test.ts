@@ -8,9 +8,10 @@ import assert from "node:assert/strict";
 import { createEngine } from "../src/deno/stylizer.ts";
 import type { LossSpec, Tensor } from "../src/engine/model/stylizer.ts";
 import { DEFAULT_CONFIG } from "../src/engine/model/optimize.ts";
-import { randomFloats, relErr, relL2, rng, sharedDir } from "./helpers.ts";
+import { randomFloats, relErr, relL2, rng } from "./helpers.ts";
+import { weightsPath } from "./data.ts";
 
-const WEIGHTS = `${sharedDir()}/weights/sqz_notop.mat`;
+const WEIGHTS = await weightsPath();
 
 /** ω, c (0 or 1, a third of the pixels 0) and x for an h×w image. */
 function inputs(h: number, w: number, seed: number) {

@@ -16,7 +16,8 @@ pools clip their last windows (ceil mode).
 
     /usr/bin/python3 tests/oracle/oracle.py goldens
 
-writes tests/goldens/{forward,backward,adam20,avgpool,masked}.safetensors and
+writes tests/goldens/{forward,backward,adam20,avgpool,masked}.safetensors,
+tests/goldens/masked_run.json and
 tests/fixtures/image/colors_reference.json and, where the shared reference
 data exists ($STYLIZE_SHARED, else ../shared), tests/goldens/crosscheck.json:
 these definitions applied to the shared goldens' own inputs, which
@@ -178,9 +179,11 @@ def value_and_grad(fn, x):
     return torch.tensor([float(loss)]), x.grad.detach()
 
 
-def adam(content, targets, iters, cfg, w):
+def adam(content, targets, iters, cfg, w, regions=None):
     """Adam on the pixels from the content image, clamped to valid pixels after each
-    step; the rate drops to decay_lr at decay_at. Returns (x, losses)."""
+    step; the rate drops to decay_lr at decay_at. With regions ([(mask, [target Gram per
+    style layer])]), the masked style loss instead of the plain one against `targets`.
+    Returns (x, losses)."""
     upto = deepest(cfg)
     with torch.no_grad():
         p = features(content, w, upto)[cfg["content_layer"]]
@@ -193,7 +196,9 @@ def adam(content, targets, iters, cfg, w):
                 g["lr"] = cfg["decay_lr"]
         opt.zero_grad()
         taps = features(x, w, upto)
-        loss = content_loss(cfg, taps, p) + style_loss(cfg, taps, targets) + tv_loss(cfg, x)
+        style = (style_loss(cfg, taps, targets) if regions is None
+                 else style_loss_masked(cfg, taps, regions))
+        loss = content_loss(cfg, taps, p) + style + tv_loss(cfg, x)
         loss.backward()
         opt.step()
         with torch.no_grad():
@@ -224,6 +229,13 @@ def image(path, shorter=None, size=None):
         s = shorter / min(im.size)
         size = (max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s)))
     return preprocess(im.resize(size, Image.BICUBIC))
+
+
+def load_mask(path, wd, h):
+    """A mask file -> (1,1,h,wd) in [0, 1]: its luminance (Pillow's "L"), resized with
+    Pillow's bicubic filter, divided by 255."""
+    im = Image.open(path).convert("L").resize((wd, h), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0)[None, None]
 
 
 def yuv(a):
@@ -404,6 +416,30 @@ def make_goldens(w, out):
     return shas
 
 
+def make_masked_run(w):
+    """tests/goldens/masked_run.json: the masked Adam loop on the bundled images (Chelsea at
+    96x64, The Starry Night where examples/chelsea_background.png is light, the Hubble Deep
+    Field where examples/chelsea_cat.png is; each style 96 px on its longer side), 30
+    iterations with the rate dropping at 27: the losses tests/cli_masks_test.ts's
+    --style-masks run must land on."""
+    ex = os.path.join(REPO, "examples")
+    content = image(os.path.join(ex, "chelsea.png"), shorter=64)
+    styles = [image(os.path.join(ex, "starry_night.jpg"), shorter=60),
+              image(os.path.join(ex, "hubble_deep_field.jpg"), shorter=84)]
+    _, _, h, wd = content.shape
+    masks = [load_mask(os.path.join(ex, n), wd, h)
+             for n in ("chelsea_background.png", "chelsea_cat.png")]
+    cfg = dict(CONFIG, decay_at=27)
+    regions = [(m, style_grams(s, cfg, w)) for m, s in zip(masks, styles)]
+    _, losses = adam(content, None, 30, cfg, w, regions=regions)
+    path = os.path.join(GOLDENS, "masked_run.json")
+    with open(path, "w") as f:
+        json.dump({"size": [h, wd], "styleShapes": [list(s.shape) for s in styles], "iters": 30,
+                   "decayAt": 27, "config": cfg, "losses": losses}, f, indent=1)
+        f.write("\n")
+    print(f"wrote {os.path.relpath(path, REPO)}")
+
+
 def make_colors_fixture():
     """colors_reference.json: original_colors of two LCG noise images (tests/image_test.ts)."""
     W, H = 29, 17
@@ -498,6 +534,7 @@ def main():
     os.makedirs(GOLDENS, exist_ok=True)
     shas = make_goldens(w, GOLDENS)
     make_colors_fixture()
+    make_masked_run(w)
     shared = shared_dir()
     if shared and os.path.isdir(os.path.join(shared, "reference")):
         crosscheck(w, shared, shas)
