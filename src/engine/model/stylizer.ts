@@ -308,19 +308,19 @@ export class Engine implements Stylizer, FeatureEngine {
     return forwardPlan(this, h, w, upto);
   }
 
-  features(input: Tensor, taps?: TapName[]): Promise<Partial<Record<TapName, Tensor>>> {
+  async features(input: Tensor, taps?: TapName[]): Promise<Partial<Record<TapName, Tensor>>> {
     const [h, w] = imageSize(input, "features input");
     const upto = taps ? this.deepest(h, w, taps) : layerDims(h, w).length - 1;
-    return this.#retrying(h, w, upto, () => features(this, input, taps));
+    return await this.#retrying(h, w, upto, () => features(this, input, taps));
   }
 
   /**
    * Gram matrices [C, C] of the features of `input` (preprocessed BGR
    * [1,3,H,W]) at each of `taps`: what a style image contributes to the loss.
    */
-  tapGrams(input: Tensor, taps: TapName[]): Promise<Tensor[]> {
+  async tapGrams(input: Tensor, taps: TapName[]): Promise<Tensor[]> {
     const [h, w] = imageSize(input, "tapGrams input");
-    return this.#retrying(h, w, this.deepest(h, w, taps), () => tapGrams(this, input, taps));
+    return await this.#retrying(h, w, this.deepest(h, w, taps), () => tapGrams(this, input, taps));
   }
 
   gram(features: Tensor): Promise<Tensor> {
@@ -334,9 +334,9 @@ export class Engine implements Stylizer, FeatureEngine {
   }
 
   /** Builds (or fetches) the loss-and-gradient plan for an h×w image and `spec`. */
-  lossPlan(h: number, w: number, spec: LossSpec): Promise<LossPlan> {
+  async lossPlan(h: number, w: number, spec: LossSpec): Promise<LossPlan> {
     const upto = this.checkSpec(h, w, spec);
-    return this.#retrying(h, w, upto, () => this.#lossPlan(h, w, upto, spec));
+    return await this.#retrying(h, w, upto, () => this.#lossPlan(h, w, upto, spec));
   }
 
   async #lossPlan(h: number, w: number, upto: number, spec: LossSpec): Promise<LossPlan> {
