@@ -5,6 +5,11 @@
  * @module
  */
 
+/** What a missing `navigator.gpu` or adapter tells the visitor. */
+export const NO_WEBGPU_HINT = "WebGPU is not available here: no GPU adapter in this browser. " +
+  "Use a browser with WebGPU on (Chrome or Edge 113+, Safari 26+, Firefox 141+ on Windows), " +
+  "over https or from localhost";
+
 /** The states of the page. */
 export type PageState = "idle" | "running" | "done" | "error";
 
