@@ -112,7 +112,9 @@ function showLimits(m: Extract<FromWorker, { type: "limits" }>): void {
   const l: SizeLimits = m.limits;
   if (l.maxSize > 0) ui.size.max = String(l.maxSize);
   else ui.size.removeAttribute("max");
-  const shape = `a ${m.width}:${m.height} image`;
+  const shape = m.width === 4 && m.height === 3
+    ? "a 4:3 image"
+    : `this ${m.width}×${m.height} image`;
   ui.sizeHint.textContent = l.maxSize === 0
     ? `This GPU cannot hold ${shape}.`
     : `This GPU holds up to ${l.maxSize} px for ${shape}` +
@@ -326,8 +328,8 @@ function startWorker(): Worker | null {
 
 function init(): void {
   writeForm(DEFAULT_FORM);
-  ($<HTMLInputElement>("style-size")).placeholder = "same as output";
-  ($<HTMLInputElement>("first-iters")).placeholder = "2 × iterations with scales";
+  ($<HTMLInputElement>("style-size")).placeholder = "as output";
+  ($<HTMLInputElement>("first-iters")).placeholder = "2 × iterations";
   dropZone(ui.content.closest("label")!, ui.content);
   dropZone(ui.style.closest("label")!, ui.style);
   settingsDrop();
