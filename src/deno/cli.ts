@@ -13,7 +13,9 @@ import { DEFAULT_CONFIG } from "../engine/model/optimize.ts";
 import { DEFAULT_MIN_SIZE, DEFAULT_SIZE, REFERENCE_PIXELS } from "../engine/model/schedule.ts";
 import { tuneTiles } from "../engine/model/tune.ts";
 import { formatForPath } from "./image/mod.ts";
+import type { RunRecord } from "../engine/model/run_record.ts";
 import { run, type RunOptions } from "./run.ts";
+import { readSettingsPng, recordFlags, settingsFromArg } from "./settings_png.ts";
 import { resolveWeights } from "./weights_file.ts";
 import { createEngine } from "./stylizer.ts";
 import { saveTunedTiles, TILES_FILE_VERSION, tunedTilesPath } from "./tiles_cache.ts";
@@ -77,6 +79,11 @@ Options:
                             large outputs are split into more tiles to fit it
                             (default: no cap; out of memory, the run retries
                             with smaller tiles by itself)
+      --settings-from FILE.png
+                            the settings of a PNG written by stylize (the CLI
+                            or the page keep them in it); flags given here
+                            override them, and without CONTENT STYLE its
+                            content and style names are used
       --weights PATH        SqueezeNet weights (sqz_notop.mat); default:
                             $STYLIZE_WEIGHTS, the cache, then a verified download
   -q, --quiet               no progress output
@@ -109,6 +116,7 @@ const OPTIONS = {
   seed: { type: "string" },
   "save-every": { type: "string" },
   trace: { type: "string" },
+  "settings-from": { type: "string" },
   weights: { type: "string" },
   "max-gpu-memory": { type: "string" },
   quiet: { type: "boolean", short: "q" },
@@ -168,8 +176,12 @@ function joinNegativeValues(args: string[]): string[] {
   return out;
 }
 
-/** Parses the arguments of a stylize run (not `weights`, not `--help`). */
-export function parseRun(args: string[]): RunOptions {
+/**
+ * Parses the arguments of a stylize run (not `weights`, not `--help`); the
+ * flags of `record` (`--settings-from`'s PNG) stand in for flags not given,
+ * and its content and style names for missing CONTENT STYLE.
+ */
+export function parseRun(args: string[], record?: RunRecord): RunOptions {
   let parsed;
   try {
     parsed = parseArgs({
@@ -181,9 +193,10 @@ export function parseRun(args: string[]): RunOptions {
   } catch (e) {
     throw new UserError(`${(e as Error).message.split("\n")[0]} (see --help)`);
   }
-  const v = parsed.values;
+  const v = { ...(record && recordFlags(record)), ...parsed.values } as typeof parsed.values;
   let pos = parsed.positionals;
   let example = false;
+  if (pos.length === 0 && record) pos = [record.content, ...record.styles];
   if (pos.length === 0) {
     example = true;
     pos = [EXAMPLE.content.pathname, EXAMPLE.style.pathname];
@@ -258,6 +271,8 @@ export function parseRun(args: string[]): RunOptions {
       iters,
       decayAt,
     },
+    baseStyleWeights: styleWeights,
+    strength,
     referencePixels: number("reference-pixels", v["reference-pixels"], { int: true }) ??
       REFERENCE_PIXELS,
     avgDecay,
@@ -374,7 +389,8 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     }
     if (args[0] === "tune") return await tune(args.slice(1));
-    const opts = parseRun(args);
+    const from = settingsFromArg(args);
+    const opts = parseRun(args, from === undefined ? undefined : await readSettingsPng(from));
     const abort = new AbortController();
     const onInt = () => {
       if (abort.signal.aborted) Deno.exit(130);

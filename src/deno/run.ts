@@ -25,7 +25,9 @@ import {
 } from "../engine/model/schedule.ts";
 import type { Engine, Tensor } from "../engine/model/stylizer.ts";
 import type { Pooling } from "../engine/ops/pool.ts";
+import { asciiJson, RECORD_KEYWORD } from "../engine/model/run_record.ts";
 import { readImage, writeImage } from "./image/mod.ts";
+import { cliRecord } from "./settings_png.ts";
 import { createEngine, faultsFromEnv } from "./stylizer.ts";
 
 /** Everything a run needs, parsed and validated. */
@@ -41,6 +43,10 @@ export interface RunOptions {
   firstIters: number;
   /** Losses and Adam; `iters` per scale after the first, `decayAt` of the last. */
   config: StyleConfig;
+  /** The style weights as given (--style-weights or the defaults), before --strength. */
+  baseStyleWeights: number[];
+  /** --strength: config.styleWeights are baseStyleWeights × strength. */
+  strength: number;
   /** Content and TV weights hold as given at this many pixels (0: plain sums). */
   referencePixels: number;
   /** Iterate averaging's decay (0: off). */
@@ -325,7 +331,12 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
     });
     engine = result.engine;
     const finalImg = shown(result.x, o, content);
-    await writeImage(o.output, finalImg);
+    // The PNG carries the settings that made it (--settings-from reads them).
+    const record = cliRecord(o, {
+      scales: result.scales.map((s) => [s.w, s.h]),
+      steps: result.scales.reduce((a, s) => a + s.steps, 0),
+    });
+    await writeImage(o.output, finalImg, { text: { [RECORD_KEYWORD]: asciiJson(record) } });
     const secs = (performance.now() - t0) / 1000;
     if (result.failed) {
       throw new UserError(`${result.failed}; wrote the last good image to ${o.output}`);

@@ -1,5 +1,6 @@
 /**
- * RGB images onto canvases and into PNG files.
+ * RGB images as canvas pixels: ImageBitmaps made in the worker (and
+ * transferred to the page, which only draws them) and PNG files.
  * @module
  */
 import type { RgbImage } from "../engine/image/types.ts";
@@ -17,16 +18,25 @@ function imageData(img: RgbImage): ImageData {
   return new ImageData(rgba, img.width, img.height);
 }
 
-/** Resizes `canvas` to the image and draws it. */
-export function drawImage(canvas: HTMLCanvasElement, img: RgbImage): void {
-  if (canvas.width !== img.width) canvas.width = img.width;
-  if (canvas.height !== img.height) canvas.height = img.height;
-  canvas.getContext("2d")!.putImageData(imageData(img), 0, 0);
+/** The image as an ImageBitmap (to transfer to the page). */
+export function toBitmap(img: RgbImage): Promise<ImageBitmap> {
+  return createImageBitmap(imageData(img), {
+    premultiplyAlpha: "none",
+    colorSpaceConversion: "none",
+  });
 }
 
-/** The image as a PNG file (opaque pixels, written exactly). */
-export function pngBlob(img: RgbImage): Promise<Blob> {
+/** The image as PNG bytes (opaque pixels, written exactly). */
+export async function pngBytes(img: RgbImage): Promise<Uint8Array> {
   const canvas = new OffscreenCanvas(img.width, img.height);
   canvas.getContext("2d")!.putImageData(imageData(img), 0, 0);
-  return canvas.convertToBlob({ type: "image/png" });
+  const blob = await canvas.convertToBlob({ type: "image/png" });
+  return new Uint8Array(await blob.arrayBuffer());
+}
+
+/** Resizes `canvas` to the bitmap and draws it. */
+export function drawBitmap(canvas: HTMLCanvasElement, bmp: ImageBitmap): void {
+  if (canvas.width !== bmp.width) canvas.width = bmp.width;
+  if (canvas.height !== bmp.height) canvas.height = bmp.height;
+  canvas.getContext("2d")!.drawImage(bmp, 0, 0);
 }

@@ -6,12 +6,8 @@
  */
 import { acquireGpu } from "../engine/gpu/device.ts";
 import { Engine } from "../engine/model/stylizer.ts";
+import { NO_WEBGPU_HINT } from "./status.ts";
 import { loadPageWeights } from "./weights.ts";
-
-/** What a missing `navigator.gpu` or adapter tells the visitor. */
-const NO_WEBGPU_HINT = "WebGPU is not available here: no GPU adapter in this browser. " +
-  "Use a browser with WebGPU on (Chrome or Edge 113+, Safari 26+, Firefox 141+ on Windows), " +
-  "over https or from localhost";
 
 /**
  * The GPU memory a run in the page may plan on: WebGPU does not say how much

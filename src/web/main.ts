@@ -1,21 +1,25 @@
 /**
- * The page: wires the form, the drop zones, Start and Stop, the preview, the
- * loss plot and the download link to one engine, acquired when the page loads
- * and again after a failure or a lost device.
+ * The page's main thread: it draws and handles input, nothing else. The
+ * engine, the images' decoding and the previews' conversion run in a module
+ * worker (./worker.ts, messages in ./protocol.ts); the form, the drop zones,
+ * Start and Stop, the preview and the before/after slider, the stages strip,
+ * the loss plot, the downloads and the settings restored from a PNG are
+ * wired here; a service worker (./sw.ts) keeps the page's files for offline
+ * visits.
  * @module
  */
 import { UserError } from "../engine/errors.ts";
-import type { RgbImage } from "../engine/image/types.ts";
-import { type IterationRecord, loopRate } from "../engine/model/optimize.ts";
-import type { Engine } from "../engine/model/stylizer.ts";
-import { drawImage, pngBlob } from "./canvas.ts";
-import { decodeImageFile } from "./decode.ts";
-import { adapterLabel } from "../engine/gpu/device.ts";
-import { createPageEngine } from "./engine.ts";
+import { readPngText } from "../engine/image/png_text.ts";
+import type { IterationRecord } from "../engine/model/optimize.ts";
+import { parseRunRecord, RECORD_KEYWORD } from "../engine/model/run_record.ts";
+import { drawBitmap } from "./canvas.ts";
+import { type ComparePair, drawCompare } from "./compare.ts";
+import { onFormChange, readForm, writeForm } from "./form.ts";
 import { drawPlot } from "./plot.ts";
-import { runInPage } from "./run.ts";
-import { DEFAULT_FORM, parseSettings, type SettingsForm } from "./settings.ts";
-import { pageMessage, type PageState, setStatus } from "./status.ts";
+import type { FromWorker, ToWorker } from "./protocol.ts";
+import type { ScaleInfo, SizeLimits } from "./run.ts";
+import { DEFAULT_FORM, formFromRecord, parseSettings, type RunSettings } from "./settings.ts";
+import { NO_WEBGPU_HINT, pageMessage, type PageState, setStatus } from "./status.ts";
 
 /** The element with id `id`. */
 function $<T extends HTMLElement>(id: string): T {
@@ -25,173 +29,258 @@ function $<T extends HTMLElement>(id: string): T {
 const ui = {
   content: $<HTMLInputElement>("content"),
   style: $<HTMLInputElement>("style"),
+  settingsFile: $<HTMLInputElement>("settings-file"),
   form: $<HTMLFormElement>("form"),
+  size: $<HTMLInputElement>("size"),
+  sizeHint: $<HTMLElement>("size-hint"),
   start: $<HTMLButtonElement>("start"),
   stop: $<HTMLButtonElement>("stop"),
   preview: $<HTMLCanvasElement>("preview"),
+  compare: $<HTMLInputElement>("compare"),
+  stages: $<HTMLCanvasElement>("stages"),
   plot: $<HTMLCanvasElement>("plot"),
   download: $<HTMLAnchorElement>("download"),
+  downloadStages: $<HTMLAnchorElement>("download-stages"),
   status: $<HTMLElement>("status"),
   rate: $<HTMLElement>("rate"),
   adapter: $<HTMLElement>("adapter"),
 };
 
-/** The settings inputs by form field. */
-const FIELDS: Record<keyof SettingsForm, HTMLInputElement> = {
-  size: $("size"),
-  styleSize: $("style-size"),
-  iters: $("iters"),
-  strength: $("strength"),
-  minSize: $("min-size"),
-  lr: $("lr"),
-  contentWeight: $("content-weight"),
-  tvWeight: $("tv-weight"),
-  referencePixels: $("reference-pixels"),
+/** The worker, or null where the browser has no WebGPU. */
+let worker: Worker | null = null;
+
+/** What the current (or last) run has shown. */
+const run = {
+  active: false,
+  started: 0,
+  total: 0,
+  scale: null as ScaleInfo | null,
+  records: [] as IterationRecord[],
+  plotQueued: false,
+  /** The content at the output size, then with the result: the compare view. */
+  before: null as ImageBitmap | null,
+  pair: null as ComparePair | null,
+  /** Why the device was lost during the run, if it was. */
+  lost: null as string | null,
 };
 
-let enginePromise: Promise<Engine> | null = null;
-let abort: AbortController | null = null;
-let downloadUrl: string | null = null;
+const urls = { download: null as string | null, stages: null as string | null };
 
 function status(state: PageState, text: string, loss?: number): void {
   setStatus(ui.status, state, text, loss);
 }
 
-/** The engine, acquired on first use; a failure or a lost device makes the next call try again. */
-function engine(): Promise<Engine> {
-  enginePromise ??= createPageEngine(document.baseURI, (m) => {
-    if (ui.status.dataset.state !== "running") status("idle", m);
-  }).then((e) => {
-    ui.adapter.textContent = `adapter: ${adapterLabel(e.gpu)}`;
-    e.gpu.lost.then((m) => {
-      enginePromise = null;
-      abort?.abort();
-      status("error", `${m}; press Start to try again`);
-    });
-    return e;
-  });
-  enginePromise.catch(() => enginePromise = null);
-  return enginePromise;
+function post(m: ToWorker): void {
+  worker?.postMessage(m);
 }
 
-/** The form's current values. */
-function formValues(): SettingsForm {
-  const out = {} as SettingsForm;
-  for (const [k, el] of Object.entries(FIELDS)) {
-    out[k as keyof SettingsForm] = el.value;
-  }
-  return out;
-}
-
-/** Decodes the chosen content and style files. */
-async function chosenImages(): Promise<
-  { content: RgbImage; styles: RgbImage[] }
-> {
-  const c = ui.content.files?.[0];
-  const s = [...(ui.style.files ?? [])];
-  if (!c) throw new UserError("choose a content image");
-  if (s.length === 0) throw new UserError("choose at least one style image");
-  const content = await decodeImageFile(c, c.name);
-  const styles = await Promise.all(s.map((f) => decodeImageFile(f, f.name)));
-  return { content, styles };
-}
-
-/** Iterations per second after the first iteration (which compiles the kernels). */
-function rateText(records: IterationRecord[]): string {
-  const first = records[0], last = records.at(-1);
-  const speed = first && last ? loopRate(last.i + 1, last.i + 1, last.ms, first.ms) : null;
-  return speed ? `${speed.rate.toFixed(2)} it/s` : "";
-}
-
-/** Progress of a running run: status, rate and a plot redrawn once per frame. */
-function progress() {
-  const records: IterationRecord[] = [];
-  let total = 0;
-  let queued = false;
-  const onStart = (n: number) => total = n;
-  const onRecord = (r: IterationRecord, scale: { index: number; count: number }) => {
-    records.push(r);
-    const tag = scale.count > 1 ? `scale ${scale.index + 1}/${scale.count}, ` : "";
-    status(
-      "running",
-      `${tag}iteration ${r.i + 1}/${total}, loss ${r.loss.toExponential(3)}`,
-      r.loss,
-    );
-    ui.rate.textContent = rateText(records);
-    if (queued) return;
-    queued = true;
-    requestAnimationFrame(() => {
-      queued = false;
-      drawPlot(ui.plot, records, total);
-    });
-  };
-  return { records, onStart, onRecord };
-}
-
-/** Offers `img` as the download. */
-async function offerDownload(img: RgbImage): Promise<void> {
-  if (downloadUrl) URL.revokeObjectURL(downloadUrl);
-  downloadUrl = URL.createObjectURL(await pngBlob(img));
-  ui.download.href = downloadUrl;
-  ui.download.setAttribute("aria-disabled", "false");
-}
-
-function clearDownload(): void {
-  ui.download.removeAttribute("href");
-  ui.download.setAttribute("aria-disabled", "true");
-}
-
-/** Start: one run, from reading the form to the download link. */
-async function start(): Promise<void> {
-  if (abort) return;
-  abort = new AbortController();
-  ui.start.disabled = true;
-  ui.stop.disabled = false;
-  clearDownload();
-  ui.rate.textContent = "";
+/** The form's settings, or null when a field is not valid (the run will say which). */
+function settingsOrNull(): RunSettings | null {
   try {
-    status("running", "reading the images");
-    const settings = parseSettings(formValues());
-    const { content, styles } = await chosenImages();
-    const eng = await engine();
-    status("running", "computing the style targets (a first run also compiles the kernels)");
-    const { records, onStart, onRecord } = progress();
-    const t0 = performance.now();
-    const result = await runInPage(eng, content, styles, settings, {
-      signal: abort.signal,
-      onStart: (img, total) => {
-        onStart(total);
-        drawImage(ui.preview, img);
-      },
-      onRecord,
-      onPreview: (_steps, img) => drawImage(ui.preview, img),
+    return parseSettings(readForm());
+  } catch {
+    return null;
+  }
+}
+
+/** A link offering `blob` (or nothing). */
+function offer(a: HTMLAnchorElement, key: keyof typeof urls, blob: Blob | null): void {
+  if (urls[key]) URL.revokeObjectURL(urls[key]!);
+  urls[key] = blob ? URL.createObjectURL(blob) : null;
+  if (urls[key]) a.href = urls[key]!;
+  else a.removeAttribute("href");
+  a.setAttribute("aria-disabled", String(!blob));
+}
+
+/** Redraws the loss plot on the next frame (once per frame). */
+function queuePlot(): void {
+  if (run.plotQueued) return;
+  run.plotQueued = true;
+  requestAnimationFrame(() => {
+    run.plotQueued = false;
+    drawPlot(ui.plot, run.records, run.total);
+  });
+}
+
+/** "2048×1365 in 2 tiles" (or just the size). */
+function sizeText(s: ScaleInfo): string {
+  return `${s.w}×${s.h}${s.tiles > 1 ? ` in ${s.tiles} tiles` : ""}`;
+}
+
+/** The size field's hint: what the adapter holds for this content. */
+function showLimits(m: Extract<FromWorker, { type: "limits" }>): void {
+  const l: SizeLimits = m.limits;
+  if (l.maxSize > 0) ui.size.max = String(l.maxSize);
+  else ui.size.removeAttribute("max");
+  const shape = m.width === 4 && m.height === 3
+    ? "a 4:3 image"
+    : `this ${m.width}×${m.height} image`;
+  ui.sizeHint.textContent = l.maxSize === 0
+    ? `This GPU cannot hold ${shape}.`
+    : `This GPU holds up to ${l.maxSize} px for ${shape}` +
+      (l.tilesFrom ? ` (in tiles from ${l.tilesFrom} px).` : ".");
+}
+
+/** Ends the run's UI state. */
+function endRun(): void {
+  run.active = false;
+  ui.start.disabled = false;
+  ui.stop.disabled = true;
+}
+
+/** The result arrived: the compare view, the stages, the downloads and the status. */
+function finished(m: Extract<FromWorker, { type: "done" }>): void {
+  endRun();
+  run.pair = { before: run.before ?? m.bitmap, after: m.bitmap };
+  ui.compare.disabled = false;
+  drawCompare(ui.preview, run.pair, Number(ui.compare.value) / 100);
+  drawBitmap(ui.stages, m.stages);
+  ui.stages.hidden = false;
+  drawPlot(ui.plot, run.records, m.total);
+  offer(ui.download, "download", m.png);
+  offer(ui.downloadStages, "stages", m.stagesPng);
+  const secs = ((performance.now() - run.started) / 1000).toFixed(1);
+  const what = m.steps < m.total
+    ? `stopped after ${m.steps} of ${m.total} iterations`
+    : `done: ${m.steps} iterations`;
+  const last = run.records.at(-1);
+  const tiles = m.tiles > 1 ? ` in ${m.tiles} tiles` : "";
+  status(
+    "done",
+    `${what} in ${secs} s, final loss ${last?.loss.toExponential(4)}; ` +
+      `${m.bitmap.width}×${m.bitmap.height}${tiles}`,
+    last?.loss,
+  );
+}
+
+/** A message from the worker. */
+function onMessage(m: FromWorker): void {
+  switch (m.type) {
+    case "progress":
+      if (run.active) status("running", m.message);
+      else if (ui.status.dataset.state === "idle") status("idle", m.message);
+      return;
+    case "ready":
+      ui.adapter.textContent = `adapter: ${m.adapter}`;
+      if (!run.active && ui.status.dataset.state === "idle") {
+        status("idle", "ready: choose a content image and style images, then Start");
+      }
+      return;
+    case "failed":
+      if (run.active) run.lost = m.message;
+      else status("error", m.user ? pageMessage(m) : `internal error: ${m.message}`);
+      return;
+    case "content":
+      if (!run.active && m.bitmap) {
+        run.pair = null;
+        ui.compare.disabled = true;
+        drawBitmap(ui.preview, m.bitmap);
+      }
+      return;
+    case "limits":
+      return showLimits(m);
+    case "started":
+      run.before = m.bitmap;
+      run.total = m.total;
+      drawBitmap(ui.preview, m.bitmap);
+      return;
+    case "scale":
+      run.scale = m.scale;
+      status(
+        "running",
+        `${m.scale.count > 1 ? `scale ${m.scale.index + 1}/${m.scale.count}, ` : ""}` +
+          `${sizeText(m.scale)}: the first iteration`,
+      );
+      return;
+    case "record": {
+      const r = m.record;
+      run.records.push(r);
+      const tag = m.scale.count > 1 ? `scale ${m.scale.index + 1}/${m.scale.count}, ` : "";
+      status(
+        "running",
+        `${tag}iteration ${r.i + 1}/${run.total}, loss ${r.loss.toExponential(3)}`,
+        r.loss,
+      );
+      ui.rate.textContent = m.rate;
+      return queuePlot();
+    }
+    case "preview":
+      if (run.active) drawBitmap(ui.preview, m.bitmap);
+      return;
+    case "done":
+      return finished(m);
+    case "error": {
+      endRun();
+      const text = run.lost ?? (m.user ? pageMessage(m) : `internal error: ${m.message}`);
+      status("error", text);
+      return;
+    }
+  }
+}
+
+/** Start: one run, handed to the worker. */
+function start(): void {
+  if (run.active) return;
+  if (!worker) return status("error", NO_WEBGPU_HINT);
+  let settings: RunSettings;
+  try {
+    settings = parseSettings(readForm());
+    const c = ui.content.files?.[0];
+    const s = [...(ui.style.files ?? [])];
+    if (!c) throw new UserError("choose a content image");
+    if (s.length === 0) throw new UserError("choose at least one style image");
+    Object.assign(run, {
+      active: true,
+      started: performance.now(),
+      total: 0,
+      scale: null,
+      records: [],
+      before: null,
+      pair: null,
+      lost: null,
     });
-    drawImage(ui.preview, result.image);
-    drawPlot(ui.plot, records, result.total);
-    await offerDownload(result.image);
-    const secs = ((performance.now() - t0) / 1000).toFixed(1);
-    const what = result.steps < result.total
-      ? `stopped after ${result.steps} of ${result.total} iterations`
-      : `done: ${result.steps} iterations`;
-    const last = records.at(-1);
+    ui.start.disabled = true;
+    ui.stop.disabled = false;
+    ui.compare.disabled = true;
+    ui.compare.value = "0";
+    ui.rate.textContent = "";
+    offer(ui.download, "download", null);
+    offer(ui.downloadStages, "stages", null);
+    status("running", "reading the images");
+    post({ type: "run", content: c, styles: s, settings });
+  } catch (e) {
+    status("error", e instanceof UserError ? pageMessage(e) : `internal error: ${e}`);
+  }
+}
+
+/** Restores the form from a PNG's stylize settings. */
+async function restore(file: File): Promise<void> {
+  try {
+    const text = readPngText(new Uint8Array(await file.arrayBuffer()), RECORD_KEYWORD);
+    if (text === null) {
+      throw new UserError(
+        `${file.name}: no stylize settings in it (a PNG made by stylize has them)`,
+      );
+    }
+    const record = parseRunRecord(text, file.name);
+    const { form, ignored } = formFromRecord(record);
+    writeForm(form);
+    post({ type: "limits", settings: settingsOrNull() });
+    if (run.active) return;
     status(
-      "done",
-      `${what} in ${secs} s, final loss ${last?.loss.toExponential(4)}; ` +
-        `${result.image.width}×${result.image.height}`,
-      last?.loss,
+      "idle",
+      `restored the settings of ${file.name} (content ${record.content}, style ` +
+        `${record.styles.join(", ")})` +
+        (ignored.length ? `; the page cannot set: ${ignored.join("; ")}` : "") +
+        "; choose the images, then Start",
     );
   } catch (e) {
-    if (!(e instanceof UserError)) console.error(e);
-    const msg = e instanceof UserError ? pageMessage(e) : `internal error: ${e}`;
-    status("error", msg);
-  } finally {
-    abort = null;
-    ui.start.disabled = false;
-    ui.stop.disabled = true;
+    if (run.active) return;
+    status("error", e instanceof UserError ? pageMessage(e) : `internal error: ${e}`);
   }
 }
 
-/** Lets files dropped on `zone` fill `input`. */
+/** Lets files dropped on `zone` fill `input` (and not restore settings). */
 function dropZone(zone: HTMLElement, input: HTMLInputElement): void {
   zone.addEventListener("dragover", (e) => {
     e.preventDefault();
@@ -200,47 +289,73 @@ function dropZone(zone: HTMLElement, input: HTMLInputElement): void {
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", (e) => {
     e.preventDefault();
+    e.stopPropagation();
     zone.classList.remove("over");
     const files = e.dataTransfer?.files;
     if (!files?.length) return;
     const dt = new DataTransfer();
     for (const f of input.multiple ? [...files] : [files[0]]) dt.items.add(f);
     input.files = dt.files;
+    input.dispatchEvent(new Event("change"));
   });
 }
 
-function init(): void {
-  for (const [k, el] of Object.entries(FIELDS)) {
-    el.value = DEFAULT_FORM[k as keyof SettingsForm];
+/** A PNG dropped anywhere else on the page restores its settings. */
+function settingsDrop(): void {
+  document.addEventListener("dragover", (e) => e.preventDefault());
+  document.addEventListener("drop", (e) => {
+    e.preventDefault();
+    const file = e.dataTransfer?.files?.[0];
+    if (file) restore(file);
+  });
+}
+
+/** The worker, with WebGPU; null (and the reason in the status) without. */
+function startWorker(): Worker | null {
+  if (!("gpu" in navigator) || !navigator.gpu) {
+    status("error", NO_WEBGPU_HINT);
+    return null;
   }
-  FIELDS.styleSize.placeholder = "same as output";
-  for (const input of [ui.content, ui.style]) dropZone(input.closest("label")!, input);
+  const w = new Worker(new URL("worker.js", document.baseURI), { type: "module" });
+  w.addEventListener("message", (e: MessageEvent<FromWorker>) => onMessage(e.data));
+  w.addEventListener("error", (e) => {
+    endRun();
+    status("error", `internal error: the worker failed (${e.message})`);
+  });
+  w.postMessage({ type: "init", base: document.baseURI } satisfies ToWorker);
+  return w;
+}
+
+function init(): void {
+  writeForm(DEFAULT_FORM);
+  ($<HTMLInputElement>("style-size")).placeholder = "as output";
+  ($<HTMLInputElement>("first-iters")).placeholder = "2 × iterations";
+  dropZone(ui.content.closest("label")!, ui.content);
+  dropZone(ui.style.closest("label")!, ui.style);
+  settingsDrop();
   ui.form.addEventListener("submit", (e) => {
     e.preventDefault();
     start();
   });
-  ui.stop.addEventListener("click", () => abort?.abort());
-  clearDownload();
+  ui.stop.addEventListener("click", () => post({ type: "stop" }));
+  ui.content.addEventListener("change", () => {
+    post({ type: "content", file: ui.content.files?.[0] ?? null, settings: settingsOrNull() });
+  });
+  ui.settingsFile.addEventListener("change", () => {
+    const f = ui.settingsFile.files?.[0];
+    if (f) restore(f);
+  });
+  ui.compare.addEventListener("input", () => {
+    if (run.pair) drawCompare(ui.preview, run.pair, Number(ui.compare.value) / 100);
+  });
+  onFormChange(() => post({ type: "limits", settings: settingsOrNull() }));
+  offer(ui.download, "download", null);
+  offer(ui.downloadStages, "stages", null);
   status("idle", "loading the weights and the GPU");
-  // A run started meanwhile reports for itself.
-  const idle = () => ui.status.dataset.state !== "running";
-  engine().then(
-    () =>
-      idle() &&
-      status(
-        "idle",
-        "ready: choose a content image and style images, then Start",
-      ),
-    (e) => {
-      if (!(e instanceof UserError)) console.error(e);
-      if (idle()) {
-        status(
-          "error",
-          e instanceof UserError ? e.message : `internal error: ${e}`,
-        );
-      }
-    },
-  );
+  worker = startWorker();
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("sw.js").catch((e) => console.warn(`no offline copy: ${e}`));
+  }
 }
 
 init();

@@ -7,6 +7,11 @@
 
 import type { Setting, UserError } from "../engine/errors.ts";
 
+/** What a missing `navigator.gpu` or adapter tells the visitor. */
+export const NO_WEBGPU_HINT = "WebGPU is not available here: no GPU adapter in this browser. " +
+  "Use a browser with WebGPU on (Chrome or Edge 113+, Safari 26+, Firefox 141+ on Windows), " +
+  "over https or from localhost";
+
 /** The states of the page. */
 export type PageState = "idle" | "running" | "done" | "error";
 
@@ -24,8 +29,10 @@ const FIELDS: Record<Setting, string> = {
  * An engine message for the page: the engine names what to change in its
  * own words; the page adds the fields that change it.
  */
-export function pageMessage(e: UserError): string {
-  const fields = [...new Set(e.settings.map((s) => FIELDS[s]))];
+export function pageMessage(
+  e: Pick<UserError, "message"> & { settings?: readonly Setting[] },
+): string {
+  const fields = [...new Set((e.settings ?? []).map((s) => FIELDS[s]))];
   return fields.length ? `${e.message} (${fields.join(", ")})` : e.message;
 }
 

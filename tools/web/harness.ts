@@ -42,6 +42,10 @@ export interface Site {
   dir: string;
   /** Every request's path and status, in order. */
   requests: { path: string; status: number }[];
+  /** Stops the server (the network is off for the page: nothing answers on its port). */
+  stopServer(): Promise<void>;
+  /** Serves again on the same port. */
+  restartServer(): void;
   /** Stops the server and removes the build. */
   close(): Promise<void>;
 }
@@ -53,20 +57,29 @@ export async function startSite(
   const dir = await Deno.makeTempDir({ prefix: "stylize-web-" });
   await buildPage({ ...o.build, outDir: dir });
   const requests: Site["requests"] = [];
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    pageHandler({
-      root: dir,
-      weightsPath: o.weightsPath,
-      onRequest: (path, status) => requests.push({ path, status }),
-    }),
-  );
+  const handler = pageHandler({
+    root: dir,
+    weightsPath: o.weightsPath,
+    onRequest: (path, status) => requests.push({ path, status }),
+  });
+  const serve = (port: number) =>
+    Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, handler);
+  let server: Deno.HttpServer<Deno.NetAddr> | null = serve(0);
+  const port = server.addr.port;
+  const stop = async () => {
+    await server?.shutdown();
+    server = null;
+  };
   return {
-    url: `http://127.0.0.1:${server.addr.port}/`,
+    url: `http://127.0.0.1:${port}/`,
     dir,
     requests,
+    stopServer: stop,
+    restartServer() {
+      server ??= serve(port);
+    },
     async close() {
-      await server.shutdown();
+      await stop();
       await Deno.remove(dir, { recursive: true });
     },
   };
@@ -136,7 +149,21 @@ export interface RunInputs {
   size?: number;
   iters?: number;
   strength?: number;
+  /** The first scale (`#min-size`): the size itself for one scale. */
+  minSize?: number;
+  styleSize?: number;
+  stageEvery?: number;
 }
+
+/** The input of each numeric field of {@link RunInputs}. */
+const FIELD_IDS: [keyof RunInputs, string][] = [
+  ["size", "size"],
+  ["iters", "iters"],
+  ["strength", "strength"],
+  ["minSize", "min-size"],
+  ["styleSize", "style-size"],
+  ["stageEvery", "stage-every"],
+];
 
 /** Fills the form (files and numbers given) and presses Start. */
 export async function startRun(page: Page, o: RunInputs): Promise<void> {
@@ -146,12 +173,8 @@ export async function startRun(page: Page, o: RunInputs): Promise<void> {
   if (o.styles) {
     await (await page.$("input#style"))!.uploadFile(...o.styles);
   }
-  for (
-    const [id, v] of [["size", o.size], ["iters", o.iters], [
-      "strength",
-      o.strength,
-    ]]
-  ) {
+  for (const [key, id] of FIELD_IDS) {
+    const v = o[key];
     if (v === undefined) continue;
     await page.$eval(
       `#${id}`,

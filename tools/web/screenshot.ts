@@ -1,12 +1,15 @@
 /**
- * The README's screenshot of the page mid-run, made with the tests' harness:
- * headless Chromium runs the bundled example in the page, and the page is
- * captured once the run reaches an iteration, then stopped.
+ * The README's screenshots of the page, made with the tests' harness:
+ * headless Chromium runs the bundled example in the page, captured mid-run
+ * (docs/web-page.png); the run is stopped there and captured with the
+ * before/after slider half way (docs/web-compare.png), then at 390 px wide
+ * (docs/web-narrow.png).
  *
  *   deno run -A --config tools/web/deno.json tools/web/screenshot.ts \
- *     [--out docs/web-page.png] [--size 256] [--iters 200] [--at 60] [--weights PATH]
+ *     [--out-dir docs] [--size 256] [--iters 200] [--at 60] [--weights PATH]
  * @module
  */
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { resolveWeights } from "../../src/deno/weights_file.ts";
 import { launchBrowser, openPage, startRun, startSite, waitForState } from "./harness.ts";
@@ -16,7 +19,7 @@ const EXAMPLES = new URL("../../examples/", import.meta.url).pathname;
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    out: { type: "string", default: new URL("../../docs/web-page.png", import.meta.url).pathname },
+    "out-dir": { type: "string", default: new URL("../../docs/", import.meta.url).pathname },
     size: { type: "string", default: "256" },
     iters: { type: "string", default: "200" },
     at: { type: "string", default: "60" },
@@ -25,6 +28,7 @@ const { values } = parseArgs({
   strict: true,
 });
 
+const out = (name: string) => join(values["out-dir"], name) as `${string}.png`;
 const at = Number(values.at);
 const site = await startSite({ weightsPath: await resolveWeights({ path: values.weights }) });
 const browser = await launchBrowser();
@@ -37,17 +41,26 @@ try {
     styles: [`${EXAMPLES}hubble_deep_field.jpg`],
     size: Number(values.size),
     iters: Number(values.iters),
+    stageEvery: 24,
   });
   const iteration = (s: { text: string }) => Number(/^iteration (\d+)/.exec(s.text)?.[1] ?? 0);
   const s = await waitForState(page, ["running", "error"], 600_000, (s) => iteration(s) >= at);
   if (s.state === "error") throw new Error(s.text);
   // The plot is redrawn on the next frame.
   await new Promise((r) => setTimeout(r, 300));
-  await page.screenshot({ path: values.out, fullPage: true });
+  await page.screenshot({ path: out("web-page.png"), fullPage: true });
   await page.click("#stop");
   await waitForState(page, ["done", "error"], 60_000);
+  await page.$eval("#compare", (el) => {
+    (el as HTMLInputElement).value = "50";
+    el.dispatchEvent(new Event("input"));
+  });
+  await page.screenshot({ path: out("web-compare.png"), fullPage: true });
+  await page.setViewport({ width: 390, height: 844 });
+  await new Promise((r) => setTimeout(r, 300));
+  await page.screenshot({ path: out("web-narrow.png"), fullPage: true });
   if (errors.length) throw new Error(`the page logged errors: ${errors.join("; ")}`);
-  console.log(`wrote ${values.out} at iteration ${iteration(s)}`);
+  console.log(`wrote web-page.png (iteration ${iteration(s)}), web-compare.png, web-narrow.png`);
 } finally {
   await browser.close();
   await site.close();

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { UserError } from "../../src/engine/errors.ts";
 import { flagHint, parseRun } from "../../src/deno/cli.ts";
-import { DEFAULT_FORM, parseSettings } from "../../src/web/settings.ts";
+import { cliRecord } from "../../src/deno/settings_png.ts";
+import { DEFAULT_FORM, formFromRecord, pageRecord, parseSettings } from "../../src/web/settings.ts";
 import { pageMessage } from "../../src/web/status.ts";
 import { nonFiniteReason } from "../../src/engine/model/optimize.ts";
 import type { Segment } from "../../src/engine/model/stylizer.ts";
@@ -68,6 +69,10 @@ Deno.test("settings: a bad value is a UserError naming the field", () => {
     [{ strength: "-1" }, /^Style strength: -1 must be ≥ 0/],
     [{ styleSize: "12" }, /^Style size: 12 must be at least 16/],
     [{ lr: "1e999" }, /^Learning rate: "1e999" is not a number/],
+    [{ styleWeights: "1,2" }, /^Style weights: give 4 weights, one per style layer/],
+    [{ styleWeights: "1,x,3,4" }, /^Style weights: "x" is not a number/],
+    [{ avgDecay: "1" }, /^Iterate averaging: 1 must be below 1/],
+    [{ seed: "-1" }, /^Seed: -1 must be ≥ 0/],
   ];
   for (const [fields, message] of cases) {
     assert.throws(
@@ -110,4 +115,83 @@ Deno.test("the engine's messages name no CLI flag; the CLI adds its flags, the p
     "a 9000×9000 image needs 3 GiB; use a smaller output size (Output size)",
   );
   assert.equal(flagHint(plain), " (--size)");
+});
+
+Deno.test("settings: a page run's record restores the form that made it", () => {
+  const form = {
+    ...DEFAULT_FORM,
+    size: "300",
+    styleSize: "200",
+    minSize: "120",
+    iters: "30",
+    firstIters: "45",
+    strength: "2.5",
+    styleWeights: "1,2,3,4",
+    lr: "4",
+    avgDecay: "0.5",
+    originalColors: "true",
+    init: "random",
+    seed: "9",
+  };
+  const settings = parseSettings(form);
+  const record = pageRecord(settings, {
+    content: "cat.png",
+    styles: ["a.jpg", "b.png"],
+    scales: [[120, 80], [170, 113], [240, 160], [300, 200]],
+    steps: 135,
+  });
+  const { form: restored, ignored } = formFromRecord(record);
+  assert.deepEqual(ignored, []);
+  assert.deepEqual(parseSettings({ ...DEFAULT_FORM, ...restored }), settings);
+});
+
+Deno.test("settings: a CLI run's record gives the page the CLI's configuration", () => {
+  const flags = [
+    "c.png",
+    "s.png",
+    "--size",
+    "64",
+    "--iters",
+    "10",
+    "--strength",
+    "3",
+    "--seed",
+    "2",
+  ];
+  const cli = parseRun([...flags, "--init", "random", "--original-colors", "--tv-weight", "0"]);
+  const record = cliRecord(cli, { scales: [[64, 43]], steps: 10 });
+  const { form, ignored } = formFromRecord(record);
+  assert.deepEqual(ignored, []);
+  const page = parseSettings({ ...DEFAULT_FORM, ...form });
+  assert.deepEqual(page.config, cli.config);
+  assert.deepEqual(
+    [page.size, page.minSize, page.init, page.seed, page.originalColors],
+    [cli.size, cli.minSize, "random", 2, true],
+  );
+});
+
+Deno.test("settings: what the page cannot set is named, the rest restored", () => {
+  const cli = parseRun([
+    "c.png",
+    "s.png",
+    "t.png",
+    "--pooling",
+    "avg",
+    "--style-blend",
+    "1,2",
+    "--content-layer",
+    "fire3",
+    "--lr-decay-at",
+    "5",
+    "--iters",
+    "20",
+  ]);
+  const { form, ignored } = formFromRecord(cliRecord(cli, { scales: [[512, 341]], steps: 20 }));
+  assert.deepEqual(ignored, [
+    "content layer fire3",
+    "avg pooling",
+    "style blend 1,2",
+    "learning-rate drop at 5",
+  ]);
+  assert.equal(form.iters, "20");
 });

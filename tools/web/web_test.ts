@@ -17,15 +17,21 @@ function web(args: string[]): Deno.ChildProcess {
   }).spawn();
 }
 
-Deno.test("web --build writes the page into dist/web/ with the shaders bundled, and exits", async () => {
+Deno.test("web --build writes the page into dist/web/ with the shaders bundled in its worker, and exits", async () => {
   const out = await web(["--build"]).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  for (const f of ["index.html", "style.css", "main.js"]) {
+  for (const f of ["index.html", "style.css", "main.js", "worker.js", "sw.js"]) {
     assert.ok((await Deno.stat(join(DIST_WEB, f))).isFile, f);
   }
-  const js = await Deno.readTextFile(join(DIST_WEB, "main.js"));
-  assert.match(js, /@compute @workgroup_size/);
-  assert.doesNotMatch(js, /Deno\./);
+  const worker = await Deno.readTextFile(join(DIST_WEB, "worker.js"));
+  assert.match(worker, /@compute @workgroup_size/);
+  for (const f of ["main.js", "worker.js", "sw.js"]) {
+    assert.doesNotMatch(await Deno.readTextFile(join(DIST_WEB, f)), /Deno\./, f);
+  }
+  // The service worker keeps exactly the page's files, under a version of their bytes.
+  const sw = await Deno.readTextFile(join(DIST_WEB, "sw.js"));
+  assert.match(sw, /\["\.\/", "index\.html", "style\.css", "main\.js", "worker\.js"\]/);
+  assert.match(sw, /\$\{"[0-9a-f]{16}"\}/);
 });
 
 Deno.test("web serves the page and the weights on 127.0.0.1 and prints the URL", async () => {

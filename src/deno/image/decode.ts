@@ -5,9 +5,10 @@
  */
 import { Image } from "imagescript";
 import { UserError } from "../../engine/errors.ts";
-import { jpegHasEnd, readHeader } from "./header.ts";
+import { jpegHasEnd, jpegOrientation, readHeader } from "./header.ts";
 import { DEFAULT_MAX_PIXELS, type RgbImage } from "../../engine/image/types.ts";
 import { rgbaToRgbOnWhite } from "../../engine/image/alpha.ts";
+import { applyOrientation } from "../../engine/image/orient.ts";
 
 /** Options for {@link readImage} and {@link decodeImage}. */
 export interface DecodeOptions {
@@ -52,7 +53,8 @@ function precheck(bytes: Uint8Array, name: string, maxPixels: number): void {
 
 /**
  * Decodes PNG (RGB, RGBA, grayscale, grayscale+alpha, palette) or JPEG bytes
- * to RGB. Transparent pixels are composited on white. Every failure is a
+ * to RGB. Transparent pixels are composited on white; a JPEG is turned
+ * upright by its EXIF orientation, as browsers show it. Every failure is a
  * one-line {@link UserError} that starts with `name`.
  * @param bytes the whole file
  * @param name file name or path used in error messages
@@ -77,7 +79,8 @@ export async function decodeImage(
     throw new UserError(`${name}: corrupt ${kind} (decoder returned no pixels)`);
   }
   checkPixels(name, width, height, maxPixels);
-  return { width, height, data: rgbaToRgbOnWhite(img.bitmap, width * height) };
+  const rgb = { width, height, data: rgbaToRgbOnWhite(img.bitmap, width * height) };
+  return kind === "JPEG" ? applyOrientation(rgb, jpegOrientation(bytes)) : rgb;
 }
 
 /**

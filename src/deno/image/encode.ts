@@ -4,6 +4,7 @@
  */
 import { Image } from "imagescript";
 import { UserError } from "../../engine/errors.ts";
+import { insertPngText } from "../../engine/image/png_text.ts";
 import type { RgbImage } from "../../engine/image/types.ts";
 
 /** Output formats {@link encodeImage} produces. */
@@ -22,19 +23,31 @@ function toImageScript(img: RgbImage): Image {
   return out;
 }
 
+/** What a written file carries besides its pixels. */
+export interface WriteOptions {
+  /** PNG `tEXt` chunks, keyword → Latin-1 text (ignored for JPEG). */
+  text?: Record<string, string>;
+}
+
 /**
  * Encodes an image as PNG (lossless) or JPEG.
  * @param img image to encode
  * @param format `"png"` or `"jpeg"`
  * @param quality JPEG quality 1..100 (ignored for PNG)
+ * @param options tEXt chunks of a PNG
  */
 export async function encodeImage(
   img: RgbImage,
   format: OutputFormat,
   quality = 95,
+  options: WriteOptions = {},
 ): Promise<Uint8Array> {
   const im = toImageScript(img);
-  if (format === "png") return await im.encode(6);
+  if (format === "png") {
+    let png: Uint8Array = await im.encode(6);
+    for (const [k, v] of Object.entries(options.text ?? {})) png = insertPngText(png, k, v);
+    return png;
+  }
   const q = Math.min(100, Math.max(1, Math.round(quality)));
   return await im.encodeJPEG(q as Parameters<Image["encodeJPEG"]>[0]);
 }
@@ -70,10 +83,15 @@ function writeFailure(path: string, e: unknown): UserError {
  * reader never sees a partial file and a failed write leaves nothing behind.
  * @param path destination (.png, .jpg or .jpeg)
  * @param img image to write
+ * @param options tEXt chunks of a PNG
  * @throws {UserError} for a bad extension or an unwritable destination
  */
-export async function writeImage(path: string, img: RgbImage): Promise<void> {
-  const bytes = await encodeImage(img, formatForPath(path));
+export async function writeImage(
+  path: string,
+  img: RgbImage,
+  options: WriteOptions = {},
+): Promise<void> {
+  const bytes = await encodeImage(img, formatForPath(path), 95, options);
   let tmp: string;
   try {
     tmp = await Deno.makeTempFile({ dir: dirOf(path), prefix: ".stylize-", suffix: ".tmp" });

@@ -57,6 +57,14 @@ interface JpegWalk {
   height?: number;
   /** Offset of the SOS marker, or -1 when the walk never reached it. */
   sos: number;
+  /** Offset and end of the first APP1 segment's Exif payload (after "Exif\0\0"), if any. */
+  exif?: [number, number];
+}
+
+/** Whether the APP1 segment at `o` (length `len`) holds Exif data. */
+function isExif(b: Uint8Array, o: number, len: number): boolean {
+  const tag = [0x45, 0x78, 0x69, 0x66, 0, 0]; // "Exif\0\0"
+  return len >= 2 + tag.length && tag.every((v, i) => b[o + 4 + i] === v);
 }
 
 /** Length of the marker at `o` when it has no payload (fill, SOI, TEM, RSTn), else 0. */
@@ -82,7 +90,11 @@ function walkJpeg(b: Uint8Array): JpegWalk {
       out.height = u16(b, o + 5);
       out.width = u16(b, o + 7);
     }
-    o += 2 + u16(b, o + 2);
+    const len = u16(b, o + 2);
+    if (m === 0xe1 && !out.exif && isExif(b, o, len)) {
+      out.exif = [o + 10, Math.min(b.length, o + 2 + len)];
+    }
+    o += 2 + len;
   }
   return out;
 }
@@ -113,4 +125,31 @@ export function jpegHasEnd(b: Uint8Array): boolean {
     if (b[i] === 0xff && b[i + 1] === 0xd9) return true;
   }
   return false;
+}
+
+/**
+ * The EXIF Orientation tag (0x0112) of a JPEG's first Exif segment: 1 (as
+ * stored) when there is none or it cannot be read. Browsers turn the image
+ * upright by it; so does {@link decodeImage}.
+ * @param b JPEG bytes
+ */
+export function jpegOrientation(b: Uint8Array): number {
+  const exif = walkJpeg(b).exif;
+  if (!exif) return 1;
+  const tiff = b.subarray(exif[0], exif[1]);
+  if (tiff.length < 8) return 1;
+  const le = tiff[0] === 0x49 && tiff[1] === 0x49;
+  if (!le && !(tiff[0] === 0x4d && tiff[1] === 0x4d)) return 1;
+  const view = new DataView(tiff.buffer, tiff.byteOffset, tiff.byteLength);
+  const ifd = view.getUint32(4, le);
+  if (ifd + 2 > tiff.length) return 1;
+  const n = view.getUint16(ifd, le);
+  for (let k = 0; k < n; k++) {
+    const e = ifd + 2 + 12 * k;
+    if (e + 12 > tiff.length) return 1;
+    if (view.getUint16(e, le) === 0x0112 && view.getUint16(e + 2, le) === 3) {
+      return view.getUint16(e + 8, le);
+    }
+  }
+  return 1;
 }

@@ -4,5 +4,11 @@
  * @module
  */
 export { decodeImage, type DecodeOptions, readImage } from "./decode.ts";
-export { encodeImage, formatForPath, type OutputFormat, writeImage } from "./encode.ts";
+export {
+  encodeImage,
+  formatForPath,
+  type OutputFormat,
+  writeImage,
+  type WriteOptions,
+} from "./encode.ts";
 export { type HeaderInfo, type ImageFormat, readHeader, sniffFormat } from "./header.ts";
