@@ -51,6 +51,16 @@ const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
 /** GPU memory a tile's plans take per pixel of its input, at most (measured: see estimateBytes). */
 const PLAN_BYTES_PER_PIXEL = 800;
 
+/**
+ * The fewest pixels a tile chosen to fit memory may run on in an h×w image
+ * (192² px, or a quarter of a smaller image): below it the halos (55 pixels
+ * around fire5's owned positions) would be most of every tile, and the
+ * grids of a large image thousands of tiles.
+ */
+export function minTilePixels(h: number, w: number): number {
+  return Math.min(192 * 192, h * w / 4);
+}
+
 /** The engine's limits: the largest buffer, the most pixels a tile may have, the memory budget. */
 export class Sizing {
   readonly #ctx: OpContext;
@@ -81,7 +91,8 @@ export class Sizing {
    */
   #budgetTilePixels(h: number, w: number, o: SizeOptions): number {
     if (!Number.isFinite(this.memoryBudget)) return Infinity;
-    return (this.memoryBudget - this.#fixedBytes(h, w, o)) / PLAN_BYTES_PER_PIXEL;
+    const most = (this.memoryBudget - this.#fixedBytes(h, w, o)) / PLAN_BYTES_PER_PIXEL;
+    return most >= minTilePixels(h, w) ? most : 0;
   }
 
   /**
@@ -91,15 +102,18 @@ export class Sizing {
    */
   gridFor(h: number, w: number, upto: number, o: SizeOptions = {}): TileGrid | null {
     const max = this.#ctx.pool.maxBufferBytes;
-    const most = Math.min(this.#tilePixels, this.#budgetTilePixels(h, w, o));
+    const budget = this.#budgetTilePixels(h, w, o);
+    const most = Math.min(this.#tilePixels, budget);
     const fits = (th: number, tw: number) =>
       th * tw <= most && tileLargestBuffer(this.#ctx, th, tw, upto) <= max;
     if (fits(h, w)) return null;
     const grid = chooseGrid(h, w, upto, fits);
     if (!grid) {
+      const why = budget < this.#tilePixels
+        ? `the ${gib(this.memoryBudget)} of GPU memory it may use`
+        : `buffers of ${(max / 2 ** 20).toFixed(0)} MiB`;
       throw new UserError(
-        `image too large: no split of ${w}×${h} into tiles fits buffers of ` +
-          `${(max / 2 ** 20).toFixed(0)} MiB; use a smaller output size`,
+        `image too large: no split of ${w}×${h} into tiles fits ${why}; use a smaller output size`,
         ["size"],
       );
     }

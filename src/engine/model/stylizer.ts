@@ -28,7 +28,13 @@ import {
 } from "./features.ts";
 import { imageRanges, joinBands, writeImageBuffers } from "./image_buffers.ts";
 import { type Plan, PlanCache } from "./plans.ts";
-import { deepestLayer, largestTile, type SizeOptions, Sizing } from "./sizing.ts";
+import {
+  deepestLayer,
+  largestTile,
+  minTilePixels,
+  type SizeOptions,
+  Sizing,
+} from "./sizing.ts";
 import { type Forward, layerDims, NetWeights, type TapName } from "./squeezenet.ts";
 import { type Faults, formatBytes, GpuOutOfMemoryError } from "../gpu/faults.ts";
 import { UserError } from "../errors.ts";
@@ -232,10 +238,11 @@ export class Engine implements Stylizer, FeatureEngine {
     this.dropPlans();
     const grid = this.sizing.gridFor(h, w, upto);
     const before = grid ? grid.tiles.length : 1;
-    this.sizing.limitTilePixels((grid ? largestTile(grid) : h * w) * 0.6);
+    const pixels = (grid ? largestTile(grid) : h * w) * 0.6;
+    this.sizing.limitTilePixels(pixels);
     let next: TileGrid | null = null;
     try {
-      next = this.sizing.gridFor(h, w, upto);
+      if (pixels >= minTilePixels(h, w)) next = this.sizing.gridFor(h, w, upto);
     } catch {
       // No split fits the smaller tiles.
     }

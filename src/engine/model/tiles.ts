@@ -206,12 +206,28 @@ export function chooseGrid(
   if (!fits(side(h, Infinity), side(w, Infinity))) return null;
   const maxRows = Math.max(1, Math.floor(h / stride));
   const maxCols = Math.max(1, Math.floor(w / stride));
+  // For each number of rows, the fewest columns whose (estimated) tiles fit:
+  // smaller tiles fit whenever larger ones do, so a binary search finds it.
+  const fewestCols = (rows: number): number | null => {
+    const ok = (cols: number) => fits(side(h, rows) - 2 * stride, side(w, cols) - 2 * stride);
+    if (!ok(maxCols)) return null;
+    let [lo, hi] = [1, maxCols];
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (ok(mid)) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  const squareness = (g: TileGrid) => Math.abs(Math.log((h / g.rows) / (w / g.cols)));
   let best: TileGrid | null = null;
   for (let rows = 1; rows <= maxRows; rows++) {
-    for (let cols = 1; cols <= maxCols; cols++) {
+    if (best && rows > best.rows * best.cols) break;
+    const from = fewestCols(rows);
+    if (from === null) continue;
+    // The estimate is optimistic (at most two strides off): the real grid is at or after it.
+    for (let cols = from; cols <= maxCols; cols++) {
       if (best && rows * cols > best.rows * best.cols) break;
-      // (at most two strides larger than the real one: rounded cuts)
-      if (!fits(side(h, rows) - 2 * stride, side(w, cols) - 2 * stride)) continue;
       let grid: TileGrid;
       try {
         grid = tileGrid(h, w, upto, rows, cols);
@@ -219,14 +235,12 @@ export function chooseGrid(
         continue;
       }
       if (!grid.tiles.every((t) => fits(...rectSize(t.input)))) continue;
-      const squareness = (g: TileGrid) => Math.abs(Math.log((h / g.rows) / (w / g.cols)));
       if (
         !best || rows * cols < best.rows * best.cols ||
         (rows * cols === best.rows * best.cols && squareness(grid) < squareness(best))
       ) best = grid;
       break;
     }
-    if (best && rows >= best.rows * best.cols) break;
   }
   return best;
 }
