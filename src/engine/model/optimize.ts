@@ -262,7 +262,7 @@ async function readImage(opt: Optimizer, reader: ImageReader, steps: number): Pr
   return { shape: [1, 3, image.h, image.w], data };
 }
 
-/** How the loop reads back: batch sizes and what each batch's last iteration carries. */
+/** How the loop reads back: batch sizes, and the batches flushed and not yet taken. */
 class Batches {
   /** Iterations per batch now (1 until an iteration's time is known). */
   per = 1;
@@ -278,125 +278,180 @@ class Batches {
   }
 }
 
-/**
- * Runs the optimisation loop on the GPU.
- * @throws {LostRun} when the device is lost (with `keepState`: the newest state)
- */
-export async function optimize(engine: Engine, o: OptimizeOptions): Promise<OptimizeResult> {
-  const cfg = o.config;
-  const gpu = engine.gpu;
-  const device = gpu.device;
-  let lostMessage: string | null = null;
-  const lost = gpu.lost.then((m) => {
-    lostMessage = m;
-    throw new DeviceLostError(m);
-  });
-  lost.catch(() => {});
+/** One optimisation loop: its GPU state, its read-back, its saved state, its records. */
+class Loop {
+  readonly records: IterationRecord[] = [];
+  readonly #o: OptimizeOptions;
+  readonly #engine: Engine;
+  readonly #opt: Optimizer;
+  readonly #reads: ReadbackBatches;
+  readonly #reader: ImageReader;
+  readonly #keeper: StateKeeper | null;
+  readonly #batches = new Batches();
+  readonly #t0: number;
+  readonly #first: number;
+  /** Rejects when the device is lost. */
+  readonly #lost: Promise<never>;
+  lostMessage: string | null = null;
+  /** The longest submit timed. */
+  longest = 0;
+  steps: number;
+
+  constructor(engine: Engine, opt: Optimizer, o: OptimizeOptions, lost: Promise<never>) {
+    const device = engine.gpu.device;
+    this.#o = o;
+    this.#engine = engine;
+    this.#opt = opt;
+    this.#lost = lost;
+    // The loss terms of every iteration, read back in batches.
+    this.#reads = new ReadbackBatches(device, opt.plan.partsFloats * 4, READ_BATCH);
+    // The image's staging buffers, made before the loop (snapshots and the result).
+    this.#reader = new ImageReader(device, opt.plan.x);
+    this.#keeper = o.keepState ? new StateKeeper(opt) : null;
+    this.#first = this.steps = o.resume?.steps ?? 0;
+    this.#t0 = performance.now() - (o.elapsedMs ?? 0);
+    // Before anything is measured: submits cut as if the adapter were slow.
+    const flops = [opt.plan.prog, opt.step].flatMap((p) => p.steps)
+      .reduce((a, st) => a + (st.kind === "dispatch" ? st.flops : 0), 0);
+    opt.cutSubmits(SUBMIT_MS, flops / FIRST_FLOPS_PER_MS);
+  }
+
   /** `p`, or the device's loss first. */
-  const live = <T>(p: Promise<T>) => Promise.race([p, lost]);
-  const opt = await live(Optimizer.create(engine, o));
-  const { plan } = opt;
-  const first = o.resume?.steps ?? 0;
-  const offset = o.iterationOffset ?? 0;
-  // The loss terms of every iteration, read back in batches (the first
-  // iteration alone, so its record's time is its own, and the next alone
-  // too: its submits are timed one by one).
-  const reads = new ReadbackBatches(device, plan.partsFloats * 4, READ_BATCH);
-  // The image's staging buffers, made before the loop (snapshots and the result).
-  const reader = new ImageReader(device, plan.x);
-  const keeper = o.keepState ? new StateKeeper(opt) : null;
-  o.onReady?.(opt);
-  const records: IterationRecord[] = [];
-  const batches = new Batches();
-  const t0 = performance.now() - (o.elapsedMs ?? 0);
-  let longest = 0;
-  let steps = first;
-  const take = async () => {
-    const parts = await live(reads.take());
-    const batch = batches.queued.shift()!;
-    const end = performance.now() - t0;
+  live<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.#lost]);
+  }
+
+  /** Reads the oldest batch flushed: its records, with their iterations' finishing times. */
+  async #take(): Promise<void> {
+    const { plan } = this.#opt;
+    const parts = await this.live(this.#reads.take());
+    const b = this.#batches;
+    const batch = b.queued.shift()!;
+    const end = performance.now() - this.#t0;
     for (const [k, i] of batch.entries()) {
       const p = new Float32Array(parts[k]);
       const bad = nonFiniteReason(i, p, plan.segments, plan.flagIndex);
       if (bad) throw bad;
       // The batch's iterations finished one after another until its end.
-      const ms = batches.lastMs + (end - batches.lastMs) * (k + 1) / batch.length;
-      const r = record(i, p, plan.segments, ms);
-      records.push(r);
-      o.onRecord?.(r);
+      const r = record(i, p, plan.segments, b.lastMs + (end - b.lastMs) * (k + 1) / batch.length);
+      this.records.push(r);
+      this.#o.onRecord?.(r);
     }
-    batches.lastMs = end;
-  };
-  const flush = async (keep: number) => {
-    if (batches.current.length > 0) {
-      batches.queued.push(batches.current);
-      batches.current = [];
-      await live(reads.flush());
+    b.lastMs = end;
+  }
+
+  /** Ends the current batch and reads back all but `keep` of those in flight. */
+  async flush(keep: number): Promise<void> {
+    const b = this.#batches;
+    if (b.current.length > 0) {
+      b.queued.push(b.current);
+      b.current = [];
+      await this.live(this.#reads.flush());
     }
-    while (reads.inFlight > keep) await take();
-    if (keep === 0 && keeper) await live(keeper.settle());
-  };
-  // Before anything is measured: submits cut as if the adapter were slow.
-  const flops = [plan.prog, opt.step].flatMap((p) => p.steps)
-    .reduce((a, st) => a + (st.kind === "dispatch" ? st.flops : 0), 0);
-  opt.cutSubmits(SUBMIT_MS, flops / FIRST_FLOPS_PER_MS);
+    while (this.#reads.inFlight > keep) await this.#take();
+    if (keep === 0 && this.#keeper) await this.live(this.#keeper.settle());
+  }
+
+  /** A fault plan's lost device, at the start of the run's iteration `global` (1-based). */
+  #fault(global: number): void {
+    const at = this.#engine.faults.loseAt?.indexOf(global) ?? -1;
+    if (at < 0) return;
+    this.#engine.faults.loseAt!.splice(at, 1);
+    this.#engine.gpu.loseDevice(`lost by STYLIZE_FAULT at iteration ${global}`);
+  }
+
+  /**
+   * Submits iteration `i`; at a batch's end its state is saved (copied with
+   * its last commands, or read now in pieces) and the batch flushed. The
+   * first two iterations are batches of their own, the second's submits
+   * timed one by one to cut the next ones under the bound.
+   */
+  async iteration(i: number): Promise<void> {
+    const o = this.#o;
+    // A device lost since the last iteration: nothing more goes to it.
+    if (this.lostMessage !== null) throw new DeviceLostError(this.lostMessage);
+    this.#fault((o.iterationOffset ?? 0) + i + 1);
+    const steps = this.steps = i + 1;
+    const iters = o.config.iters;
+    const snap = o.onSnapshot && o.snapshotEvery && steps % o.snapshotEvery === 0 && steps < iters;
+    const early = i <= this.#first + 1;
+    const ends = early || snap || steps === iters ||
+      this.#batches.current.length + 1 >= this.#batches.per;
+    const keeper = ends ? this.#keeper : null;
+    if (keeper?.inline) await this.live(keeper.settle());
+    let commit = () => {};
+    const times = await this.live(this.#opt.submit(i, (enc) => {
+      this.#reads.record(enc, this.#opt.plan.parts);
+      if (keeper?.inline) commit = keeper.record(enc, steps);
+    }, i === this.#first + 1));
+    commit();
+    if (keeper && !keeper.inline) await this.live(keeper.snapshot(steps));
+    this.#batches.current.push(i);
+    if (times.length > 0) {
+      const iterMs = times.reduce((a, b) => a + b, 0);
+      this.longest = Math.max(this.longest, ...times);
+      this.#opt.cutSubmits(SUBMIT_MS, iterMs);
+      this.#batches.fit(iterMs);
+    }
+    if (snap) {
+      await this.flush(0);
+      await o.onSnapshot!(steps, await this.image());
+    } else if (ends) await this.flush(early ? 0 : 1);
+  }
+
+  /** The image after the steps done (x, or the iterate average), read back. */
+  image(): Promise<Tensor> {
+    return this.live(readImage(this.#opt, this.#reader, this.steps));
+  }
+
+  /** The run's loss as a {@link LostRun}, with the newest state saved before it. */
+  async lostRun(e: unknown): Promise<LostRun> {
+    await this.#keeper?.settle().catch(() => {});
+    return new LostRun(
+      this.lostMessage ?? (e as Error).message,
+      this.#keeper?.last ?? null,
+      this.records,
+      performance.now() - this.#t0,
+    );
+  }
+
+  /** Frees the loop's staging buffers and the optimiser's own buffers. */
+  async close(): Promise<void> {
+    await this.#reads.destroy().catch(() => {});
+    await this.#keeper?.destroy().catch(() => {});
+    this.#reader.destroy();
+    this.#opt.dispose();
+  }
+}
+
+/**
+ * Runs the optimisation loop on the GPU.
+ * @throws {LostRun} when the device is lost (with `keepState`: the newest state)
+ */
+export async function optimize(engine: Engine, o: OptimizeOptions): Promise<OptimizeResult> {
+  let lostMessage: string | null = null;
+  const lost = engine.gpu.lost.then((m): never => {
+    lostMessage = m;
+    throw new DeviceLostError(m);
+  });
+  lost.catch(() => {});
+  const opt = await Promise.race([Optimizer.create(engine, o), lost]);
+  const loop = new Loop(engine, opt, o, lost);
+  lost.catch(() => loop.lostMessage = lostMessage);
+  o.onReady?.(opt);
   try {
-    for (let i = first; i < cfg.iters; i++) {
+    for (let i = loop.steps; i < o.config.iters; i++) {
       if (o.signal?.aborted) break;
-      // A device lost since the last iteration: nothing more goes to it.
-      if (lostMessage !== null) throw new DeviceLostError(lostMessage);
-      const global = offset + i + 1;
-      const at = engine.faults.loseAt?.indexOf(global) ?? -1;
-      if (at >= 0) {
-        engine.faults.loseAt!.splice(at, 1);
-        gpu.loseDevice(`lost by STYLIZE_FAULT at iteration ${global}`);
-      }
-      steps = i + 1;
-      const snap = o.onSnapshot && o.snapshotEvery && steps % o.snapshotEvery === 0 &&
-        steps < cfg.iters;
-      const measured = i === first + 1;
-      const ends = i <= first + 1 || snap || steps === cfg.iters ||
-        batches.current.length + 1 >= batches.per;
-      // The state at the batch's end: copied with its last commands, or read now in pieces.
-      const inline = ends && keeper?.inline;
-      if (inline) await live(keeper!.settle());
-      let commit = () => {};
-      const times = await live(opt.submit(i, (enc) => {
-        reads.record(enc, plan.parts);
-        if (inline) commit = keeper!.record(enc, steps);
-      }, measured));
-      commit();
-      if (ends && keeper && !keeper.inline) await live(keeper.snapshot(steps));
-      batches.current.push(i);
-      if (measured) {
-        // The second iteration, timed submit by submit: cut the next ones to the bound.
-        const iterMs = times.reduce((a, b) => a + b, 0);
-        longest = Math.max(longest, ...times);
-        opt.cutSubmits(SUBMIT_MS, iterMs);
-        batches.fit(iterMs);
-      }
-      if (snap) {
-        await flush(0);
-        await o.onSnapshot!(steps, await live(readImage(opt, reader, steps)));
-      } else if (ends) await flush(i <= first + 1 ? 0 : 1);
+      await loop.iteration(i);
     }
-    await flush(0);
-    const x = await live(readImage(opt, reader, steps));
+    await loop.flush(0);
+    const x = await loop.image();
+    const { records, steps, longest } = loop;
     return { x, steps, records, longestSubmitMs: longest, submits: opt.submits };
   } catch (e) {
     if (lostMessage === null && !(e instanceof DeviceLostError)) throw e;
-    // The newest state whose copy was read back before the loss.
-    await keeper?.settle().catch(() => {});
-    throw new LostRun(
-      lostMessage ?? (e as Error).message,
-      keeper?.last ?? null,
-      records,
-      performance.now() - t0,
-    );
+    throw await loop.lostRun(e);
   } finally {
-    await reads.destroy().catch(() => {});
-    await keeper?.destroy().catch(() => {});
-    reader.destroy();
-    opt.dispose();
+    await loop.close();
   }
 }

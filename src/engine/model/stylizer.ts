@@ -28,13 +28,7 @@ import {
 } from "./features.ts";
 import { imageRanges, joinBands, writeImageBuffers } from "./image_buffers.ts";
 import { type Plan, PlanCache } from "./plans.ts";
-import {
-  deepestLayer,
-  largestTile,
-  minTilePixels,
-  type SizeOptions,
-  Sizing,
-} from "./sizing.ts";
+import { deepestLayer, largestTile, minTilePixels, type SizeOptions, Sizing } from "./sizing.ts";
 import { type Forward, layerDims, NetWeights, type TapName } from "./squeezenet.ts";
 import { type Faults, formatBytes, GpuOutOfMemoryError } from "../gpu/faults.ts";
 import { UserError } from "../errors.ts";
