@@ -13,18 +13,21 @@
  * kernel (tools/kernel_coverage_test.ts, run last, checks that and that
  * SwiftShader ran them):
  *
- * | test                    | kernels (src/engine/shaders/)                                                              |
- * | ----------------------- | ------------------------------------------------------------------------------------------ |
- * | `shaders_test.ts`       | every .wgsl's uniform parameters (no GPU)                                                  |
- * | `device_test.ts`        | none: the adapter as the engine sees it (software, 4 lanes)                                |
- * | `conv_test.ts`          | pointwise, conv3x3, conv_s2_backward (with conv_common, shift4, texel)                     |
- * | `gram_test.ts`          | gram partial and reduce (with workgroup_sum)                                               |
- * | `pool_test.ts`          | pool forward and backward, max and average                                                 |
- * | `loss_test.ts`          | loss content                                                                               |
- * | `adam_test.ts`          | adam; the whole network's first 20 Adam losses against the oracle                          |
- * | `gpu_tiles_test.ts`     | the whole network, forward and backward, on GPU_TILES and the adapter's table; split into |
- * |                         | tiles: crop, gram collapse, loss tv, relu                                                  |
- * | `tune_test.ts`          | each kernel family's tune candidates (GPU_TILES' among them) against its default tile     |
+ * | test                | kernels it builds (src/engine/shaders/), what it checks                      |
+ * | ------------------- | ---------------------------------------------------------------------------- |
+ * | `shaders_test.ts`   | none: every .wgsl's uniform parameters                                       |
+ * | `device_test.ts`    | none: the adapter as the engine sees it (software, 4 lanes)                  |
+ * | `loss_test.ts`      | loss (content) against a CPU loss                                            |
+ * | `pool_test.ts`      | pool (forward, backward; max and average) against a CPU pool                 |
+ * | `gram_test.ts`      | gram (partial, reduce; with workgroup_sum) against a CPU Gram                |
+ * | `conv_test.ts`      | pointwise, conv3x3, conv_s2_backward (with conv_common, shift4, texel)       |
+ * |                     | against a CPU convolution                                                    |
+ * | `adam_test.ts`      | adam, and the whole network: 20 Adam steps' losses against the oracle        |
+ * | `tune_test.ts`      | pointwise, conv3x3, conv_s2_backward, gram: every tune candidate (GPU_TILES' |
+ * |                     | entries among them) against the default tile                                 |
+ * | `gpu_tiles_test.ts` | every kernel but adam: the whole network on GPU_TILES and the adapter's      |
+ * |                     | table, forward and backward, against the oracle and each other; in tiles     |
+ * |                     | against the whole image (the subset's only crop, gram collapse and loss tv)  |
  *
  * Usage: `deno task test:swiftshader [--all]` (`--all`: every kernel and
  * oracle test instead). The driver is `$SWIFTSHADER_ICD`, else Debian's
