@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cpuDriver, cpuDriverPlan, hasAvx512, preparePlan, withEnv } from "../src/deno/driver.ts";
+import { cpuLanesOf } from "../src/engine/gpu/device.ts";
 import { testGpu } from "./helpers.ts";
 
 const onX86Linux = Deno.build.os === "linux" && Deno.build.arch === "x86_64";
@@ -122,17 +123,38 @@ Deno.test("acquiring the GPU leaves no driver variable behind for child processe
 const FALLBACK = (await testGpu()).isFallback;
 
 Deno.test({
-  name: "the adapter's lane count follows the width the driver plan chose" +
+  name: "the adapter's lane count is its SIMD width: lavapipe's the one the driver plan chose, " +
+    "another software adapter's its subgroup size" +
     (FALLBACK ? "" : " (not run: the adapter is not a CPU one)"),
   ignore: !FALLBACK,
   async fn() {
     const gpu = await testGpu();
-    // The plan's width, or the user's, or lavapipe's own default of 256.
-    const bits = Number(
-      cpuDriver().vars.LP_NATIVE_VECTOR_WIDTH ?? Deno.env.get("LP_NATIVE_VECTOR_WIDTH") ?? 256,
-    );
-    assert.equal(gpu.cpuLanes, bits / 32, gpu.adapterName);
+    const adapter = await withEnv(cpuDriver().vars, () => navigator.gpu.requestAdapter());
+    const info = adapter!.info as { subgroupMinSize?: number };
+    if (/^llvmpipe\b/.test(gpu.adapterName)) {
+      // The plan's width, or the user's, or lavapipe's own default of 256.
+      const bits = Number(
+        cpuDriver().vars.LP_NATIVE_VECTOR_WIDTH ?? Deno.env.get("LP_NATIVE_VECTOR_WIDTH") ?? 256,
+      );
+      assert.equal(gpu.cpuLanes, bits / 32, gpu.adapterName);
+    }
+    // lavapipe's subgroups are one vector too; SwiftShader names no width (4 lanes: SSE).
+    if (info.subgroupMinSize !== undefined) assert.equal(gpu.cpuLanes, info.subgroupMinSize);
+    assert.ok(gpu.cpuLanes >= 4, `${gpu.adapterName}: ${gpu.cpuLanes} lanes`);
   },
+});
+
+Deno.test("cpuLanesOf: the width a description names, else a software adapter's subgroup size, else 0", () => {
+  const lavapipe = "llvmpipe (LLVM 15.0.6, 512 bits)";
+  assert.equal(cpuLanesOf({ description: lavapipe, subgroupMinSize: 16 }, true), 16);
+  assert.equal(cpuLanesOf({ description: "llvmpipe (LLVM 15.0.6, 256 bits)" }, true), 8);
+  assert.equal(
+    cpuLanesOf({ description: "SwiftShader Device (Subzero)", subgroupMinSize: 4 }, true),
+    4,
+  );
+  assert.equal(cpuLanesOf({ description: "SwiftShader Device (Subzero)" }, true), 0);
+  // A GPU's subgroups are not CPU lanes.
+  assert.equal(cpuLanesOf({ description: "NVIDIA H100", subgroupMinSize: 32 }, false), 0);
 });
 
 Deno.test({

@@ -3,6 +3,12 @@
  * for 512-bit vectors on CPUs with AVX-512, with a shader cache of its own
  * that exists before Mesa is pointed at it, and the variables set only while
  * the adapter and device are requested (child processes never inherit them).
+ * The plan is made before the adapter is known, and on any other Vulkan
+ * driver (SwiftShader through `VK_ICD_FILENAMES`, a GPU's) it changes
+ * nothing: the width is lavapipe's own variable, and the cache directory is
+ * only opened by Mesa's device-select layer, which the Vulkan loader runs
+ * with every driver (it writes an index there, as it would in Mesa's default
+ * cache directory).
  * @module
  */
 import { join } from "node:path";

@@ -18,8 +18,10 @@ export interface Gpu {
   /** True on a software (CPU) adapter such as lavapipe. */
   isFallback: boolean;
   /**
-   * Invocations per SIMD vector of a CPU adapter that names its vector width
-   * (lavapipe: "… 256 bits" → 8, "… 512 bits" → 16); 0 when unknown (GPUs).
+   * Invocations per SIMD vector of a CPU adapter: the width its description
+   * names (lavapipe: "… 256 bits" → 8, "… 512 bits" → 16), else, on a
+   * software adapter, the subgroup size it reports (SwiftShader: 4); 0 when
+   * unknown and on GPUs ({@link cpuLanesOf}).
    */
   cpuLanes: number;
   /** Whether `timestamp-query` was granted (per-kernel GPU timing). */
@@ -122,13 +124,14 @@ function describe(adapter: GPUAdapter, device: GPUDevice): Gpu {
     console.error(`GPU error: ${msg}`);
   });
   const adapterKey = [info.vendor, info.architecture, info.device, info.description].join("|");
+  const isFallback = Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter);
   return {
     errors,
     device,
     adapterName,
     adapterKey,
-    isFallback: Boolean((info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter),
-    cpuLanes: Number(/\b(\d+) bits\)/.exec(info.description ?? "")?.[1] ?? 0) / 32,
+    isFallback,
+    cpuLanes: cpuLanesOf(info, isFallback),
     hasTimestamps: device.features.has("timestamp-query"),
     limits: device.limits,
     lost,
@@ -137,6 +140,23 @@ function describe(adapter: GPUAdapter, device: GPUDevice): Gpu {
       device.destroy();
     },
   };
+}
+
+/**
+ * Invocations per SIMD vector of a CPU adapter: the vector width its
+ * description names ("llvmpipe (LLVM 15.0.6, 256 bits)" → 8), else, on a
+ * software adapter, its subgroup size (a CPU driver's subgroup is one SIMD
+ * vector: SwiftShader reports 4, lavapipe 8 or 16 as its width); 0 on GPUs
+ * and where neither is known.
+ */
+export function cpuLanesOf(
+  info: { description?: string; subgroupMinSize?: number },
+  isFallback: boolean,
+): number {
+  const bits = Number(/\b(\d+) bits\)/.exec(info.description ?? "")?.[1] ?? 0);
+  if (bits > 0) return bits / 32;
+  const sub = info.subgroupMinSize;
+  return isFallback && typeof sub === "number" && sub > 0 ? sub : 0;
 }
 
 /** The adapter as one line for people: its name, "(software)" after a CPU adapter's. */
