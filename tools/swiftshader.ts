@@ -28,6 +28,9 @@
  * | `gpu_tiles_test.ts` | every kernel but adam: the whole network on GPU_TILES and the adapter's      |
  * |                     | table, forward and backward, against the oracle and each other; in tiles     |
  * |                     | against the whole image (the subset's only crop, gram collapse and loss tv)  |
+ * | `warp_test.ts`      | warp against a CPU bilinear warp                                             |
+ * | `temporal_test.ts`  | temporal against a float64 CPU reference                                     |
+ * | `flow_test.ts`      | flow (every pass and the consistency check) on pairs with known motion       |
  *
  * Usage: `deno task test:swiftshader [--all]` (`--all`: every kernel and
  * oracle test instead). The driver is `$SWIFTSHADER_ICD`, else Debian's
@@ -56,6 +59,9 @@ const SUBSET = [
   "adam_test.ts",
   "tune_test.ts",
   "gpu_tiles_test.ts",
+  "warp_test.ts",
+  "temporal_test.ts",
+  "flow_test.ts",
 ];
 
 /** With `--all`: every test of tests/ that runs kernels or checks them against an oracle. */
