@@ -126,6 +126,40 @@ Deno.test("out of GPU memory even in the smallest tiles: one UserError naming a 
   }
 });
 
+Deno.test("setMaxGpuMemory caps a made engine as the option does (sizes, tiles, the pool), undefined lifts it; a size the cap holds in no tiles says so", async () => {
+  const engine = await createEngine({ weights: WEIGHTS, tilesFile: false });
+  const capped = await createEngine({
+    weights: WEIGHTS,
+    tilesFile: false,
+    maxGpuMemory: 300 * 2 ** 20,
+  });
+  try {
+    const upto = tapLayerIndex("fire5");
+    const [h, w] = [683, 1024];
+    assert.equal(engine.gridFor(h, w, upto)?.tiles.length ?? 1, 1);
+    engine.setMaxGpuMemory(300 * 2 ** 20);
+    assert.equal(engine.ctx.pool.cap, 300 * 2 ** 20);
+    assert.deepEqual(
+      [engine.gridFor(h, w, upto)?.tiles.length, engine.estimateBytes(h, w)],
+      [capped.gridFor(h, w, upto)?.tiles.length, capped.estimateBytes(h, w)],
+    );
+    assert.ok(engine.gridFor(h, w, upto)!.tiles.length > 1);
+    assert.throws(
+      () => engine.checkImageSize(2730, 4096),
+      (e: Error) =>
+        e instanceof UserError &&
+        /^image too large for this GPU: 4096×2730 needs over [\d.]+ GiB of GPU memory even in tiles, over the 0\.3 GiB it may use; use a smaller output size$/
+          .test(e.message),
+    );
+    engine.setMaxGpuMemory(undefined);
+    assert.equal(engine.ctx.pool.cap, Infinity);
+    assert.equal(engine.gridFor(h, w, upto), null);
+  } finally {
+    engine.dispose();
+    capped.dispose();
+  }
+});
+
 Deno.test("GpuOutOfMemoryError carries the bytes held, formatted the way messages say them", () => {
   const e = new GpuOutOfMemoryError(1.9 * 2 ** 30, "x");
   assert.equal(formatBytes(e.bytes), "1.9 GiB");

@@ -53,7 +53,7 @@ export function cliRecord(o: RunOptions, outcome: RunOutcome): RunRecord {
     init,
     ...(init === "image" ? { initImage: o.init } : {}),
     seed: o.seed,
-    masks: false,
+    masks: (o.masks?.length ?? 0) > 0,
   };
 }
 

@@ -1,11 +1,12 @@
 /**
  * The browser's way to an {@link Engine}: the page's GPU (the adapter's own
  * limits, and the engine's default tile table for it) and its weights
- * (./weights.ts).
+ * (./weights.ts, loaded once and kept for the page's next device).
  * @module
  */
 import { acquireGpu } from "../engine/gpu/device.ts";
 import { Engine } from "../engine/model/stylizer.ts";
+import type { ConvWeights } from "../engine/model/weights.ts";
 import { NO_WEBGPU_HINT } from "./status.ts";
 import { loadPageWeights } from "./weights.ts";
 
@@ -16,23 +17,52 @@ import { loadPageWeights } from "./weights.ts";
  */
 const PAGE_MEMORY = 2 * 2 ** 30;
 
+/** The weights once loaded and verified (a new device after a lost one takes them from here). */
+let weights: Promise<Map<string, ConvWeights>> | null = null;
+
+/** The weights, loaded once (a failed load is tried again next time). */
+function pageWeights(
+  base: string,
+  onProgress?: (message: string) => void,
+): Promise<Map<string, ConvWeights>> {
+  weights ??= loadPageWeights(base, onProgress);
+  weights.catch(() => weights = null);
+  return weights;
+}
+
+/** What {@link createPageEngine} takes besides the page's URL. */
+export interface PageEngineOptions {
+  /** Receives one-line progress messages (loading the weights). */
+  onProgress?: (message: string) => void;
+  /** Receives the engine's one-line notices (a plan retried in more tiles). */
+  onNotice?: (message: string) => void;
+  /** The most GPU memory (bytes) the engine may hold (the page's Max GPU memory). */
+  maxGpuMemory?: number;
+}
+
 /**
- * Acquires the GPU and loads the weights (in parallel) and builds the engine.
+ * Acquires the GPU and loads the weights (in parallel; once per page: a new
+ * engine after a lost device reuses them) and builds the engine.
  * @param base the page's URL, where the weights are looked for first
- * @param onProgress receives one-line progress messages
  */
 export async function createPageEngine(
   base: string,
-  onProgress?: (message: string) => void,
+  o: PageEngineOptions = {},
 ): Promise<Engine> {
-  const [gpu, weights] = await Promise.allSettled([
+  const [gpu, w] = await Promise.allSettled([
     acquireGpu({ noAdapterHint: NO_WEBGPU_HINT }),
-    loadPageWeights(base, onProgress),
+    pageWeights(base, o.onProgress),
   ]);
   if (gpu.status === "rejected") throw gpu.reason;
-  if (weights.status === "rejected") {
+  if (w.status === "rejected") {
     gpu.value.device.destroy();
-    throw weights.reason;
+    throw w.reason;
   }
-  return Engine.create({ gpu: gpu.value, weights: weights.value, memoryBudget: PAGE_MEMORY });
+  return Engine.create({
+    gpu: gpu.value,
+    weights: w.value,
+    memoryBudget: PAGE_MEMORY,
+    maxGpuMemory: o.maxGpuMemory,
+    onNotice: o.onNotice,
+  });
 }

@@ -23,6 +23,7 @@ const IDS: Record<keyof SettingsForm, string> = {
   init: "init",
   seed: "seed",
   stageEvery: "stage-every",
+  maxGpuMemory: "max-gpu-memory",
 };
 
 /** The element of a field. */

@@ -2,9 +2,10 @@
  * The page's main thread: it draws and handles input, nothing else. The
  * engine, the images' decoding and the previews' conversion run in a module
  * worker (./worker.ts, messages in ./protocol.ts); the form, the drop zones,
- * Start and Stop, the preview and the before/after slider, the stages strip,
- * the loss plot, the downloads and the settings restored from a PNG are
- * wired here; a service worker (./sw.ts) keeps the page's files for offline
+ * Start and Stop, the preview and the before/after slider, the regions
+ * painted over it (./regions.ts), the stages strip, the loss plot, the
+ * notices, the downloads and the settings restored from a PNG are wired
+ * here; a service worker (./sw.ts) keeps the page's files for offline
  * visits.
  * @module
  */
@@ -17,6 +18,7 @@ import { type ComparePair, drawCompare } from "./compare.ts";
 import { onFormChange, readForm, writeForm } from "./form.ts";
 import { drawPlot } from "./plot.ts";
 import type { FromWorker, ToWorker } from "./protocol.ts";
+import { Regions } from "./regions.ts";
 import type { ScaleInfo, SizeLimits } from "./run.ts";
 import { DEFAULT_FORM, formFromRecord, parseSettings, type RunSettings } from "./settings.ts";
 import { NO_WEBGPU_HINT, pageMessage, type PageState, setStatus } from "./status.ts";
@@ -42,6 +44,7 @@ const ui = {
   download: $<HTMLAnchorElement>("download"),
   downloadStages: $<HTMLAnchorElement>("download-stages"),
   status: $<HTMLElement>("status"),
+  notices: $<HTMLUListElement>("notices"),
   rate: $<HTMLElement>("rate"),
   adapter: $<HTMLElement>("adapter"),
 };
@@ -72,6 +75,32 @@ function status(state: PageState, text: string, loss?: number): void {
 
 function post(m: ToWorker): void {
   worker?.postMessage(m);
+}
+
+/** The regions painted over the preview (mask files are decoded by the worker). */
+const regions = new Regions({
+  box: $<HTMLDetailsElement>("regions-box"),
+  stack: $<HTMLElement>("preview-stack"),
+  preview: ui.preview,
+  style: $<HTMLSelectElement>("mask-style"),
+  size: $<HTMLInputElement>("brush-size"),
+  softness: $<HTMLInputElement>("brush-softness"),
+  eraser: $<HTMLInputElement>("eraser"),
+  clear: $<HTMLButtonElement>("mask-clear"),
+  file: $<HTMLInputElement>("mask-file"),
+  download: $<HTMLAnchorElement>("download-mask"),
+  hint: $<HTMLElement>("regions-hint"),
+}, (file, index) => post({ type: "mask", file, index }));
+
+/** The most notices shown (the oldest go first). */
+const MAX_NOTICES = 5;
+
+/** Adds a one-line notice (a device lost and the run resumed, a plan retried). */
+function addNotice(text: string): void {
+  const li = document.createElement("li");
+  li.textContent = text;
+  ui.notices.append(li);
+  while (ui.notices.children.length > MAX_NOTICES) ui.notices.firstElementChild!.remove();
 }
 
 /** The form's settings, or null when a field is not valid (the run will say which). */
@@ -144,7 +173,15 @@ function finished(m: Extract<FromWorker, { type: "done" }>): void {
     ? `stopped after ${m.steps} of ${m.total} iterations`
     : `done: ${m.steps} iterations`;
   const last = run.records.at(-1);
+  ui.status.dataset.longestSubmitMs = m.longestSubmitMs.toFixed(1);
   const tiles = m.tiles > 1 ? ` in ${m.tiles} tiles` : "";
+  if (m.failed) {
+    return status(
+      "error",
+      `${m.failed}; the last good image (${m.steps} of ${m.total} iterations) is offered below`,
+      last?.loss,
+    );
+  }
   status(
     "done",
     `${what} in ${secs} s, final loss ${last?.loss.toExponential(4)}; ` +
@@ -170,7 +207,15 @@ function onMessage(m: FromWorker): void {
       if (run.active) run.lost = m.message;
       else status("error", m.user ? pageMessage(m) : `internal error: ${m.message}`);
       return;
+    case "notice":
+      return addNotice(m.message);
+    case "mask":
+      if (m.mask) regions.setMask(m.index, m.mask);
+      else if (run.active) addNotice(m.message ?? "not a mask image");
+      else status("error", m.message ?? "not a mask image");
+      return;
     case "content":
+      regions.setContent(m.width, m.height);
       if (!run.active && m.bitmap) {
         run.pair = null;
         ui.compare.disabled = true;
@@ -239,6 +284,7 @@ function start(): void {
       pair: null,
       lost: null,
     });
+    ui.notices.replaceChildren();
     ui.start.disabled = true;
     ui.stop.disabled = false;
     ui.compare.disabled = true;
@@ -247,7 +293,7 @@ function start(): void {
     offer(ui.download, "download", null);
     offer(ui.downloadStages, "stages", null);
     status("running", "reading the images");
-    post({ type: "run", content: c, styles: s, settings });
+    post({ type: "run", content: c, styles: s, settings, masks: regions.forRun() });
   } catch (e) {
     status("error", e instanceof UserError ? pageMessage(e) : `internal error: ${e}`);
   }
@@ -263,7 +309,7 @@ async function restore(file: File): Promise<void> {
       );
     }
     const record = parseRunRecord(text, file.name);
-    const { form, ignored } = formFromRecord(record);
+    const { form, ignored, masks } = formFromRecord(record);
     writeForm(form);
     post({ type: "limits", settings: settingsOrNull() });
     if (run.active) return;
@@ -272,6 +318,7 @@ async function restore(file: File): Promise<void> {
       `restored the settings of ${file.name} (content ${record.content}, style ` +
         `${record.styles.join(", ")})` +
         (ignored.length ? `; the page cannot set: ${ignored.join("; ")}` : "") +
+        (masks ? "; it had style masks: paint the regions or give the mask files" : "") +
         "; choose the images, then Start",
     );
   } catch (e) {
@@ -338,6 +385,9 @@ function init(): void {
     start();
   });
   ui.stop.addEventListener("click", () => post({ type: "stop" }));
+  ui.style.addEventListener("change", () => {
+    regions.setStyles([...(ui.style.files ?? [])].map((f) => f.name));
+  });
   ui.content.addEventListener("change", () => {
     post({ type: "content", file: ui.content.files?.[0] ?? null, settings: settingsOrNull() });
   });

@@ -7,6 +7,7 @@
 import type { Setting } from "../engine/errors.ts";
 import type { IterationRecord } from "../engine/model/optimize.ts";
 import type { RunRecord } from "../engine/model/run_record.ts";
+import type { Mask } from "./brush.ts";
 import type { ScaleInfo, SizeLimits } from "./run.ts";
 import type { RunSettings } from "./settings.ts";
 
@@ -18,8 +19,10 @@ export type ToWorker =
   | { type: "content"; file: File | null; settings: RunSettings | null }
   /** The sizes the GPU holds for the last content (or a 4:3 image) with these settings. */
   | { type: "limits"; settings: RunSettings | null }
-  /** Run: decode, stylize, report. */
-  | { type: "run"; content: File; styles: File[]; settings: RunSettings }
+  /** Run: decode, stylize, report (`masks`: one per style, the regions; null: none). */
+  | { type: "run"; content: File; styles: File[]; settings: RunSettings; masks: Mask[] | null }
+  /** Decode a mask file for style `index` (its luminance, at its own size). */
+  | { type: "mask"; file: File; index: number }
   /** Stop the run after the current iteration. */
   | { type: "stop" };
 
@@ -29,8 +32,12 @@ export type FromWorker =
   | { type: "progress"; message: string }
   /** The engine is ready on this adapter. */
   | { type: "ready"; adapter: string }
-  /** The engine could not be made, or the device was lost; the next run tries again. */
+  /** The engine could not be made; the next run tries again. */
   | { type: "failed"; message: string; user: boolean }
+  /** One line for the notices (a device lost and the run resumed, a plan retried in more tiles). */
+  | { type: "notice"; message: string }
+  /** A mask file decoded for style `index` (null: it could not be, `message` says why). */
+  | { type: "mask"; index: number; mask: Mask | null; message?: string }
   /** The chosen content, decoded (null: not an image; the run will say so). */
   | { type: "content"; bitmap: ImageBitmap | null; width: number; height: number }
   /** The output sizes the GPU holds for an image of this shape. */
@@ -48,9 +55,15 @@ export type FromWorker =
   }
   /** The image after `steps` iterations of the current scale. */
   | { type: "preview"; bitmap: ImageBitmap; steps: number }
-  /** A run ended (done or stopped): the result, its PNG, the stages strip and its PNG. */
+  /**
+   * A run ended (done, stopped, or `failed`: too many lost devices, the last
+   * good image): the result, its PNG, the stages strip and its PNG.
+   */
   | {
     type: "done";
+    failed?: string;
+    /** The longest submit timed (ms). */
+    longestSubmitMs: number;
     bitmap: ImageBitmap;
     png: Blob;
     stages: ImageBitmap;

@@ -2,8 +2,10 @@
  * One style-transfer run in the page's worker: the CLI's schedule
  * (src/engine/model/schedule.ts: coarse to fine, size-invariant weights), its
  * sizes checked against the adapter before any resizing, with a preview every
- * few iterations, the stages for the stages strip, and what size the adapter
- * can hold. The one module of the page that calls the engine's schedule.
+ * few iterations, the stages for the stages strip, the regions' masks
+ * (spatial control), a lost device replaced and the run resumed, and what
+ * size the adapter can hold. The one module of the page that calls the
+ * engine's schedule.
  * @module
  */
 import {
@@ -13,6 +15,7 @@ import {
   originalColors,
   resize,
 } from "../engine/image/mod.ts";
+import { luminance } from "../engine/image/mask.ts";
 import type { RgbImage } from "../engine/image/types.ts";
 import { type IterationRecord, READ_BATCH } from "../engine/model/optimize.ts";
 import {
@@ -42,8 +45,17 @@ export interface ScaleInfo {
   tiles: number;
 }
 
-/** What {@link runInPage} reports while it runs. */
-export interface RunCallbacks {
+/** What {@link runInPage} takes besides the images and settings, and reports while it runs. */
+export interface RunOptions {
+  /** Spatial control: one mask image per style (the regions), or none. */
+  masks?: RgbImage[];
+  /**
+   * After a lost device: a new engine (on a new device) to resume the run on
+   * from its last saved state; without it a lost device ends the run.
+   */
+  recover?: (message: string) => Promise<Engine>;
+  /** One-line notices (a device lost and the run resumed). */
+  onNotice?: (message: string) => void;
   /** The content image at the output size, before the first iteration. */
   onStart?: (content: RgbImage, totalIters: number) => void;
   /** A scale's plans are built (its first iteration is next). */
@@ -70,13 +82,28 @@ export interface RunResult {
   stages: RgbImage[];
   /** The most tiles a scale was split into. */
   tiles: number;
+  /**
+   * The longest submit timed (ms; the second iteration of each scale's, one
+   * by one: each iteration is cut into submits estimated under 200 ms).
+   */
+  longestSubmitMs: number;
+  /** Why the run ended early after lost devices (`image` is then the last good one). */
+  failed?: string;
+  /** The engine the run ended on (a new one after a lost device). */
+  engine: Engine;
 }
 
 /** The schedule of a page run. */
-function schedule(content: RgbImage, styles: RgbImage[], s: RunSettings): ScheduleOptions {
+function schedule(
+  content: RgbImage,
+  styles: RgbImage[],
+  s: RunSettings,
+  masks?: RgbImage[],
+): ScheduleOptions {
   return {
     content,
     styles,
+    masks,
     size: s.size,
     styleSize: s.styleSize,
     minSize: s.minSize,
@@ -98,7 +125,7 @@ function gcd(a: number, b: number): number {
 /**
  * Stylizes `content` with `styles` on `engine`, as `deno task stylize` does
  * with the same settings (`--original-colors` on every preview and stage as
- * on the result).
+ * on the result; `masks` as `--style-masks`).
  * @throws {UserError} when an image is too large for the adapter or too small for the network
  */
 export async function runInPage(
@@ -106,9 +133,9 @@ export async function runInPage(
   content: RgbImage,
   styles: RgbImage[],
   settings: RunSettings,
-  callbacks: RunCallbacks = {},
+  callbacks: RunOptions = {},
 ): Promise<RunResult> {
-  const plan = schedule(content, styles, settings);
+  const plan = schedule(content, styles, settings, callbacks.masks);
   const scales = checkSchedule(engine, plan);
   const last = scales.at(-1)!;
   const total = scales.reduce((a, s) => a + s.iters, 0);
@@ -130,9 +157,13 @@ export async function runInPage(
   let msOffset = 0;
   let scaleMs = 0;
   let tiles = 1;
+  const recover = callbacks.recover;
   const result = await stylize(engine, {
     ...plan,
     signal: callbacks.signal,
+    // The engine of later scales' reports is the new one.
+    recover: recover && (async (message) => engine = await recover(message)),
+    onNotice: callbacks.onNotice,
     onScale: (s) => {
       offset = scales.slice(0, s.index).reduce((a, x) => a + x.iters, 0);
       msOffset += scaleMs;
@@ -167,21 +198,29 @@ export async function runInPage(
     scales: result.scales.map((s) => [s.w, s.h]),
     stages,
     tiles,
+    longestSubmitMs: Math.max(0, ...result.scales.map((s) => s.longestSubmitMs)),
+    failed: result.failed,
+    engine: result.engine,
   };
 }
 
 /**
  * The CLI's contact sheet of a run (`OUT-stages.png`): the content at the
- * result's size, the styles, the stages and the result, side by side.
+ * result's size, the styles (each followed by its mask at the result's size,
+ * as the loss saw it, when there are masks), the stages and the result, side
+ * by side.
  */
 export function stagesSheet(
   content: RgbImage,
   styles: RgbImage[],
   stages: RgbImage[],
   result: RgbImage,
+  masks?: RgbImage[],
 ): RgbImage {
-  const first = resize(content, result.width, result.height);
-  return contactSheet([first, ...styles, ...stages, result], Math.min(256, result.height));
+  const { width: w, height: h } = result;
+  const first = resize(content, w, h);
+  const inputs = styles.flatMap((s, k) => masks ? [s, resize(luminance(masks[k]), w, h)] : [s]);
+  return contactSheet([first, ...inputs, ...stages, result], Math.min(256, h));
 }
 
 /** What output sizes the adapter holds for an image of one shape. */

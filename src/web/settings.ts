@@ -6,6 +6,7 @@
  * @module
  */
 import { parseNumber, UserError } from "../engine/errors.ts";
+import { parseBytes } from "../engine/gpu/faults.ts";
 import { DEFAULT_CONFIG, type StyleConfig } from "../engine/model/optimize.ts";
 import { RECORD_VERSION, type RunRecord } from "../engine/model/run_record.ts";
 import { DEFAULT_MIN_SIZE, DEFAULT_SIZE, REFERENCE_PIXELS } from "../engine/model/schedule.ts";
@@ -37,6 +38,8 @@ export interface RunSettings {
   seed: number;
   /** Iterations between the stages kept for the stages strip (0: each scale's result only). */
   stageEvery: number;
+  /** The most GPU memory (bytes) the engine may hold (the CLI's --max-gpu-memory; absent: none). */
+  maxGpuMemory?: number;
 }
 
 /** The form's fields, as the inputs hold them (an empty string: the default). */
@@ -59,6 +62,8 @@ export interface SettingsForm {
   init: string;
   seed: string;
   stageEvery: string;
+  /** A size in bytes as people write it (`1.5G`, `800M`), or empty for none. */
+  maxGpuMemory: string;
 }
 
 /** The defaults the form shows: the CLI's (`deno task stylize --help`). */
@@ -79,6 +84,7 @@ export const DEFAULT_FORM: SettingsForm = {
   init: "content",
   seed: "0",
   stageEvery: "80",
+  maxGpuMemory: "",
 };
 
 /** The label each field has in the page, for error messages. */
@@ -99,6 +105,7 @@ const LABELS: Record<keyof SettingsForm, string> = {
   init: "Start from",
   seed: "Seed",
   stageEvery: "Stages every",
+  maxGpuMemory: "Max GPU memory",
 };
 
 /** A field read as a number (its default when empty), checked as the CLI checks it. */
@@ -129,7 +136,8 @@ function styleWeights(form: SettingsForm): number[] {
  * (default: the size), `--min-size` (at most the size), `--iters` and
  * `--first-iters`; the learning rate drops to a tenth at 90% of each scale's
  * iterations; `strength` multiplies the style weights; the content and TV
- * weights hold at `--reference-pixels`.
+ * weights hold at `--reference-pixels`; the GPU memory cap as
+ * `--max-gpu-memory`.
  * @throws {UserError} naming the field when a value is not valid.
  */
 export function parseSettings(form: SettingsForm): RunSettings {
@@ -166,6 +174,9 @@ export function parseSettings(form: SettingsForm): RunSettings {
     init: form.init === "random" ? "random" : "content",
     seed: field(form, "seed", { int: true }),
     stageEvery: field(form, "stageEvery", { int: true }),
+    maxGpuMemory: form.maxGpuMemory.trim() === ""
+      ? undefined
+      : parseBytes(LABELS.maxGpuMemory, form.maxGpuMemory),
   };
 }
 
@@ -178,6 +189,8 @@ export interface RunOutcome {
   scales: [number, number][];
   /** Iterations done over all scales. */
   steps: number;
+  /** Whether masks placed the styles (the regions painted or given). */
+  masks: boolean;
 }
 
 /** The record of a page run (what its PNG carries). */
@@ -209,7 +222,7 @@ export function pageRecord(s: RunSettings, outcome: RunOutcome): RunRecord {
     pooling: "max",
     init: s.init,
     seed: s.seed,
-    masks: false,
+    masks: outcome.masks,
   };
 }
 
@@ -219,6 +232,8 @@ export interface RestoredForm {
   form: Partial<SettingsForm>;
   /** Settings of the record the page cannot set, named for the status line. */
   ignored: string[];
+  /** Whether the record's run had masks (its regions are not in the record: paint or give them). */
+  masks: boolean;
 }
 
 const same = (a: unknown[], b: unknown[]) => a.length === b.length && a.every((v, i) => v === b[i]);
@@ -240,7 +255,6 @@ export function formFromRecord(r: RunRecord): RestoredForm {
   if (r.blend) ignored.push(`style blend ${r.blend.join(",")}`);
   if (r.init === "image") ignored.push(`starting image ${r.initImage ?? ""}`.trim());
   if (r.decayAt !== Math.round(0.9 * r.iters)) ignored.push(`learning-rate drop at ${r.decayAt}`);
-  if (r.masks) ignored.push("masks");
   const form: Partial<SettingsForm> = {
     size: String(r.size),
     styleSize: r.styleSize === r.size ? "" : String(r.styleSize),
@@ -260,5 +274,5 @@ export function formFromRecord(r: RunRecord): RestoredForm {
   if (r.styleWeights.length === DEFAULT_CONFIG.styleLayers.length) {
     form.styleWeights = r.styleWeights.join(",");
   }
-  return { form, ignored };
+  return { form, ignored, masks: r.masks };
 }

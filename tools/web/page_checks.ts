@@ -146,3 +146,54 @@ export async function dropFile(page: Page, selector: string, path: string): Prom
   await page.mouse.dragOver(at, data);
   await page.mouse.drop(at, data);
 }
+
+/** The preview's image on screen (its content box, CSS px of the viewport), scrolled into view. */
+export async function previewBox(
+  page: Page,
+): Promise<{ left: number; top: number; width: number; height: number }> {
+  await (await page.$("#preview"))!.scrollIntoView();
+  return page.$eval("#preview", (el) => {
+    const c = el as HTMLCanvasElement;
+    const r = c.getBoundingClientRect();
+    return {
+      left: r.left + c.clientLeft,
+      top: r.top + c.clientTop,
+      width: c.clientWidth,
+      height: c.clientHeight,
+    };
+  });
+}
+
+/**
+ * Drags the mouse over the preview along `path` (points as fractions of its
+ * image: [0, 0] top left, [1, 1] bottom right), button down, `steps` moves
+ * per segment; one point is a click.
+ */
+export async function dragOver(
+  page: Page,
+  box: { left: number; top: number; width: number; height: number },
+  path: [number, number][],
+  steps = 8,
+): Promise<void> {
+  const at = ([fx, fy]: [number, number]) => [box.left + fx * box.width, box.top + fy * box.height];
+  const [x0, y0] = at(path[0]);
+  await page.mouse.move(x0, y0);
+  await page.mouse.down();
+  for (const p of path.slice(1)) {
+    const [x, y] = at(p);
+    await page.mouse.move(x, y, { steps });
+  }
+  await page.mouse.up();
+}
+
+/** The alpha channel of the `k`th region overlay canvas over the preview. */
+export async function overlayAlpha(page: Page, k: number): Promise<Uint8Array> {
+  const a = await page.$$eval("#preview-stack canvas.region", (els, k) => {
+    const c = els[k] as HTMLCanvasElement;
+    const d = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
+    const out = [];
+    for (let i = 3; i < d.length; i += 4) out.push(d[i]);
+    return out;
+  }, k);
+  return new Uint8Array(a);
+}

@@ -6,7 +6,11 @@
  * before/after slider shows the content and the result; a PNG dropped on the
  * page restores its settings; Stop stops; bad input gives a message and the
  * page keeps working; a 512-px run leaves no main-thread task over 50 ms; a
- * 2048-px run finishes in tiles; a run done with the keyboard alone; nothing
+ * 2048-px run finishes in tiles; regions painted with the mouse are the masks
+ * exported, and a run with them matches the CLI given those mask files; a
+ * GPU process crash during a run is survived on a new device; a 1024-px run
+ * finishes with its submits cut for watchdogs; the GPU memory cap changes
+ * what the page says it holds; a run done with the keyboard alone; nothing
  * overflows 390 px; without WebGPU the page says so; and with the network
  * off, a reload loads and runs.
  * @module
@@ -25,11 +29,14 @@ import {
   canvasPixels,
   columns,
   downloaded,
+  dragOver,
   dropFile,
   longTasksSince,
   observeLongTasks,
   overflowing,
+  overlayAlpha,
   pageNow,
+  previewBox,
   tabOrder,
   tabTo,
   unlabelled,
@@ -42,14 +49,65 @@ const RUN_TIMEOUT_MS = 240_000;
 /** Where the test leaves its screenshot (the narrow screen). */
 const OUTPUT = Deno.env.get("STYLIZE_TEST_OUTPUT") ?? repoPath("dist", "test-output");
 
-/** The style image as a PNG (browser and CLI decode PNGs to the same pixels; JPEGs differ). */
-async function stylePng(dir: string): Promise<string> {
-  const path = join(dir, "hubble.png");
-  await writeImage(
-    path,
-    await readImage(testImage("hubble_deep_field.jpg")),
-  );
+/** A style image as a PNG (browser and CLI decode PNGs to the same pixels; JPEGs differ). */
+async function stylePng(
+  dir: string,
+  name = "hubble_deep_field.jpg",
+  as = "hubble.png",
+): Promise<string> {
+  const path = join(dir, as);
+  await writeImage(path, await readImage(testImage(name)));
   return path;
+}
+
+/** A path painted on the regions, in fractions of the image ([0, 0] top left). */
+type Path = [number, number][];
+
+/** The distance from (x, y) to the nearest segment of `path` (scaled by sx, sy). */
+function pathDistance(path: Path, sx: number, sy: number, x: number, y: number): number {
+  const pts = path.map(([fx, fy]) => [fx * sx, fy * sy]);
+  let best = Infinity;
+  for (let k = 0; k < Math.max(1, pts.length - 1); k++) {
+    const [ax, ay] = pts[k];
+    const [bx, by] = pts[Math.min(k + 1, pts.length - 1)];
+    const [dx, dy] = [bx - ax, by - ay];
+    const len2 = dx * dx + dy * dy;
+    const t = len2 ? Math.min(1, Math.max(0, ((x - ax) * dx + (y - ay) * dy) / len2)) : 0;
+    best = Math.min(best, Math.hypot(x - ax - t * dx, y - ay - t * dy));
+  }
+  return best;
+}
+
+/**
+ * Checks a mask against the strokes that painted it (and the dab that
+ * erased some): 255 where every pixel of the brush's hard core reached
+ * (minus the eraser's), 0 beyond the brush's reach or inside the eraser's
+ * core; the soft rims (±1 px for the pointer's rounding) are not checked.
+ * Returns how many pixels of each kind were checked.
+ */
+function checkMask(
+  mask: RgbImage,
+  paint: Path,
+  erase: Path | null,
+  brush: { radius: number; core: number },
+): { inside: number; outside: number } {
+  const { width: w, height: h } = mask;
+  const counts = { inside: 0, outside: 0 };
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const dp = pathDistance(paint, w, h, x + 0.5, y + 0.5);
+      const de = erase ? pathDistance(erase, w, h, x + 0.5, y + 0.5) : Infinity;
+      const v = mask.data[3 * (y * w + x)];
+      if (dp <= brush.core - 1 && de >= brush.radius + 1) {
+        assert.equal(v, 255, `pixel ${x},${y}: ${dp.toFixed(2)} px from the stroke`);
+        counts.inside++;
+      } else if (dp >= brush.radius + 1 || de <= brush.core - 1) {
+        assert.equal(v, 0, `pixel ${x},${y}: ${dp.toFixed(2)} px from the stroke`);
+        counts.outside++;
+      }
+    }
+  }
+  return counts;
 }
 
 /**
@@ -129,6 +187,14 @@ const CONTROLS = [
   "original-colors",
   "init",
   "seed",
+  "max-gpu-memory",
+  "mask-style",
+  "brush-size",
+  "brush-softness",
+  "eraser",
+  "mask-clear",
+  "mask-file",
+  "download-mask",
   "start",
   "stop",
   "compare",
@@ -346,6 +412,212 @@ Deno.test({
         assert.deepEqual([img.width, img.height], [2048, 1365]);
       });
 
+      const starry = await stylePng(dir, "starry_night.jpg", "starry.png");
+      const maskFiles = [join(dir, "mask-1.png"), join(dir, "mask-2.png")];
+      let maskedLoss = NaN;
+      await t.step(
+        "regions painted with the mouse are the masks exported; a run with them ends on the CLI's loss with those files (1%)",
+        async () => {
+          const t0 = performance.now();
+          await (await page.$("input#content"))!.uploadFile(CONTENT);
+          await (await page.$("input#style"))!.uploadFile(starry, style);
+          await page.click("#regions");
+          const hint = () => page.$eval("#regions-hint", (el) => el.textContent ?? "");
+          await page.waitForFunction(() =>
+            document.getElementById("regions-hint")!.textContent!.startsWith("Nothing painted")
+          );
+          const { width: w, height: h } = chelsea;
+          const [size, softness] = await page.$$eval(
+            "#brush-size, #brush-softness",
+            (els) => els.map((el) => Number((el as HTMLInputElement).value)),
+          );
+          const radius = Math.max(w, h) * size / 200;
+          const brush = { radius, core: radius * (1 - softness / 100) };
+          // A mask file dropped on the image is the selected style's, as the CLI reads it; Clear.
+          await dropFile(page, "#preview-stack", testImage("chelsea_cat.png"));
+          await page.waitForFunction(() =>
+            /^style 1 \(red\): \d+% of the image; style 2 \(blue\): nowhere/.test(
+              document.getElementById("regions-hint")!.textContent!,
+            )
+          );
+          await page.waitForFunction(() =>
+            document.getElementById("download-mask")!.getAttribute("aria-disabled") === "false"
+          );
+          const dropped = await decodeImage(await downloaded(page, "download-mask"), "mask");
+          assert.deepEqual(dropped, await readImage(testImage("chelsea_cat.png")));
+          await page.click("#mask-clear");
+          assert.match(await hint(), /^Nothing painted/);
+          assert.ok((await overlayAlpha(page, 0)).every((a) => a === 0));
+          // Style 1: two segments; style 2: one, and the eraser's dab on it.
+          const paths: Path[] = [[[0.1, 0.25], [0.45, 0.75], [0.3, 0.9]], [[0.6, 0.15], [
+            0.9,
+            0.85,
+          ]]];
+          const erased: Path = [[0.75, 0.5]];
+          await dragOver(page, await previewBox(page), paths[0]);
+          await page.select("#mask-style", "1");
+          await dragOver(page, await previewBox(page), paths[1]);
+          await page.click("#eraser");
+          await dragOver(page, await previewBox(page), erased);
+          await page.click("#eraser");
+          assert.match(
+            await hint(),
+            /^style 1 \(red\): \d+% of the image; style 2 \(blue\): \d+% of the image\./,
+          );
+          for (const k of [0, 1]) {
+            await page.select("#mask-style", String(k));
+            await page.waitForFunction(() =>
+              document.getElementById("download-mask")!.getAttribute("aria-disabled") === "false"
+            );
+            const png = await downloaded(page, "download-mask");
+            assert.deepEqual([png[24], png[25]], [8, 0], "an 8-bit grayscale PNG");
+            await Deno.writeFile(maskFiles[k], png);
+            const mask = await decodeImage(png, `mask ${k + 1}`);
+            assert.deepEqual([mask.width, mask.height], [w, h]);
+            const counts = checkMask(mask, paths[k], k === 1 ? erased : null, brush);
+            console.log(`mask ${k + 1}: ${JSON.stringify(counts)} pixels checked`);
+            assert.ok(counts.inside > 500 && counts.outside > 10_000, JSON.stringify(counts));
+            // The overlay shows the region: coloured exactly where the mask is.
+            const alpha = await overlayAlpha(page, k);
+            assert.equal(alpha.length, w * h);
+            alpha.forEach((a, i) =>
+              assert.equal(a > 0, mask.data[3 * i] > 0, `overlay pixel ${i}`)
+            );
+          }
+          await startRun(page, { size: 64, minSize: 64, styleSize: 64, iters: 40, stageEvery: 8 });
+          const s = await waitForState(page, ["done", "error"], RUN_TIMEOUT_MS);
+          assert.equal(s.state, "done", s.text);
+          maskedLoss = s.loss;
+          const png = await downloaded(page);
+          const pngPath = join(dir, "masked.png");
+          await Deno.writeFile(pngPath, png);
+          const record = parseRunRecord(readPngText(png, RECORD_KEYWORD)!, "masked.png");
+          assert.deepEqual([record.styles, record.masks], [["starry.png", "hubble.png"], true]);
+          const cli = await cliFinalLoss(dir, [
+            CONTENT,
+            starry,
+            style,
+            "--settings-from",
+            pngPath,
+            "--style-masks",
+            maskFiles.join(","),
+            "-o",
+            join(dir, "cli-masked.png"),
+            "--save-every",
+            "8",
+          ]);
+          console.log(`masked run, final loss: page ${s.loss}, CLI ${cli}`);
+          assert.ok(Math.abs(s.loss - cli) <= 0.01 * Math.abs(cli), `page ${s.loss}, CLI ${cli}`);
+          // The stages strip shows each style beside its mask, as the CLI's sheet.
+          const sheet = await decodeImage(await downloaded(page, "download-stages"), "stages");
+          const d = difference(sheet, await readImage(join(dir, "cli-masked-stages.png")));
+          assert.ok(d.max <= 4, JSON.stringify(d));
+          console.log(`regions step: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        },
+      );
+
+      await t.step(
+        "the GPU process crashed during a run: a new device, a notice, and the run ends on the uninterrupted loss (1e-3)",
+        async () => {
+          assert.ok(Number.isFinite(maskedLoss), "needs the masked run");
+          const t0 = performance.now();
+          await startRun(page, {});
+          const at = await waitForState(
+            page,
+            ["running", "done", "error"],
+            RUN_TIMEOUT_MS,
+            (s) => s.state !== "running" || Number(/^iteration (\d+)/.exec(s.text)?.[1]) >= 12,
+          );
+          assert.equal(at.state, "running", `the run ended before the crash: ${at.text}`);
+          const cdp = await browser.target().createCDPSession();
+          await cdp.send("Browser.crashGpuProcess");
+          await cdp.detach();
+          const s = await waitForState(page, ["done", "error"], RUN_TIMEOUT_MS);
+          const notices = await page.$$eval("#notices li", (els) => els.map((e) => e.textContent));
+          console.log(`crashed at "${at.text}"; ${s.text}; notices: ${JSON.stringify(notices)}`);
+          assert.equal(s.state, "done", s.text);
+          assert.match(s.text, /^done: 40 iterations/);
+          assert.ok(
+            notices.some((n) =>
+              /^GPU device lost .*; resumed on a new device at iteration \d+$/.test(n!)
+            ),
+            JSON.stringify(notices),
+          );
+          const rel = Math.abs(s.loss - maskedLoss) / maskedLoss;
+          assert.ok(rel <= 1e-3, `loss ${s.loss}, uninterrupted ${maskedLoss} (${rel})`);
+          console.log(
+            `crash step: ${((performance.now() - t0) / 1000).toFixed(1)} s, loss off by ${rel}`,
+          );
+        },
+      );
+
+      await t.step(
+        "a 1024-px run (one scale, 2 iterations) finishes, each iteration cut into submits",
+        async () => {
+          const t0 = performance.now();
+          await startRun(page, {
+            content: CONTENT,
+            styles: [style],
+            size: 1024,
+            minSize: 1024,
+            styleSize: 256,
+            iters: 2,
+            stageEvery: 0,
+          });
+          const s = await waitForState(page, ["done", "error"], RUN_TIMEOUT_MS);
+          const longest = await page.$eval(
+            "#status",
+            (el) => (el as HTMLElement).dataset.longestSubmitMs,
+          );
+          console.log(
+            `1024-px run: ${s.text}; longest submit ${longest} ms; ` +
+              `${((performance.now() - t0) / 1000).toFixed(1)} s`,
+          );
+          assert.equal(s.state, "done", s.text);
+          assert.match(s.text, /^done: 2 iterations .* 1024×683$/);
+        },
+      );
+
+      await t.step(
+        "Max GPU memory: the page says it holds less, and refuses a size over it",
+        async () => {
+          const held = async () => {
+            const text = await page.$eval("#size-hint", (el) => el.textContent ?? "");
+            return Number(/up to (\d+) px/.exec(text)?.[1]);
+          };
+          const setCap = (v: string) =>
+            page.$eval("#max-gpu-memory", (el, v) => {
+              (el as HTMLInputElement).value = v;
+              el.dispatchEvent(new Event("change"));
+            }, v);
+          const before = await held();
+          await setCap("400M");
+          await page.waitForFunction(
+            (before) =>
+              !document.getElementById("size-hint")!.textContent!.includes(`${before} px`),
+            { timeout: 30_000 },
+            before,
+          );
+          const capped = await held();
+          console.log(`held: ${before} px, under 400M ${capped} px`);
+          assert.ok(capped > 16 && capped < before, `${capped} vs ${before}`);
+          assert.equal(
+            await page.$eval("#size", (el) => (el as HTMLInputElement).max),
+            String(capped),
+          );
+          await startRun(page, { size: capped + 200, iters: 1 });
+          const s = await waitForState(page, ["done", "error"], 30_000);
+          assert.equal(s.state, "error");
+          assert.match(s.text, /over the 0\.4 GiB it may use/);
+          await setCap("");
+          await page.waitForFunction(
+            (before) => document.getElementById("size-hint")!.textContent!.includes(`${before} px`),
+            { timeout: 30_000 },
+            before,
+          );
+        },
+      );
+
       await t.step(
         "every control has a label and Tab reaches it; a run with the keyboard alone",
         async () => {
@@ -370,9 +642,14 @@ Deno.test({
           assert.equal(s.state, "done", s.text);
           assert.match(s.text, /done: 3 iterations/);
           assert.match(s.text, new RegExp(`${w64}×${h64}$`));
-          // "More" opens from the keyboard; then Tab reaches every control (Stop is disabled now).
+          // "More" (and "Regions", if closed) open from the keyboard; then Tab reaches every
+          // control (Stop is disabled now).
           await tabTo(page, "more");
           await page.keyboard.press("Enter");
+          if (!await page.$eval("#regions-box", (d) => (d as HTMLDetailsElement).open)) {
+            await tabTo(page, "regions");
+            await page.keyboard.press("Enter");
+          }
           const order = await tabOrder(page);
           const missing = CONTROLS.filter((id) => id !== "stop" && !order.includes(id));
           assert.deepEqual(missing, [], `Tab order: ${order.join(", ")}`);

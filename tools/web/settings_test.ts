@@ -139,9 +139,10 @@ Deno.test("settings: a page run's record restores the form that made it", () => 
     styles: ["a.jpg", "b.png"],
     scales: [[120, 80], [170, 113], [240, 160], [300, 200]],
     steps: 135,
+    masks: false,
   });
-  const { form: restored, ignored } = formFromRecord(record);
-  assert.deepEqual(ignored, []);
+  const { form: restored, ignored, masks } = formFromRecord(record);
+  assert.deepEqual([ignored, masks], [[], false]);
   assert.deepEqual(parseSettings({ ...DEFAULT_FORM, ...restored }), settings);
 });
 
@@ -194,4 +195,44 @@ Deno.test("settings: what the page cannot set is named, the rest restored", () =
     "learning-rate drop at 5",
   ]);
   assert.equal(form.iters, "20");
+});
+
+Deno.test("settings: a masked run's record (CLI or page) says masks, and the page restores the rest", () => {
+  const cli = parseRun([
+    "c.png",
+    "s.png",
+    "t.png",
+    "--style-masks",
+    "a.png,b.png",
+    "--iters",
+    "12",
+  ]);
+  const record = cliRecord(cli, { scales: [[512, 341]], steps: 12 });
+  assert.equal(record.masks, true);
+  const { form, ignored, masks } = formFromRecord(record);
+  assert.deepEqual([ignored, masks, form.iters], [[], true, "12"]);
+  const page = pageRecord(parseSettings(DEFAULT_FORM), {
+    content: "c.png",
+    styles: ["s.png", "t.png"],
+    scales: [[512, 341]],
+    steps: 12,
+    masks: true,
+  });
+  assert.equal(page.masks, true);
+  assert.equal(cliRecord(parseRun(["c.png", "s.png"]), { scales: [], steps: 0 }).masks, false);
+});
+
+Deno.test("settings: Max GPU memory as the CLI's --max-gpu-memory (empty: none)", () => {
+  assert.equal(parseSettings(DEFAULT_FORM).maxGpuMemory, undefined);
+  for (const v of ["1.5G", "800M", "400000"]) {
+    const cli = parseRun(["c.png", "s.png", "--max-gpu-memory", v]);
+    assert.equal(
+      parseSettings({ ...DEFAULT_FORM, maxGpuMemory: v }).maxGpuMemory,
+      cli.maxGpuMemory,
+    );
+  }
+  assert.throws(
+    () => parseSettings({ ...DEFAULT_FORM, maxGpuMemory: "lots" }),
+    (e) => e instanceof UserError && /^Max GPU memory: "lots" is not a size/.test(e.message),
+  );
 });

@@ -9,7 +9,7 @@ import { UserError } from "../errors.ts";
 import type { OpContext } from "../ops/context.ts";
 import { layerDims, SQUEEZENET, TAP_NAMES, tapLayerIndex, type TapName } from "./squeezenet.ts";
 import { tileLargestBuffer } from "./tiled_plan.ts";
-import { chooseGrid, rectSize, type TileGrid } from "./tiles.ts";
+import { chooseGrid, rectSize, type TileGrid, tileHalo } from "./tiles.ts";
 
 /** The most pixels any tile of a grid runs its network on. */
 export function largestTile(grid: TileGrid): number {
@@ -65,8 +65,8 @@ export function minTilePixels(h: number, w: number): number {
 export class Sizing {
   readonly #ctx: OpContext;
   #tilePixels: number;
-  /** The GPU memory (bytes) a run may plan on (Infinity: no limit). */
-  readonly memoryBudget: number;
+  /** The GPU memory (bytes) a run may plan on (Infinity: no limit); set before planning. */
+  memoryBudget: number;
 
   /** @param o the op context (its pool's buffer limit), and the optional limits */
   constructor(ctx: OpContext, o: { tilePixels?: number; memoryBudget?: number } = {}) {
@@ -109,9 +109,20 @@ export class Sizing {
     if (fits(h, w)) return null;
     const grid = chooseGrid(h, w, upto, fits);
     if (!grid) {
-      const why = budget < this.#tilePixels
-        ? `the ${gib(this.memoryBudget)} of GPU memory it may use`
-        : `buffers of ${(max / 2 ** 20).toFixed(0)} MiB`;
+      if (budget < this.#tilePixels) {
+        // Tiles small enough for the budget would be too small to be worth it.
+        const { stride, before, after } = tileHalo(upto);
+        const [th, tw] = [h, w].map((n) => Math.min(n, stride + before + after));
+        const need = this.#fixedBytes(h, w, o) +
+          PLAN_BYTES_PER_PIXEL * Math.max(th * tw, minTilePixels(h, w));
+        throw new UserError(
+          `image too large for this GPU: ${w}×${h} needs over ${gib(need)} of GPU memory ` +
+            `even in tiles, over the ${gib(this.memoryBudget)} it may use; use a smaller ` +
+            "output size",
+          ["size"],
+        );
+      }
+      const why = `buffers of ${(max / 2 ** 20).toFixed(0)} MiB`;
       throw new UserError(
         `image too large: no split of ${w}×${h} into tiles fits ${why}; use a smaller output size`,
         ["size"],

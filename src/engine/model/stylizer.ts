@@ -133,6 +133,8 @@ export class Engine implements Stylizer, FeatureEngine {
   readonly #notice: (message: string) => void;
   readonly #plans: PlanCache;
   readonly #weightsScope: Scope;
+  /** The memory budget the engine was made with (before any cap). */
+  readonly #memoryBudget: number;
 
   /** The loss plan last asked for ({@link lossPlan}), for reports. */
   lastLossPlan: LossPlan | null = null;
@@ -152,13 +154,13 @@ export class Engine implements Stylizer, FeatureEngine {
     this.net = net;
     this.#weightsScope = scope;
     this.pooling = o.pooling ?? "max";
-    const budget = Math.min(o.memoryBudget ?? Infinity, o.maxGpuMemory ?? Infinity);
-    this.sizing = new Sizing(ctx, { tilePixels: o.tilePixels, memoryBudget: budget });
+    this.#memoryBudget = o.memoryBudget ?? Infinity;
+    this.sizing = new Sizing(ctx, { tilePixels: o.tilePixels });
     this.faults = o.faults ?? {};
     this.#notice = o.onNotice ?? (() => {});
     o.gpu.lost.then((m) => this.lostMessage = m);
-    ctx.pool.cap = Math.min(o.maxGpuMemory ?? Infinity, this.faults.oomAbove ?? Infinity);
     this.#plans = new PlanCache(ctx);
+    this.setMaxGpuMemory(o.maxGpuMemory);
     this.tilesSource = o.tilesSource ?? (o.tiles ? "given" : "default");
   }
 
@@ -174,6 +176,18 @@ export class Engine implements Stylizer, FeatureEngine {
     const scope = new Scope(pool);
     const net = NetWeights.upload(ctx, scope, o.weights);
     return new Engine(o, ctx, net, scope);
+  }
+
+  /**
+   * Caps the GPU memory the engine may hold ({@link EngineOptions.maxGpuMemory};
+   * undefined: no cap but the memory budget), from the next plan on: the
+   * cached plans are dropped, sizes and tiles are checked against the cap,
+   * and an allocation past it fails as the device's out of memory does.
+   */
+  setMaxGpuMemory(bytes: number | undefined): void {
+    this.dropPlans();
+    this.sizing.memoryBudget = Math.min(this.#memoryBudget, bytes ?? Infinity);
+    this.ctx.pool.cap = Math.min(bytes ?? Infinity, this.faults.oomAbove ?? Infinity);
   }
 
   /** Pool counters. */

@@ -168,6 +168,47 @@ export function rectSize(r: Rect): [number, number] {
   return [r.y1 - r.y0, r.x1 - r.x0];
 }
 
+/** The distinct lengths of the tiles' inputs along one axis of n split in `parts`. */
+function inputLengths(
+  n: number,
+  parts: number,
+  halo: { before: number; after: number; stride: number },
+): Set<number> {
+  return new Set(
+    spans(n, parts, halo.stride).map(([a, b]) =>
+      Math.min(n, b + halo.after) - Math.max(0, a - halo.before)
+    ),
+  );
+}
+
+/**
+ * Whether every tile of {@link tileGrid}(h, w, upto, rows, cols) passes
+ * `fits`, without building the grid: a tile's input is its row's height by
+ * its column's width, and the rows (and columns) have a few distinct
+ * lengths. False when the grid cannot be made.
+ */
+function gridFits(
+  h: number,
+  w: number,
+  upto: number,
+  rows: number,
+  cols: number,
+  fits: (th: number, tw: number) => boolean,
+): boolean {
+  const halo = tileHalo(upto, cols === 1 && rows > 1 ? ROW_ALIGN : 1);
+  let heights: Set<number>, widths: Set<number>;
+  try {
+    heights = inputLengths(h, rows, halo);
+    widths = inputLengths(w, cols, halo);
+  } catch {
+    return false;
+  }
+  for (const th of heights) {
+    for (const tw of widths) if (!fits(th, tw)) return false;
+  }
+  return true;
+}
+
 /**
  * The grid of the fewest row tiles (one column: their owned rows are whole
  * slices of each layer's planes, which the kernels read in place) whose
@@ -191,13 +232,7 @@ export function chooseGrid(
     );
     // (at most two strides taller than the real one: rounded cuts)
     if (!fits(Math.max(1, tallest - 2 * row.stride), w)) continue;
-    let grid: TileGrid;
-    try {
-      grid = tileGrid(h, w, upto, rows, 1);
-    } catch {
-      continue;
-    }
-    if (grid.tiles.every((t) => fits(...rectSize(t.input)))) return grid;
+    if (gridFits(h, w, upto, rows, 1, fits)) return tileGrid(h, w, upto, rows, 1);
   }
   const { stride, before, after } = tileHalo(upto);
   // The largest tile input of n split in `parts` (before building any grid).
@@ -228,13 +263,10 @@ export function chooseGrid(
     // The estimate is optimistic (at most two strides off): the real grid is at or after it.
     for (let cols = from; cols <= maxCols; cols++) {
       if (best && rows * cols > best.rows * best.cols) break;
-      let grid: TileGrid;
-      try {
-        grid = tileGrid(h, w, upto, rows, cols);
-      } catch {
-        continue;
-      }
-      if (!grid.tiles.every((t) => fits(...rectSize(t.input)))) continue;
+      // Built only once its tiles are known to fit (a grid near the memory
+      // budget's limit has thousands of tiles).
+      if (!gridFits(h, w, upto, rows, cols, fits)) continue;
+      const grid = tileGrid(h, w, upto, rows, cols);
       if (
         !best || rows * cols < best.rows * best.cols ||
         (rows * cols === best.rows * best.cols && squareness(grid) < squareness(best))
