@@ -12,8 +12,8 @@ import { REPO_ROOT, weightsPath } from "./data.ts";
 export const REPO = REPO_ROOT;
 const WEIGHTS = await weightsPath();
 
-/** The permissions of `deno task stylize` (deno.json). */
-const PERMS = [
+/** The permissions of `deno task stylize` (deno.json), so the tests run what users run. */
+export const PERMS = [
   "--allow-read",
   "--allow-write",
   "--allow-env",

@@ -23,21 +23,12 @@ import { testImage, weightsPath } from "./data.ts";
 import { TILES_FILE_VERSION } from "../src/deno/tiles_cache.ts";
 import { loopRate } from "../src/engine/model/optimize.ts";
 import { cpuDriver } from "../src/deno/driver.ts";
+import { PERMS } from "./cli_run.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(REPO, "src", "deno", "cli.ts");
 const CONFIG = join(REPO, "deno.json");
 const WEIGHTS = await weightsPath();
-
-/** The permissions of `deno task stylize` (deno.json), so the test runs what users run. */
-const PERMS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-net",
-  "--allow-sys",
-  "--allow-ffi",
-];
 
 /** Flags that keep a real run small: an image of longer side 32 still reaches fire9. */
 const SMALL = ["--size", "32", "--style-size", "32"];

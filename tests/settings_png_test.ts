@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseRun } from "../src/deno/cli.ts";
-import { cpuDriver } from "../src/deno/driver.ts";
 import { decodeImage, encodeImage, writeImage } from "../src/deno/image/mod.ts";
 import { cliRecord, readSettingsPng } from "../src/deno/settings_png.ts";
 import { UserError } from "../src/engine/errors.ts";
@@ -22,8 +21,8 @@ import {
   type RunRecord,
 } from "../src/engine/model/run_record.ts";
 import { weightsPath } from "./data.ts";
+import { runCli } from "./cli_run.ts";
 
-const REPO = new URL("..", import.meta.url).pathname;
 const WEIGHTS = await weightsPath();
 
 /** A small image that is not flat. */
@@ -149,31 +148,7 @@ Deno.test("--settings-from: flags given on the command line override the file's"
 });
 
 /** `deno task stylize ARGS` in `cwd`. */
-async function stylize(cwd: string, args: string[]) {
-  const mesa = cpuDriver().cacheDir;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--config",
-      join(REPO, "deno.json"),
-      join(REPO, "src/deno/cli.ts"),
-      ...args,
-    ],
-    cwd,
-    env: {
-      STYLIZE_WEIGHTS: WEIGHTS,
-      XDG_RUNTIME_DIR: "/tmp",
-      NO_COLOR: "1",
-      ...(mesa ? { MESA_SHADER_CACHE_DIR: mesa } : {}),
-    },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const stylize = (cwd: string, args: string[]) => runCli(cwd, args);
 
 Deno.test("--settings-from: a PNG without stylize settings, or no file, is one line and exit 2", async () => {
   const dir = await Deno.makeTempDir({ prefix: "stylize-settings-" });

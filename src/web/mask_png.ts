@@ -6,21 +6,8 @@
  * `CompressionStream` (browsers, Deno).
  * @module
  */
-import { crc32 } from "../engine/image/png_text.ts";
+import { concatBytes, makeChunk as chunk, PNG_SIGNATURE } from "../engine/image/png_text.ts";
 import type { Mask } from "./brush.ts";
-
-const SIGNATURE = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** A whole chunk (length, type, data, CRC). */
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
-  return out;
-}
 
 /** `bytes` in the zlib format (PNG's IDAT). */
 async function zlib(bytes: Uint8Array): Promise<Uint8Array> {
@@ -42,17 +29,10 @@ export async function maskPng(mask: Mask): Promise<Uint8Array> {
   for (let y = 0; y < height; y++) {
     raw.set(data.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
   }
-  const parts = [
-    SIGNATURE,
+  return concatBytes([
+    new Uint8Array(PNG_SIGNATURE),
     chunk("IHDR", header),
     chunk("IDAT", await zlib(raw)),
     chunk("IEND", new Uint8Array(0)),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  ]);
 }

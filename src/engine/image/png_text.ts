@@ -6,7 +6,8 @@
  * @module
  */
 
-const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+/** A PNG file's first 8 bytes. */
+export const PNG_SIGNATURE: readonly number[] = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 /** CRC-32 (ISO 3309, PNG's) lookup table. */
 const CRC_TABLE = (() => {
@@ -39,7 +40,7 @@ interface Chunk {
 
 /** Whether `png` starts with the PNG signature. */
 export function isPng(png: Uint8Array): boolean {
-  return png.length >= 8 && SIGNATURE.every((v, i) => png[i] === v);
+  return png.length >= 8 && PNG_SIGNATURE.every((v, i) => png[i] === v);
 }
 
 /** The file's chunks in order, up to IEND or the last whole chunk. */
@@ -70,7 +71,8 @@ function latin1(s: string, what: string): Uint8Array {
 }
 
 /** A whole chunk (length, type, data, CRC) of `type` with `data`. */
-function makeChunk(type: string, data: Uint8Array): Uint8Array {
+/** A whole PNG chunk: length, type, data, CRC. */
+export function makeChunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);
   const view = new DataView(out.buffer);
   view.setUint32(0, data.length);
@@ -115,6 +117,11 @@ export function insertPngText(png: Uint8Array, keyword: string, text: string): U
   const kept = list.filter((c) => !(c.type === "tEXt" && splitText(c.data)?.keyword === keyword));
   const parts = [png.subarray(0, 8), png.subarray(list[0].start, list[0].end), chunk];
   for (const c of kept.slice(1)) parts.push(png.subarray(c.start, c.end));
+  return concatBytes(parts);
+}
+
+/** The byte arrays one after another. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
   for (const p of parts) {

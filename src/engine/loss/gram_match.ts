@@ -22,7 +22,7 @@ import {
 import { type View, view } from "../ops/context.ts";
 import { rectSize, type TileGrid } from "../model/tiles.ts";
 import type { FusedStyle } from "../model/squeezenet.ts";
-import type { LayerGrad, Recorder, TileView } from "./term.ts";
+import type { LayerGrad, LossTerm, Recorder, TileView } from "./term.ts";
 
 /** One Gram matched to a target at one layer. */
 export interface GramMatch {
@@ -207,4 +207,42 @@ export async function injectMatches(
     });
   }
   return here.length > 0 && g.relu !== null;
+}
+
+/**
+ * A style term over `matches` (one per segment, null where a weight is 0):
+ * their Grams accumulated and reduced, their backward injected; `segments`
+ * say what each match's partial sums are, `write` uploads the targets.
+ */
+export function matchTerm<S>(
+  r: Recorder,
+  matches: (GramMatch | null)[],
+  o: {
+    what: (j: number) => string;
+    write: (queue: GPUQueue, spec: S) => void;
+    fusePointwise?: LossTerm<S>["fusePointwise"];
+  },
+): LossTerm<S> | null {
+  const active = matches.filter((m): m is GramMatch => m !== null);
+  if (active.length === 0) return null;
+  return {
+    layers: active.map((m) => m.layer),
+    textured: active.map((m) => m.layer),
+    overwrites: true,
+    segments: matches.map((m, j) => ({
+      kind: "style",
+      what: o.what(j),
+      capacity: m ? MATCH_PARTS : 0,
+    })),
+    bind(parts) {
+      matches.forEach((m, j) => {
+        if (m) m.parts = parts[j];
+      });
+    },
+    accumulate: (v, i) => accumulateMatches(r, v, i, active),
+    reduce: (i) => reduceMatches(r, i, active),
+    fusePointwise: o.fusePointwise,
+    inject: (v, i, g) => injectMatches(r, v, i, g, active),
+    write: o.write,
+  };
 }

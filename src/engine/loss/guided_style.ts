@@ -24,14 +24,7 @@ import { type Dims, layerDims, tapLayerIndex } from "../model/squeezenet.ts";
 import type { Tensor } from "../image/types.ts";
 import { globalRect } from "../model/tiled_plan.ts";
 import { rectSize, type TileGrid } from "../model/tiles.ts";
-import {
-  accumulateMatches,
-  type GramMatch,
-  injectMatches,
-  MATCH_PARTS,
-  newMatch,
-  reduceMatches,
-} from "./gram_match.ts";
+import { type GramMatch, matchTerm, newMatch } from "./gram_match.ts";
 import { guides, guideWeights } from "./guide.ts";
 import { checkGramTargets, checkStyleLayers, type StyleLayersSpec } from "./style.ts";
 import type { LossTerm, Recorder } from "./term.ts";
@@ -92,6 +85,32 @@ interface RegionMatch {
   k: number;
 }
 
+/**
+ * Uploads each tile's weights of match `m`: its owned positions of the whole
+ * layer's `weights` (`w` wide; zeros where the region vanishes: null).
+ */
+function writeTileWeights(
+  queue: GPUQueue,
+  grid: TileGrid,
+  m: GramMatch,
+  weights: Float64Array | null,
+  w: number,
+): void {
+  grid.tiles.forEach((tile, t) => {
+    const buf = m.weights[t];
+    if (!buf) return;
+    const rect = globalRect(tile, m.layer);
+    const [rows, cols] = rectSize(rect);
+    const out = new Float32Array(planeStride(rows, cols));
+    if (weights) {
+      for (let y = 0; y < rows; y++) {
+        for (let x = 0; x < cols; x++) out[y * cols + x] = weights[(rect.y0 + y) * w + rect.x0 + x];
+      }
+    }
+    queue.writeBuffer(buf, 0, out);
+  });
+}
+
 /** The guided style term of a plan; null without regions. */
 export function createGuidedStyle(
   r: Recorder,
@@ -127,29 +146,10 @@ export function createGuidedStyle(
     }
   }
   const active = matches.filter((x): x is RegionMatch => x !== null).map((x) => x.m);
-  if (active.length === 0) return null;
-  return {
-    layers: active.map((m) => m.layer),
-    textured: active.map((m) => m.layer),
-    overwrites: true,
-    segments: matches.map((x, j) => {
-      const k = Math.floor(j / spec.regions!.length);
-      return {
-        kind: "style" as const,
-        what: `the style loss at ${spec.styleLayers[k]} in region ${
-          (j % spec.regions!.length) + 1
-        }`,
-        capacity: x ? MATCH_PARTS : 0,
-      };
-    }),
-    bind(parts) {
-      matches.forEach((x, j) => {
-        if (x) x.m.parts = parts[j];
-      });
-    },
-    accumulate: (v, i) => accumulateMatches(r, v, i, active),
-    reduce: (i) => reduceMatches(r, i, active),
-    inject: (v, i, g) => injectMatches(r, v, i, g, active),
+  const n = spec.regions.length;
+  return matchTerm(r, matches.map((x) => x?.m ?? null), {
+    what: (j) =>
+      `the style loss at ${spec.styleLayers[Math.floor(j / n)]} in region ${(j % n) + 1}`,
     write(queue, s) {
       const upto = Math.max(...active.map((m) => m.layer));
       const carried = s.regions!.map((reg) =>
@@ -161,28 +161,11 @@ export function createGuidedStyle(
         const g = carried[x.region][m.layer];
         const weights = guideWeights(g);
         // A region that vanishes here: no weight and a zero target, so no loss.
-        const target = weights ? s.regions![x.region].targets[x.k].data : [];
-        queue.writeBuffer(
-          m.target,
-          0,
-          Float32Array.from({ length: m.c * m.c }, (_, e) => target[e] ?? 0),
-        );
-        grid.tiles.forEach((tile, t) => {
-          const buf = m.weights[t];
-          if (!buf) return;
-          const rect = globalRect(tile, m.layer);
-          const [rows, cols] = rectSize(rect);
-          const out = new Float32Array(planeStride(rows, cols));
-          if (weights) {
-            for (let y = 0; y < rows; y++) {
-              for (let xx = 0; xx < cols; xx++) {
-                out[y * cols + xx] = weights[(rect.y0 + y) * g.w + rect.x0 + xx];
-              }
-            }
-          }
-          queue.writeBuffer(buf, 0, out);
-        });
+        const target = new Float32Array(m.c * m.c);
+        if (weights) target.set(s.regions![x.region].targets[x.k].data);
+        queue.writeBuffer(m.target, 0, target);
+        writeTileWeights(queue, grid, m, weights, g.w);
       }
     },
-  };
+  });
 }

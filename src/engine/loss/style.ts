@@ -18,15 +18,7 @@ import type { Dims } from "../model/squeezenet.ts";
 import { layerDims, tapLayerIndex, type TapName } from "../model/squeezenet.ts";
 import type { Tensor } from "../image/types.ts";
 import type { TileGrid } from "../model/tiles.ts";
-import {
-  accumulateMatches,
-  fusedMatch,
-  type GramMatch,
-  injectMatches,
-  MATCH_PARTS,
-  newMatch,
-  reduceMatches,
-} from "./gram_match.ts";
+import { fusedMatch, type GramMatch, matchTerm, newMatch } from "./gram_match.ts";
 import type { LossTerm, Recorder } from "./term.ts";
 
 /** The style layers and their weights, shared by the plain and the guided style terms. */
@@ -113,32 +105,16 @@ export function createStyle(
     });
   });
   const active = matches.filter((m): m is GramMatch => m !== null);
-  if (active.length === 0) return null;
-  return {
-    layers: active.map((m) => m.layer),
-    textured: active.map((m) => m.layer),
-    overwrites: true,
-    segments: spec.styleLayers.map((l, k) => ({
-      kind: "style",
-      what: `the style loss at ${l}`,
-      capacity: matches[k] ? MATCH_PARTS : 0,
-    })),
-    bind(parts) {
-      matches.forEach((m, k) => {
-        if (m) m.parts = parts[k];
-      });
-    },
-    accumulate: (v, i) => accumulateMatches(r, v, i, active),
-    reduce: (i) => reduceMatches(r, i, active),
+  return matchTerm(r, matches, {
+    what: (k) => `the style loss at ${spec.styleLayers[k]}`,
     async fusePointwise(v, i) {
       const here = active.filter((m) => m.layer === i);
       return here.length === 1 ? { style: await fusedMatch(v, here[0]) } : null;
     },
-    inject: (v, i, g) => injectMatches(r, v, i, g, active),
     write(queue, s) {
       matches.forEach((m, k) => {
         if (m) queue.writeBuffer(m.target, 0, new Float32Array(s.styleTargets![k].data));
       });
     },
-  };
+  });
 }
