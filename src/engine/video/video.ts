@@ -16,6 +16,7 @@ import { resize, toTensor } from "../image/mod.ts";
 import type { RgbImage, Tensor } from "../image/types.ts";
 import { Scope, view } from "../ops/context.ts";
 import {
+  checkSchedule,
   planScales,
   type ScheduleOptions,
   type ScheduleResult,
@@ -31,8 +32,11 @@ export interface VideoFrame {
   image: RgbImage;
 }
 
-/** Options of {@link stylizeVideo}. */
-export interface VideoOptions extends Omit<ScheduleOptions, "content" | "init" | "temporal"> {
+/**
+ * Options of {@link stylizeVideo}: a schedule's, but for the content and the
+ * temporal term (`init` is the first frame's starting image).
+ */
+export interface VideoOptions extends Omit<ScheduleOptions, "content" | "temporal"> {
   /** The frames: how many, and frame k (0-based) when asked, in order. */
   frames: { count: number; read(k: number): Promise<VideoFrame> };
   /** Iterations of every frame after the first (at the output's size). */
@@ -169,7 +173,8 @@ export async function stylizeVideo(engine: Engine, o: VideoOptions): Promise<Vid
         );
       }
       const base: ScheduleOptions = { ...o, content: frame.image, styleCache };
-      const last = planScales(base).at(-1)!;
+      // Every frame has the first one's size: one check against the device.
+      const last = (k === 0 ? checkSchedule(engine, base) : planScales(base)).at(-1)!;
       let run: ScheduleOptions = base;
       let content: Tensor;
       if (prev) {
