@@ -93,12 +93,21 @@ class Motion {
       const ff = await FrameFlow.create(engine.ctx, scope, { h, w });
       const bufs = ["prev", "omega", "init"].map((l) => scope.floats(3 * h * w, `video.${l}`));
       const warps = new Program(engine.gpu.device);
-      await ff.warp(warps, { label: "video.omega", src: view(bufs[0]), out: view(bufs[1]) });
+      // Bicubic: a bilinear warp blurs each frame's texture (a half-pixel shift is a [½ ½]
+      // filter) and the temporal term would hold the next frame to the blur (bench/VIDEO.md).
+      const filter = "bicubic";
+      await ff.warp(warps, {
+        label: "video.omega",
+        src: view(bufs[0]),
+        out: view(bufs[1]),
+        filter,
+      });
       await ff.warp(warps, {
         label: "video.init",
         src: view(bufs[0]),
         out: view(bufs[2]),
         fallback: ff.next,
+        filter,
       });
       return new Motion(engine, scope, ff, bufs, warps);
     } catch (e) {
