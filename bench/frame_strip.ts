@@ -1,0 +1,56 @@
+/**
+ * A frame strip for the README (docs/video-strip.jpg): one row per folder of
+ * frames (e.g. the input clip, its frames stylised one by one, the same
+ * through --video), the frames picked by their 1-based index, each row a
+ * contact sheet (src/engine/image/sheet.ts) stacked under the last.
+ *
+ *   deno run -A bench/frame_strip.ts --frames 1,4,8,12 --height 176 -o docs/video-strip.jpg \
+ *     /tmp/stylize-clip OUT/independent.r1 OUT/video.r1
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { readImage, writeImage } from "../src/deno/image/mod.ts";
+import { contactSheet } from "../src/engine/image/sheet.ts";
+import { newImage, type RgbImage } from "../src/engine/image/types.ts";
+import { listImages } from "../src/deno/batch.ts";
+
+/** Rows stacked top to bottom (all of one width), without gaps of their own between them. */
+function stack(rows: RgbImage[]): RgbImage {
+  const width = rows[0].width;
+  const out = newImage(width, rows.reduce((a, r) => a + r.height, 0));
+  let y = 0;
+  for (const r of rows) {
+    if (r.width !== width) throw new Error(`rows of ${r.width} and ${width} px`);
+    out.data.set(r.data, y * width * 3);
+    y += r.height;
+  }
+  return out;
+}
+
+if (import.meta.main) {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    options: {
+      frames: { type: "string", default: "1,4,8,12" },
+      height: { type: "string", default: "176" },
+      output: { type: "string", short: "o", default: "docs/video-strip.jpg" },
+    },
+    allowPositionals: true,
+  });
+  const picks = values.frames.split(",").map(Number);
+  const rows: RgbImage[] = [];
+  for (const [k, dir] of positionals.entries()) {
+    const files = listImages(dir, "frames");
+    const images = await Promise.all(picks.map((i) => readImage(join(dir, files[i - 1]))));
+    const sheet = contactSheet(images, Number(values.height));
+    // Each sheet has a white frame of 8 px; the rows share the one between them.
+    rows.push(
+      k === 0
+        ? sheet
+        : { ...sheet, height: sheet.height - 8, data: sheet.data.subarray(8 * sheet.width * 3) },
+    );
+  }
+  await writeImage(values.output, stack(rows));
+  console.log(`wrote ${values.output}`);
+}
