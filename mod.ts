@@ -71,6 +71,8 @@ export {
   stylizeBatch,
 } from "./src/engine/batch.ts";
 export {
+  DEFAULT_TEMPORAL_WEIGHT,
+  DEFAULT_VIDEO_ITERS,
   stylizeVideo,
   type VideoFrame,
   type VideoOptions,

@@ -25,7 +25,9 @@ output frames of one run, the same names with .png. For each OUT:
   its longer side as stylize does.
 
 Prints a table per OUT (and the ratios of every OUT to the first one, e.g.
-the independent frames), and with --json writes every number.
+the independent frames), with --json writes every number, and with --maps
+DIR each OUT's error maps (|frame t - frame t-1 warped| x4, black where the
+check fails) as DIR/<OUT's name>/<frame>.png, frames 2 on.
 """
 import argparse
 import importlib.util
@@ -128,7 +130,7 @@ class Oracle:
         return content, style
 
 
-def evaluate(inputs, names, out_dir, masks, back, oracle):
+def evaluate(inputs, names, out_dir, masks, back, oracle, maps=None):
     outs = [read_rgb(Path(out_dir) / (Path(n).stem + ".png")) for n in names]
     h, w = outs[0].shape[:2]
     temporal = []
@@ -137,7 +139,14 @@ def evaluate(inputs, names, out_dir, masks, back, oracle):
         if m.shape != (h, w):
             raise SystemExit(f"{out_dir}: output frames {w}x{h}, input frames {m.shape[::-1]}")
         warped = remap(outs[t - 1], back[t - 1])
-        temporal.append(float(np.abs(outs[t].astype(np.float32) - warped)[m].mean()))
+        err = np.abs(outs[t].astype(np.float32) - warped)
+        temporal.append(float(err[m].mean()))
+        if maps:
+            # The error map: the channels' mean absolute difference x4, black where untrusted.
+            d = Path(maps) / Path(out_dir).name
+            d.mkdir(parents=True, exist_ok=True)
+            g = np.clip(4 * err.mean(-1), 0, 255) * m
+            Image.fromarray(g.astype(np.uint8)).convert("RGB").save(d / (Path(names[t]).stem + ".png"))
     content, style = zip(*(oracle.losses(o, i) for o, i in zip(outs, inputs)))
     return {"temporal": temporal, "content": list(content), "style": list(style)}
 
@@ -151,6 +160,7 @@ def main():
     ap.add_argument("--reference", default=str(HERE / ".." / ".." / "shared" / "reference"
                                                 / "reference.py"))
     ap.add_argument("--json")
+    ap.add_argument("--maps", help="write each run's error maps (x4, frames 2 on) under this folder")
     a = ap.parse_args()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
@@ -173,7 +183,7 @@ def main():
     oracle = Oracle(ref, a.style, a.style_size)
     results = {}
     for out in a.outs:
-        results[out] = evaluate(inputs, names, out, masks, back, oracle)
+        results[out] = evaluate(inputs, names, out, masks, back, oracle, a.maps)
     first = results[a.outs[0]]
     print("| run | temporal error | × first | content (mean) | × first (mean, max) "
           "| style (mean) | × first (mean, max) |")

@@ -58,10 +58,11 @@ async function probe(path: string): Promise<{ frames: number; rate: string; size
   return { frames: Number(s.nb_read_frames), rate: s.r_frame_rate, size: [s.width, s.height] };
 }
 
-Deno.test("--video: a folder of frames (in name order, numbers by value) → a folder of PNG frames; the first is its still run's pixels, each later one runs --video-iters at the output size with the temporal term; a device lost in frame 2 is resumed and the flow goes on on the new device", async () => {
+Deno.test("--video: a folder of frames (in name order, numbers by value) → a folder of PNG frames; the first is its still run's pixels (--original-colors too), each later one runs --video-iters at the output size with the temporal term; a device lost in frame 2 is resumed and the flow goes on on the new device", async () => {
   await inTempDir(async (dir) => {
     await frames(join(dir, "in"), ["f9.png", "f10.png", "f11.png"]);
-    const flags = ["--size", "64", "--iters", "2", "--seed", "1"];
+    // --original-colors: each frame written with its own frame's colours (the still's too).
+    const flags = ["--size", "64", "--iters", "2", "--seed", "1", "--original-colors"];
     const r = await runCli(dir, [
       "--video",
       "in",

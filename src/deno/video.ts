@@ -32,12 +32,6 @@ import {
   writeJson,
 } from "./run.ts";
 
-/** The default iterations of each frame after the first (bench/VIDEO.md). */
-export const DEFAULT_VIDEO_ITERS = 100;
-
-/** The default weight of the temporal term (bench/VIDEO.md). */
-export const DEFAULT_TEMPORAL_WEIGHT = 100;
-
 /** Frames per second of a video file written from a folder of frames, without --fps. */
 export const DEFAULT_FPS = 25;
 
@@ -203,8 +197,8 @@ async function stylizeFrames(
           image: await readImage(join(src.dir, src.files[k])),
         }),
       },
-      videoIters: o.videoIters ?? DEFAULT_VIDEO_ITERS,
-      temporalWeight: o.temporalWeight ?? DEFAULT_TEMPORAL_WEIGHT,
+      videoIters: o.videoIters,
+      temporalWeight: o.temporalWeight,
       onScale: scaleLogger(holder, log, tiles),
       onFrameStart: (k, frame) => {
         tiles.length = 0;
