@@ -96,7 +96,8 @@ export async function extractFrames(ffmpeg: string, path: string, dir: string): 
     path,
     "-map",
     "0:v:0",
-    "-fps_mode",
+    // Each decoded frame once (-fps_mode's older name: ffmpeg 4 has only this one).
+    "-vsync",
     "passthrough",
     "-pix_fmt",
     "rgb24",
