@@ -5,8 +5,11 @@
  * frames picked by their 1-based index, each row a contact sheet
  * (src/engine/image/sheet.ts) stacked under the last; JPEG at --quality.
  *
- *   deno run -A bench/frame_strip.ts --frames 1,4,8,12 --height 176 -o docs/video-strip.jpg \
- *     /tmp/stylize-clip OUT/independent.r1 OUT/video.r1
+ *   deno run -A bench/frame_strip.ts [--frames 1,4,8,12] [--height 132] [--quality 85] \
+ *     -o docs/video-strip.jpg /tmp/stylize-clip /tmp/independent /tmp/maps/independent \
+ *     /tmp/video /tmp/maps/video
+ *
+ * (the commands that make those folders: README, "What video mode buys").
  * @module
  */
 import { parseArgs } from "node:util";
