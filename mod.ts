@@ -27,6 +27,11 @@
  * const image = fromTensor(x); // 8-bit RGB
  * ```
  *
+ * Many images on one engine (the style targets made once) are
+ * {@link stylizeBatch}; the frames of a video, each after the first started
+ * from the last one warped by the optical flow and held to it by a temporal
+ * loss, {@link stylizeVideo}.
+ *
  * `createStylizer({ pooling: "avg" })` gives a stylizer whose pooling layers
  * average each window (over its elements inside the input) instead of taking
  * its maximum, in every feature, Gram and loss-and-gradient.
@@ -59,6 +64,20 @@ export {
   type ScheduleResult,
   stylize,
 } from "./src/engine/model/schedule.ts";
+export {
+  type BatchImages,
+  type BatchOptions,
+  type BatchResult,
+  stylizeBatch,
+} from "./src/engine/batch.ts";
+export {
+  DEFAULT_TEMPORAL_WEIGHT,
+  DEFAULT_VIDEO_ITERS,
+  stylizeVideo,
+  type VideoFrame,
+  type VideoOptions,
+  type VideoResult,
+} from "./src/engine/video/video.ts";
 export {
   fitLongerSide,
   fromTensor,

@@ -25,7 +25,7 @@ import { FlowKernels } from "../src/engine/ops/flow.ts";
 import { DEFAULT_FLOW_OPTIONS, FrameFlow } from "../src/engine/video/flow.ts";
 
 /** A float RGB image, [H][W][3], 0..255. */
-interface Source {
+export interface Source {
   w: number;
   h: number;
   data: Float64Array;
@@ -83,7 +83,7 @@ function cubic(t: number): number {
 }
 
 /** The source's RGB at (x, y), bicubic, edges repeated. */
-function sample(s: Source, x: number, y: number): [number, number, number] {
+export function sample(s: Source, x: number, y: number): [number, number, number] {
   const [x0, y0] = [Math.floor(x), Math.floor(y)];
   const out: [number, number, number] = [0, 0, 0];
   for (let j = -1; j <= 2; j++) {

@@ -20,6 +20,7 @@ export const PERMS = [
   "--allow-net",
   "--allow-sys",
   "--allow-ffi",
+  "--allow-run",
 ];
 
 /** What a CLI run printed and returned. */

@@ -39,6 +39,7 @@ export const PERMISSIONS = [
   "--allow-net",
   "--allow-sys",
   "--allow-ffi",
+  "--allow-run",
 ];
 
 /**

@@ -16,6 +16,9 @@ import { formatForPath } from "./image/mod.ts";
 import type { RunRecord } from "../engine/model/run_record.ts";
 import { run, type RunOptions } from "./run.ts";
 import { readSettingsPng, recordFlags, settingsFromArg } from "./settings_png.ts";
+import { runBatch } from "./batch.ts";
+import { DEFAULT_FPS, runVideo } from "./video.ts";
+import { DEFAULT_TEMPORAL_WEIGHT, DEFAULT_VIDEO_ITERS } from "../engine/video/video.ts";
 import { resolveWeights } from "./weights_file.ts";
 import { createEngine } from "./stylizer.ts";
 import { saveTunedTiles, TILES_FILE_VERSION, tunedTilesPath } from "./tiles_cache.ts";
@@ -24,6 +27,11 @@ const USAGE = `stylize — neural style transfer on WebGPU (SqueezeNet 1.1, hand
 
 Usage:
   deno task stylize CONTENT STYLE [STYLE...] [options]
+  deno task stylize --batch IN_DIR STYLE [STYLE...] -o OUT_DIR [options]
+                                 every PNG/JPEG in IN_DIR into OUT_DIR/<name>.png
+  deno task stylize --video IN STYLE [STYLE...] -o OUT [options]
+                                 IN a folder of frames or (with ffmpeg) a video
+                                 file; OUT a folder of PNG frames or a video file
   deno task stylize              run the bundled example (Chelsea the cat in the
                                  style of The Starry Night, 384 px, 100 iterations
                                  per scale, TV weight 3e-5), writes stylized.png
@@ -86,6 +94,20 @@ Options:
                             content and style names are used
       --weights PATH        SqueezeNet weights (sqz_notop.mat); default:
                             $STYLIZE_WEIGHTS, the cache, then a verified download
+
+Many images (--batch IN_DIR; -o is the output folder, made if missing):
+      --overwrite           redo images whose output exists (default: skip them,
+                            so an interrupted batch resumes)
+
+Video (--video IN; -o a folder of frames, or a .mp4/.mkv/.mov/.webm/.avi/.gif
+file written through ffmpeg; the first frame runs as a still, each later one
+starts from the last one warped by the optical flow):
+      --video-iters N       iterations of every frame after the first, at the
+                            output size (default ${DEFAULT_VIDEO_ITERS})
+      --temporal-weight X   weight of the temporal loss that holds each frame to
+                            the last one warped (default ${DEFAULT_TEMPORAL_WEIGHT}; 0: off)
+      --fps N               frame rate of a video file written from a folder of
+                            frames (default ${DEFAULT_FPS}; a video's own otherwise)
   -q, --quiet               no progress output
   -h, --help                this help
 
@@ -119,6 +141,12 @@ const OPTIONS = {
   "settings-from": { type: "string" },
   weights: { type: "string" },
   "max-gpu-memory": { type: "string" },
+  batch: { type: "string" },
+  video: { type: "string" },
+  overwrite: { type: "boolean" },
+  "video-iters": { type: "string" },
+  "temporal-weight": { type: "string" },
+  fps: { type: "string" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -194,15 +222,21 @@ export function parseRun(args: string[], record?: RunRecord): RunOptions {
     throw new UserError(`${(e as Error).message.split("\n")[0]} (see --help)`);
   }
   const v = { ...(record && recordFlags(record)), ...parsed.values } as typeof parsed.values;
+  const mode = checkMode(v);
   let pos = parsed.positionals;
   let example = false;
-  if (pos.length === 0 && record) pos = [record.content, ...record.styles];
-  if (pos.length === 0) {
+  if (mode) pos = [(mode === "batch" ? v.batch : v.video)!, ...pos];
+  else if (pos.length === 0 && record) pos = [record.content, ...record.styles];
+  if (!mode && pos.length === 0) {
     example = true;
     pos = [EXAMPLE.content.pathname, EXAMPLE.style.pathname];
   }
   if (pos.length < 2) {
-    throw new UserError("need a CONTENT image and at least one STYLE image (see --help)");
+    throw new UserError(
+      mode
+        ? `--${mode}: need at least one STYLE image (see --help)`
+        : "need a CONTENT image and at least one STYLE image (see --help)",
+    );
   }
   const size = number("size", v.size, { int: true, min: 16 }) ??
     (example ? EXAMPLE.size : DEFAULT_SIZE);
@@ -240,7 +274,7 @@ export function parseRun(args: string[], record?: RunRecord): RunOptions {
     );
   }
   const output = v.output ?? "stylized.png";
-  formatForPath(output);
+  if (!mode) formatForPath(output);
   const lr = number("lr", v.lr, {}) ?? DEFAULT_CONFIG.lr;
   const decayAt = number("lr-decay-at", v["lr-decay-at"], { int: true }) ?? Math.round(0.9 * iters);
   const minSize = Math.min(
@@ -289,7 +323,51 @@ export function parseRun(args: string[], record?: RunRecord): RunOptions {
       ? undefined
       : parseBytes("--max-gpu-memory", v["max-gpu-memory"]),
     quiet: v.quiet ?? false,
+    mode,
+    overwrite: v.overwrite ?? false,
+    videoIters: number("video-iters", v["video-iters"], { int: true, min: 1 }),
+    temporalWeight: number("temporal-weight", v["temporal-weight"], {}),
+    fps: number("fps", v.fps, {}),
   };
+}
+
+/**
+ * Batch or video, from the flags, with the flags that belong to neither
+ * refused: a batch or a video needs -o, and takes no --init PATH or
+ * --save-every; --overwrite is a batch's, --video-iters, --temporal-weight
+ * and --fps a video's.
+ */
+function checkMode(v: Record<string, string | boolean | undefined>): "batch" | "video" | undefined {
+  if (v.batch !== undefined && v.video !== undefined) {
+    throw new UserError("--batch and --video: give one");
+  }
+  const mode = v.batch !== undefined ? "batch" : v.video !== undefined ? "video" : undefined;
+  const only = (flags: string[], m: string) => {
+    for (const f of flags) {
+      if (v[f] !== undefined && mode !== m) throw new UserError(`--${f} goes with --${m}`);
+    }
+  };
+  only(["overwrite"], "batch");
+  only(["video-iters", "temporal-weight", "fps"], "video");
+  if (!mode) return undefined;
+  if (v.output === undefined) {
+    throw new UserError(
+      `--${mode}: give the output with -o (${
+        mode === "batch" ? "a folder" : "a folder of frames or a video file"
+      })`,
+    );
+  }
+  if (v["save-every"] !== undefined) {
+    throw new UserError(`--save-every is for one image, not --${mode}`);
+  }
+  const init = v.init;
+  if (init !== undefined && init !== "content" && init !== "random") {
+    throw new UserError(`--init ${init}: --${mode} starts from content or random, not an image`);
+  }
+  if (v.fps !== undefined && !(parseNumber("--fps", String(v.fps), {}) > 0)) {
+    throw new UserError(`--fps: ${v.fps} must be more than 0`);
+  }
+  return mode;
 }
 
 /** `stylize tune`: times candidate tiles on this adapter and caches the fastest table. */
@@ -394,11 +472,19 @@ export async function main(args: string[]): Promise<number> {
     const abort = new AbortController();
     const onInt = () => {
       if (abort.signal.aborted) Deno.exit(130);
-      console.error("\ninterrupted: finishing the current iteration and saving");
+      console.error(
+        opts.mode
+          ? "\ninterrupted: finishing the current iteration (what is in progress is not written)"
+          : "\ninterrupted: finishing the current iteration and saving",
+      );
       abort.abort();
     };
     Deno.addSignalListener("SIGINT", onInt);
+    const fail = (line: string, e?: UserError) =>
+      console.error(`stylize: ${line}${e ? flagHint(e) : ""}`);
     try {
+      if (opts.mode === "batch") return await runBatch(opts, fail, abort.signal);
+      if (opts.mode === "video") return await runVideo(opts, fail, abort.signal);
       await run(opts, abort.signal);
     } finally {
       Deno.removeSignalListener("SIGINT", onInt);

@@ -20,6 +20,7 @@ import { type IterationRecord, loopRate, type StyleConfig } from "../engine/mode
 import {
   checkSchedule,
   type Scale,
+  type ScheduleOptions,
   type ScheduleResult,
   stylize,
 } from "../engine/model/schedule.ts";
@@ -66,6 +67,21 @@ export interface RunOptions {
   /** The most GPU memory (bytes) the run may hold (`--max-gpu-memory`). */
   maxGpuMemory?: number;
   quiet: boolean;
+  /**
+   * Many images or a video instead of one image: `contents` is then the
+   * input folder (batch) or the folder of frames or video file (video),
+   * `output` the output folder or video file (src/deno/batch.ts,
+   * src/deno/video.ts).
+   */
+  mode?: "batch" | "video";
+  /** Batch: redo images whose output exists (default: skip them). */
+  overwrite?: boolean;
+  /** Video: iterations of every frame after the first. */
+  videoIters?: number;
+  /** Video: the temporal term's weight w_temp. */
+  temporalWeight?: number;
+  /** Video: frames per second of a video file written from a folder of frames. */
+  fps?: number;
 }
 
 function realOrNull(path: string): string | null {
@@ -107,7 +123,7 @@ function scaleTag(s: Scale): string {
 }
 
 /** Progress on stderr: a bar on a terminal, plain lines otherwise. */
-function progress(quiet: boolean) {
+export function progress(quiet: boolean): (r: IterationRecord, scale: Scale) => void {
   const tty = Deno.stderr.isTerminal();
   const enc = new TextEncoder();
   let firstMs = 0;
@@ -141,7 +157,7 @@ function bytes(n: number): string {
 }
 
 /** The image a tensor shows, with the content's colours when asked. */
-function shown(x: Tensor, o: RunOptions, content: RgbImage): RgbImage {
+export function shown(x: Tensor, o: RunOptions, content: RgbImage): RgbImage {
   const img = fromTensor(x);
   if (!o.originalColors) return img;
   return originalColors(img, resize(content, img.width, img.height));
@@ -157,17 +173,18 @@ function maskImage(m: Tensor): Tensor {
   return { shape: [1, 3, h, w], data };
 }
 
-/** Writes a run's trace JSON atomically. */
-async function writeTrace(
+/** The trace of one image's run: its configuration, scales, iterations and GPU memory. */
+export function traceOf(
   o: RunOptions,
   engine: Engine,
   result: ScheduleResult,
   secs: number,
   tiles: number[],
   priorPeak: number,
-): Promise<void> {
+  output = o.output,
+): Record<string, unknown> {
   const last = result.scales.at(-1)!;
-  const trace = {
+  return {
     config: {
       content: o.contents,
       styles: o.styles,
@@ -208,6 +225,7 @@ async function writeTrace(
         content: r.content,
         style: r.style,
         tv: r.tv,
+        ...(r.temporal ? { temporal: r.temporal } : {}),
         ms: r.ms,
       }))
     ),
@@ -224,16 +242,147 @@ async function writeTrace(
     },
     steps: result.scales.reduce((a, s) => a + s.steps, 0),
     seconds: secs,
-    output: o.output,
+    output,
   };
-  const tmp = `${o.trace}.tmp`;
+}
+
+/** Writes JSON to `path` atomically (a temporary file, then a rename). */
+export async function writeJson(path: string, value: unknown, what = "trace"): Promise<void> {
+  const tmp = `${path}.tmp`;
   try {
-    await Deno.writeTextFile(tmp, JSON.stringify(trace, null, 2) + "\n");
-    await Deno.rename(tmp, o.trace!);
+    await Deno.writeTextFile(tmp, JSON.stringify(value, null, 2) + "\n");
+    await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
-    throw new UserError(`${o.trace}: cannot write trace (${(e as Error).message.split("\n")[0]})`);
+    throw new UserError(`${path}: cannot write ${what} (${(e as Error).message.split("\n")[0]})`);
   }
+}
+
+/** The style images and masks of a run, decoded. */
+export async function readStyles(
+  o: RunOptions,
+): Promise<{ styles: RgbImage[]; masks?: RgbImage[] }> {
+  const styles = await Promise.all(o.styles.map((s) => readImage(s)));
+  const masks = o.masks ? await Promise.all(o.masks.map((m) => readImage(m))) : undefined;
+  return { styles, masks };
+}
+
+/**
+ * The engine of a run, made from the run's options, and a new one on a new
+ * device after a lost one ({@link EngineHolder.recover}, the schedule's
+ * `recover`); the GPU memory peak of the engines given up is kept.
+ */
+export class EngineHolder {
+  /** The engine in use. */
+  engine: Engine;
+  /** The highest GPU memory peak of the engines given up. */
+  priorPeak = 0;
+  #options: Parameters<typeof createEngine>[0];
+
+  private constructor(engine: Engine, options: Parameters<typeof createEngine>[0]) {
+    this.engine = engine;
+    this.#options = options;
+  }
+
+  /** Makes the run's engine (weights, device, pipelines). */
+  static async open(o: RunOptions, log: (s: string) => void): Promise<EngineHolder> {
+    const options = {
+      weights: o.weights,
+      onProgress: log,
+      pooling: o.pooling,
+      maxGpuMemory: o.maxGpuMemory,
+      faults: faultsFromEnv(),
+      onNotice: (m: string) => log(`\n${m}`),
+    };
+    return new EngineHolder(await createEngine(options), options);
+  }
+
+  /** Gives up the engine of a lost device and makes a new one. */
+  recover = async (): Promise<Engine> => {
+    const old = this.engine;
+    this.priorPeak = Math.max(this.priorPeak, old.poolStats.peakBytes);
+    try {
+      old.dispose();
+    } catch { /* its device is gone */ }
+    this.engine = await createEngine(this.#options);
+    return this.engine;
+  };
+
+  /** Frees the engine in use. */
+  dispose(): void {
+    this.engine.dispose();
+  }
+}
+
+/**
+ * A schedule's options from the run's, but for the content (and the
+ * starting image, which the caller gives when it is an image).
+ */
+export function scheduleBase(
+  o: RunOptions,
+  inputs: { styles: RgbImage[]; masks?: RgbImage[] },
+  holder: EngineHolder,
+  log: (s: string) => void,
+  signal?: AbortSignal,
+): Omit<ScheduleOptions, "content"> {
+  return {
+    recover: holder.recover,
+    onNotice: (m) => log(`\n${m}`),
+    styles: inputs.styles,
+    blend: o.blend,
+    masks: inputs.masks,
+    size: o.size,
+    styleSize: o.styleSize,
+    minSize: o.minSize,
+    iters: o.config.iters,
+    firstIters: o.firstIters,
+    config: o.config,
+    referencePixels: o.referencePixels,
+    avgDecay: o.avgDecay,
+    init: o.init === "random" ? "random" : "content",
+    seed: o.seed,
+    signal,
+    onRecord: progress(o.quiet),
+  };
+}
+
+/**
+ * Logs each scale as it starts (its size, tiles, iterations and the GPU
+ * memory so far), the adapter before the first scale of the first run, and
+ * collects each scale's tiles into `tiles` (for the trace).
+ */
+export function scaleLogger(
+  holder: EngineHolder,
+  log: (s: string) => void,
+  tiles: number[],
+): (s: Scale, startMs: number) => void {
+  let adapterSaid = false;
+  return (s, startMs) => {
+    const engine = holder.engine;
+    const plan = engine.lastLossPlan!;
+    tiles.push(plan.tiles);
+    const split = plan.tiles > 1 ? ` in ${plan.tiles} tiles` : "";
+    const head = adapterSaid ? "" : `adapter: ${adapterLabel(engine.gpu)}` +
+      (engine.pooling === "avg" ? ", average pooling" : "") +
+      (engine.tilesSource === "default" ? "" : `; tuned tiles from ${engine.tilesSource}`) +
+      "\n";
+    adapterSaid = true;
+    log(
+      `${head}${scaleTag(s) || ""}${s.w}×${s.h}${split}, ${s.iters} iterations; ` +
+        `GPU memory ${bytes(engine.poolStats.peakBytes)} at its peak, largest buffer ` +
+        `${bytes(engine.poolStats.largestBufferBytes)} (ready in ${(startMs / 1000).toFixed(1)}s)`,
+    );
+  };
+}
+
+/** "N.NN it/s after the first iteration, final loss X" of a run's last scale. */
+export function runSummary(result: ScheduleResult): string {
+  const lastScale = result.scales.at(-1)!;
+  const last = lastScale.records.at(-1);
+  const first = lastScale.records[0];
+  const speed = last && first ? loopRate(last.i + 1, last.i + 1, last.ms, first.ms) : null;
+  return (speed ? `${speed.rate.toFixed(2)} it/s after the first iteration, ` : "") +
+    `final loss ${last?.loss.toExponential(4)}`;
 }
 
 /** Runs style transfer as the CLI does. */
@@ -250,75 +399,19 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
   if (o.trace) await checkOutput(o.trace, inputs);
   // Decode first (cheap errors first), check sizes against the GPU, then resize.
   const content = await readImage(o.contents);
-  const styles = await Promise.all(o.styles.map((s) => readImage(s)));
-  const masks = o.masks ? await Promise.all(o.masks.map((m) => readImage(m))) : undefined;
+  const decoded = await readStyles(o);
   const initImg = initPath ? await readImage(initPath) : null;
-  const notice = (m: string) => log(`\n${m}`);
-  const engineOptions = {
-    weights: o.weights,
-    onProgress: log,
-    pooling: o.pooling,
-    maxGpuMemory: o.maxGpuMemory,
-    faults: faultsFromEnv(),
-    onNotice: notice,
-  };
-  let engine = await createEngine(engineOptions);
-  // After a lost device: the run goes on with a new engine on a new device.
-  let priorPeak = 0;
-  const recover = async () => {
-    const old = engine;
-    priorPeak = Math.max(priorPeak, old.poolStats.peakBytes);
-    try {
-      old.dispose();
-    } catch { /* its device is gone */ }
-    engine = await createEngine(engineOptions);
-    return engine;
-  };
+  const holder = await EngineHolder.open(o, log);
   try {
-    const schedule = {
-      recover,
-      onNotice: notice,
-      content,
-      styles,
-      blend: o.blend,
-      masks,
-      size: o.size,
-      styleSize: o.styleSize,
-      minSize: o.minSize,
-      iters: o.config.iters,
-      firstIters: o.firstIters,
-      config: o.config,
-      referencePixels: o.referencePixels,
-      avgDecay: o.avgDecay,
-      init: initImg ?? (o.init as "content" | "random"),
-      seed: o.seed,
-      signal,
-    };
-    checkSchedule(engine, schedule);
+    const base = scheduleBase(o, decoded, holder, log, signal);
+    const schedule = { ...base, content, init: initImg ?? base.init };
+    checkSchedule(holder.engine, schedule);
     const tiles: number[] = [];
     const stages: RgbImage[] = [];
     const t0 = performance.now();
-    const result = await stylize(engine, {
+    const result = await stylize(holder.engine, {
       ...schedule,
-      onScale: (s, startMs) => {
-        const plan = engine.lastLossPlan!;
-        tiles.push(plan.tiles);
-        const split = plan.tiles > 1 ? ` in ${plan.tiles} tiles` : "";
-        const head = s.index === 0
-          ? `adapter: ${adapterLabel(engine.gpu)}` +
-            (engine.pooling === "avg" ? ", average pooling" : "") +
-            (engine.tilesSource === "default" ? "" : `; tuned tiles from ${engine.tilesSource}`) +
-            "\n"
-          : "";
-        log(
-          `${head}${scaleTag(s) || ""}${s.w}×${s.h}${split}, ${s.iters} iterations; ` +
-            `GPU memory ${bytes(engine.poolStats.peakBytes)} at its peak, largest buffer ` +
-            `${bytes(engine.poolStats.largestBufferBytes)} (ready in ${
-              (startMs / 1000).toFixed(1)
-            }s)`,
-        );
-      },
-      onRecord: progress(o.quiet),
+      onScale: scaleLogger(holder, log, tiles),
       snapshotEvery: o.saveEvery || undefined,
       onSnapshot: async (s, steps, x) => {
         const img = shown(x, o, content);
@@ -329,7 +422,7 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
         log(`\nwrote ${path}`);
       },
     });
-    engine = result.engine;
+    holder.engine = result.engine;
     const finalImg = shown(result.x, o, content);
     // The PNG carries the settings that made it (--settings-from reads them).
     const record = cliRecord(o, {
@@ -349,27 +442,25 @@ export async function run(o: RunOptions, signal?: AbortSignal): Promise<void> {
       const sheet = withSuffix(o.output, "-stages");
       const first = resize(content, finalImg.width, finalImg.height);
       // Each style, and with masks the region it was given (as the loss saw it).
-      const shownMasks = (masks ?? []).map((m) =>
+      const shownMasks = (decoded.masks ?? []).map((m) =>
         fromTensor(maskImage(maskTensor(m, finalImg.width, finalImg.height)))
       );
-      const inputs = styles.flatMap((s, k) => shownMasks[k] ? [s, shownMasks[k]] : [s]);
+      const inputs = decoded.styles.flatMap((s, k) => shownMasks[k] ? [s, shownMasks[k]] : [s]);
       await writeImage(
         sheet,
         contactSheet([first, ...inputs, ...stages, finalImg], Math.min(256, finalImg.height)),
       );
       log(`wrote ${sheet}`);
     }
-    if (o.trace) await writeTrace(o, engine, result, secs, tiles, priorPeak);
-    const lastScale = result.scales.at(-1)!;
-    const last = lastScale.records.at(-1);
-    const first = lastScale.records[0];
-    const speed = last && first ? loopRate(last.i + 1, last.i + 1, last.ms, first.ms) : null;
+    if (o.trace) {
+      const trace = traceOf(o, holder.engine, result, secs, tiles, holder.priorPeak);
+      await writeJson(o.trace, trace);
+    }
     log(
-      `wrote ${resolve(o.output)} (${finalImg.width}×${finalImg.height}) in ${secs.toFixed(1)}s` +
-        (speed ? `, ${speed.rate.toFixed(2)} it/s after the first iteration` : "") +
-        `, final loss ${last?.loss.toExponential(4)}`,
+      `wrote ${resolve(o.output)} (${finalImg.width}×${finalImg.height}) in ${secs.toFixed(1)}s, ` +
+        runSummary(result),
     );
   } finally {
-    engine.dispose();
+    holder.dispose();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Warp wrapper over src/engine/shaders/warp.wgsl: a [C][H][W] image sampled
- * bilinearly at (x + u, y + v) by a flow field [2][H][W] — how a video
+ * bilinearly (or bicubically) at (x + u, y + v) by a flow field [2][H][W] — how a video
  * frame's previous stylised output is brought onto the next frame's pixels.
  * @module
  */
@@ -28,6 +28,12 @@ export interface WarpOptions {
   out: View;
   /** The output rows y0 … y0 + count − 1 (default: all). */
   rows?: { y0: number; count: number };
+  /**
+   * "bilinear" (default), or "bicubic": Keys' kernel (a = −0.5, Pillow's),
+   * 4×4 taps clamped to the image — sharper (a half-pixel bilinear shift is
+   * a [½ ½] blur), its overshoot not clamped.
+   */
+  filter?: "bilinear" | "bicubic";
   /** Gets 1 where the sample lies inside the image, 0 outside, [H][W] (whole image). */
   valid?: View;
   /**
@@ -40,7 +46,7 @@ export interface WarpOptions {
 }
 
 /**
- * Appends the warp of `src` by `flow` into `out`: bilinear, the sample
+ * Appends the warp of `src` by `flow` into `out`: bilinear or bicubic, the sample
  * position clamped to the image; inside means within half a pixel of it
  * (src/engine/shaders/warp.wgsl).
  */
@@ -61,7 +67,11 @@ export async function warp(
     name: "warp.wgsl",
     source,
     entry: "warp",
-    constants: { VALID: o.valid ? 1 : 0, BLEND: o.blend ? 1 : 0 },
+    constants: {
+      VALID: o.valid ? 1 : 0,
+      BLEND: o.blend ? 1 : 0,
+      CUBIC: o.filter === "bicubic" ? 1 : 0,
+    },
   });
   const band = count * o.w;
   const u = ctx.uniform(
@@ -101,6 +111,6 @@ export async function warp(
       o.blend?.fallback.buffer ?? ctx.dummy,
     ],
     [Math.ceil(o.w / 64), gy, gz],
-    8 * o.c * band,
+    (o.filter === "bicubic" ? 32 : 8) * o.c * band,
   );
 }

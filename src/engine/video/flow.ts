@@ -92,6 +92,8 @@ export interface FrameWarpOptions {
   out: View;
   /** Output rows y0 … y0 + count − 1 (default: all). */
   rows?: { y0: number; count: number };
+  /** The interpolation (ops/warp.ts): "bilinear" (default) or "bicubic". */
+  filter?: "bilinear" | "bicubic";
   /**
    * With a fallback (laid out as `out`): out = ω where c = 1, the
    * fallback where c = 0 — the first iterate of frame t with the content
@@ -259,6 +261,7 @@ export class FrameFlow {
       flow: view(this.backward),
       out: o.out,
       rows: o.rows,
+      filter: o.filter,
       blend: o.fallback ? { mask: view(this.weights), fallback: o.fallback } : undefined,
     });
   }

@@ -16,6 +16,7 @@ import { resize, toTensor } from "../image/mod.ts";
 import type { RgbImage, Tensor } from "../image/types.ts";
 import { Scope, view } from "../ops/context.ts";
 import {
+  checkSchedule,
   planScales,
   type ScheduleOptions,
   type ScheduleResult,
@@ -24,6 +25,12 @@ import {
 import type { Engine } from "../model/stylizer.ts";
 import { FrameFlow } from "./flow.ts";
 
+/** Iterations of each frame after the first when none are given (bench/VIDEO.md). */
+export const DEFAULT_VIDEO_ITERS = 50;
+
+/** The temporal term's weight w_temp when none is given (bench/VIDEO.md). */
+export const DEFAULT_TEMPORAL_WEIGHT = 5;
+
 /** One input frame. */
 export interface VideoFrame {
   /** Its name (the output frame's, without extension). */
@@ -31,14 +38,20 @@ export interface VideoFrame {
   image: RgbImage;
 }
 
-/** Options of {@link stylizeVideo}. */
-export interface VideoOptions extends Omit<ScheduleOptions, "content" | "init" | "temporal"> {
+/**
+ * Options of {@link stylizeVideo}: a schedule's, but for the content and the
+ * temporal term (`init` is the first frame's starting image).
+ */
+export interface VideoOptions extends Omit<ScheduleOptions, "content" | "temporal"> {
   /** The frames: how many, and frame k (0-based) when asked, in order. */
   frames: { count: number; read(k: number): Promise<VideoFrame> };
-  /** Iterations of every frame after the first (at the output's size). */
-  videoIters: number;
-  /** The temporal term's weight w_temp (0: each frame only starts from the last). */
-  temporalWeight: number;
+  /** Iterations of every frame after the first, at the output's size (default {@link DEFAULT_VIDEO_ITERS}). */
+  videoIters?: number;
+  /**
+   * The temporal term's weight w_temp (default {@link DEFAULT_TEMPORAL_WEIGHT}; 0: each frame
+   * only starts from the last).
+   */
+  temporalWeight?: number;
   /** Receives each frame's result (preprocessed BGR [1,3,H,W]) and its run. */
   onFrame: (k: number, frame: VideoFrame, x: Tensor, result: ScheduleResult) => Promise<void>;
   /** Called when frame k starts (after its flow, for frames after the first). */
@@ -89,12 +102,21 @@ class Motion {
       const ff = await FrameFlow.create(engine.ctx, scope, { h, w });
       const bufs = ["prev", "omega", "init"].map((l) => scope.floats(3 * h * w, `video.${l}`));
       const warps = new Program(engine.gpu.device);
-      await ff.warp(warps, { label: "video.omega", src: view(bufs[0]), out: view(bufs[1]) });
+      // Bicubic: a bilinear warp blurs each frame's texture (a half-pixel shift is a [½ ½]
+      // filter) and the temporal term would hold the next frame to the blur (bench/VIDEO.md).
+      const filter = "bicubic";
+      await ff.warp(warps, {
+        label: "video.omega",
+        src: view(bufs[0]),
+        out: view(bufs[1]),
+        filter,
+      });
       await ff.warp(warps, {
         label: "video.init",
         src: view(bufs[0]),
         out: view(bufs[2]),
         fallback: ff.next,
+        filter,
       });
       return new Motion(engine, scope, ff, bufs, warps);
     } catch (e) {
@@ -145,13 +167,17 @@ class Motion {
  * iterations (the learning rate dropping at the same fraction of them).
  */
 function laterFrames(o: VideoOptions): Partial<ScheduleOptions> {
-  return { minSize: o.size, iters: o.videoIters, firstIters: o.videoIters };
+  const iters = o.videoIters ?? DEFAULT_VIDEO_ITERS;
+  return { minSize: o.size, iters, firstIters: iters };
 }
 
 /** Stylises a video's frames (see the module doc). */
 export async function stylizeVideo(engine: Engine, o: VideoOptions): Promise<VideoResult> {
   if (o.frames.count === 0) throw new UserError("no frames: the video is empty");
-  if (!(o.videoIters >= 1)) throw new UserError(`video iterations must be at least 1`);
+  if (!((o.videoIters ?? DEFAULT_VIDEO_ITERS) >= 1)) {
+    throw new UserError(`video iterations must be at least 1`);
+  }
+  const temporalWeight = o.temporalWeight ?? DEFAULT_TEMPORAL_WEIGHT;
   const styleCache = o.styleCache ?? new Map<string, Tensor[]>();
   let motion: Motion | null = null;
   let prev: { content: Tensor; out: Tensor } | null = null;
@@ -169,7 +195,8 @@ export async function stylizeVideo(engine: Engine, o: VideoOptions): Promise<Vid
         );
       }
       const base: ScheduleOptions = { ...o, content: frame.image, styleCache };
-      const last = planScales(base).at(-1)!;
+      // Every frame has the first one's size: one check against the device.
+      const last = (k === 0 ? checkSchedule(engine, base) : planScales(base)).at(-1)!;
       let run: ScheduleOptions = base;
       let content: Tensor;
       if (prev) {
@@ -196,8 +223,8 @@ export async function stylizeVideo(engine: Engine, o: VideoOptions): Promise<Vid
           ...base,
           ...laterFrames(o),
           init: m.init,
-          temporal: o.temporalWeight > 0
-            ? { weight: o.temporalWeight, target: m.omega, weights: m.c }
+          temporal: temporalWeight > 0
+            ? { weight: temporalWeight, target: m.omega, weights: m.c }
             : undefined,
         };
       } else content = toTensor(resize(frame.image, last.w, last.h));
