@@ -108,7 +108,8 @@ Deno.test("--video: a folder of frames (in name order, numbers by value) → a f
 
 Deno.test({
   name:
-    "--video with ffmpeg: a 3-frame .mp4 in and out keeps the frame count and rate; to a folder, frames 000001.png …",
+    "--video with ffmpeg: a 3-frame .mp4 in and out keeps the frame count and rate; to a folder, frames 000001.png …" +
+    (HAS_FFMPEG ? "" : " (not run: no ffmpeg and ffprobe on PATH)"),
   ignore: !HAS_FFMPEG,
   fn: async () => {
     await inTempDir(async (dir) => {
