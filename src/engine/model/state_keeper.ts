@@ -3,10 +3,11 @@
  * loop: what a lost device's run resumes from (src/engine/model/optimize.ts),
  * so it loses at most the iterations since. Two ways, by the state's size:
  *
- * - inline (up to {@link INLINE_STAGING_BYTES}): staging buffers for all of
- *   it, made before the loop; a snapshot's copies ride on the last command
- *   buffer of a batch and its maps are awaited with the batch's losses — the
- *   GPU never waits;
+ * - inline (up to {@link INLINE_STAGING_BYTES}): one staging buffer for all
+ *   of it, made before the loop; a snapshot's copies ride on the last command
+ *   buffer of a batch and its one map is awaited with the batch's losses —
+ *   the GPU never waits (a map per tensor cost a device poll each: +35% an
+ *   iteration at 256×171);
  * - in pieces (larger states, whose iterations are long): one staging buffer
  *   of that size, filled and read piece by piece right after the batch, the
  *   next iteration submitted once the snapshot is read — a short pause per
@@ -32,8 +33,8 @@ export class StateKeeper {
   #opt: Optimizer;
   #device: GPUDevice;
   #imgs: ImageBuffers[];
-  /** Inline: a staging buffer per band of each tensor; in pieces: one. */
-  #staging: GPUBuffer[];
+  /** One staging buffer (inline: the whole state's size; in pieces: a piece's). */
+  #staging: GPUBuffer;
   #stagingBytes: number;
   #pieces: Piece[][];
   #pending: Promise<OptimizerState> | null = null;
@@ -53,10 +54,11 @@ export class StateKeeper {
     this.#pieces = this.inline
       ? [sizes.flatMap((s, t) => s.map((size, band) => ({ tensor: t, band, offset: 0, size })))]
       : cutPieces(sizes, maxStaging);
-    const make = (size: number) =>
-      this.#device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    this.#staging = this.inline ? this.#pieces[0].map((p) => make(p.size)) : [make(maxStaging)];
     this.#stagingBytes = this.inline ? total : maxStaging;
+    this.#staging = this.#device.createBuffer({
+      size: this.#stagingBytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     opt.engine.ctx.pool.trackExternal(this.#stagingBytes, "state snapshot");
   }
 
@@ -77,49 +79,56 @@ export class StateKeeper {
    * starts the maps.
    */
   record(enc: GPUCommandEncoder, steps: number): () => void {
-    this.#pieces[0].forEach((p, k) => this.#copy(enc, p, this.#staging[k], 0));
+    this.#copyGroup(enc, this.#pieces[0]);
     return () => {
-      this.#pending = this.#readInline(steps);
+      this.#pending = this.#readGroups(steps, async (read) => {
+        await this.#staging.mapAsync(GPUMapMode.READ);
+        read(this.#pieces[0]);
+      });
     };
   }
 
   /** In pieces: copies and reads the state after `steps` steps now, piece by piece. */
   async snapshot(steps: number): Promise<void> {
-    const out = this.#imgs.map((img) => img.bands.map((b) => new Float32Array(3 * b.rows * img.w)));
-    const staging = this.#staging[0];
-    for (const group of this.#pieces) {
-      const enc = this.#device.createCommandEncoder();
-      let at = 0;
-      for (const p of group) {
-        this.#copy(enc, p, staging, at);
-        at += p.size;
+    this.last = await this.#readGroups(steps, async (read) => {
+      for (const group of this.#pieces) {
+        const enc = this.#device.createCommandEncoder();
+        this.#copyGroup(enc, group);
+        this.#device.queue.submit([enc.finish()]);
+        await this.#staging.mapAsync(GPUMapMode.READ, 0, groupBytes(group));
+        read(group);
       }
-      this.#device.queue.submit([enc.finish()]);
-      await staging.mapAsync(GPUMapMode.READ, 0, at);
-      const bytes = staging.getMappedRange(0, at);
-      at = 0;
+    });
+  }
+
+  /** Records the copies of a group of pieces into the staging buffer, one after another. */
+  #copyGroup(enc: GPUCommandEncoder, group: Piece[]): void {
+    let at = 0;
+    for (const p of group) {
+      const src = this.#imgs[p.tensor].bands[p.band].buffer;
+      enc.copyBufferToBuffer(src, p.offset, this.#staging, at, p.size);
+      at += p.size;
+    }
+  }
+
+  /**
+   * The state after `steps` steps from the groups `fill` maps into the
+   * staging buffer one by one (calling `read` with each while mapped).
+   */
+  async #readGroups(
+    steps: number,
+    fill: (read: (group: Piece[]) => void) => Promise<void>,
+  ): Promise<OptimizerState> {
+    const out = this.#imgs.map((img) => img.bands.map((b) => new Float32Array(3 * b.rows * img.w)));
+    await fill((group) => {
+      const bytes = this.#staging.getMappedRange(0, groupBytes(group));
+      let at = 0;
       for (const p of group) {
         out[p.tensor][p.band].set(new Float32Array(bytes, at, p.size / 4), p.offset / 4);
         at += p.size;
       }
-      staging.unmap();
-    }
-    this.last = this.#state(steps, out);
-  }
-
-  #copy(enc: GPUCommandEncoder, p: Piece, dst: GPUBuffer, at: number): void {
-    const src = this.#imgs[p.tensor].bands[p.band].buffer;
-    enc.copyBufferToBuffer(src, p.offset, dst, at, p.size);
-  }
-
-  async #readInline(steps: number): Promise<OptimizerState> {
-    const out = this.#imgs.map((img) => img.bands.map(() => new Float32Array(0)));
-    for (const [k, p] of this.#pieces[0].entries()) {
-      const s = this.#staging[k];
-      await s.mapAsync(GPUMapMode.READ);
-      out[p.tensor][p.band] = new Float32Array(s.getMappedRange().slice(0));
-      s.unmap();
-    }
+      this.#staging.unmap();
+    });
     return this.#state(steps, out);
   }
 
@@ -132,9 +141,14 @@ export class StateKeeper {
   /** Frees the staging buffers (after any pending map). */
   async destroy(): Promise<void> {
     await this.#pending?.catch(() => {});
-    for (const s of this.#staging) s.destroy();
+    this.#staging.destroy();
     this.#opt.engine.ctx.pool.trackExternal(-this.#stagingBytes);
   }
+}
+
+/** The bytes a group of pieces fills. */
+function groupBytes(group: Piece[]): number {
+  return group.reduce((a, p) => a + p.size, 0);
 }
 
 /**
