@@ -17,7 +17,7 @@ import {
 } from "../src/engine/gpu/faults.ts";
 import { UserError } from "../src/engine/errors.ts";
 import type { LossSpec } from "../src/engine/model/stylizer.ts";
-import { DEFAULT_CONFIG, Optimizer } from "../src/engine/model/optimize.ts";
+import { DEFAULT_CONFIG, optimize, Optimizer } from "../src/engine/model/optimize.ts";
 import { StateKeeper } from "../src/engine/model/state_keeper.ts";
 import { tapLayerIndex } from "../src/engine/model/squeezenet.ts";
 import { randomFloats, relErr, relL2 } from "./helpers.ts";
@@ -204,6 +204,28 @@ Deno.test("the optimiser's state read in pieces through a small staging buffer e
   } finally {
     engine.dispose();
   }
+});
+
+Deno.test("an iteration cut into many short submits computes exactly what one submit does, and its longest submit is timed", async () => {
+  const run = async (submitMs?: number) => {
+    const engine = await createEngine({ weights: WEIGHTS, tilesFile: false, submitMs });
+    try {
+      const { x, spec: s } = await spec(engine, 96, 128);
+      return await optimize(engine, {
+        content: x,
+        styleTargets: s.styleTargets,
+        config: { ...DEFAULT_CONFIG, iters: 4, decayAt: 3 },
+      });
+    } finally {
+      engine.dispose();
+    }
+  };
+  const [one, many] = [await run(), await run(0.01)];
+  assert.equal(one.submits, 1);
+  assert.ok(many.submits > 10, `${many.submits} submits`);
+  assert.ok(many.longestSubmitMs > 0 && one.longestSubmitMs > 0);
+  assert.deepEqual(many.records.map((r) => r.loss), one.records.map((r) => r.loss));
+  assert.deepEqual(many.x.data, one.x.data);
 });
 
 /** A small CLI run of the bundled example with a trace. */

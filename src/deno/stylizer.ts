@@ -46,6 +46,8 @@ export interface StylizerOptions {
   faults?: Faults;
   /** Receives the engine's one-line notices (a plan retried with smaller tiles). */
   onNotice?: (message: string) => void;
+  /** The longest an iteration's submits should run, in ms (see EngineOptions; default 200). */
+  submitMs?: number;
 }
 
 /** The fault plan of `$STYLIZE_FAULT` (a testing aid), empty without it. */
@@ -95,6 +97,7 @@ export async function createEngine(options: StylizerOptions = {}): Promise<Engin
     pooling: options.pooling,
     memoryBudget: memoryBudget(gpu),
     maxGpuMemory: options.maxGpuMemory,
+    submitMs: options.submitMs,
     faults: options.faults ?? faultsFromEnv(),
     onNotice: options.onNotice,
   });

@@ -313,7 +313,7 @@ class Loop {
     // Before anything is measured: submits cut as if the adapter were slow.
     const flops = [opt.plan.prog, opt.step].flatMap((p) => p.steps)
       .reduce((a, st) => a + (st.kind === "dispatch" ? st.flops : 0), 0);
-    opt.cutSubmits(SUBMIT_MS, flops / FIRST_FLOPS_PER_MS);
+    opt.cutSubmits(engine.submitMs, flops / FIRST_FLOPS_PER_MS);
   }
 
   /** `p`, or the device's loss first. */
@@ -390,7 +390,7 @@ class Loop {
     if (times.length > 0) {
       const iterMs = times.reduce((a, b) => a + b, 0);
       this.longest = Math.max(this.longest, ...times);
-      this.#opt.cutSubmits(SUBMIT_MS, iterMs);
+      this.#opt.cutSubmits(this.#engine.submitMs, iterMs);
       this.#batches.fit(iterMs);
     }
     if (snap) {

@@ -31,6 +31,7 @@ import { type Plan, PlanCache } from "./plans.ts";
 import { deepestLayer, largestTile, minTilePixels, type SizeOptions, Sizing } from "./sizing.ts";
 import { type Forward, layerDims, NetWeights, type TapName } from "./squeezenet.ts";
 import { type Faults, formatBytes, GpuOutOfMemoryError } from "../gpu/faults.ts";
+import { SUBMIT_MS } from "./optimizer.ts";
 import { UserError } from "../errors.ts";
 import { type TileGrid, tileGrid } from "./tiles.ts";
 import type { ConvWeights } from "./weights.ts";
@@ -85,6 +86,11 @@ export interface EngineOptions {
   faults?: Faults;
   /** Receives one-line notices (a plan retried with smaller tiles). */
   onNotice?: (message: string) => void;
+  /**
+   * The longest an iteration's submits should run, in milliseconds (default
+   * {@link SUBMIT_MS}): a browser's GPU watchdog or Windows' TDR kills longer ones.
+   */
+  submitMs?: number;
 }
 
 /** The style-transfer engine on one GPU. */
@@ -130,6 +136,8 @@ export class Engine implements Stylizer, FeatureEngine {
   readonly sizing: Sizing;
   /** The fault plan (empty: none). */
   readonly faults: Faults;
+  /** The longest an iteration's submits should run (ms). */
+  readonly submitMs: number;
   readonly #notice: (message: string) => void;
   readonly #plans: PlanCache;
   readonly #weightsScope: Scope;
@@ -157,6 +165,7 @@ export class Engine implements Stylizer, FeatureEngine {
     this.#memoryBudget = o.memoryBudget ?? Infinity;
     this.sizing = new Sizing(ctx, { tilePixels: o.tilePixels });
     this.faults = o.faults ?? {};
+    this.submitMs = o.submitMs ?? SUBMIT_MS;
     this.#notice = o.onNotice ?? (() => {});
     o.gpu.lost.then((m) => this.lostMessage = m);
     this.#plans = new PlanCache(ctx);
