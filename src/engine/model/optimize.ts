@@ -60,10 +60,11 @@ export const LINE_MS = 2000;
 
 /**
  * The first iteration's submits are cut as if the adapter did this many
- * flops a second (few adapters are slower): before anything is measured, a
- * huge iteration must not go to the GPU in one submit.
+ * flops a millisecond (0.5 GFLOP/s: SwiftShader in a browser is about that
+ * slow): before anything is measured, a huge iteration must not go to the
+ * GPU in one submit.
  */
-const FIRST_FLOPS_PER_MS = 2e6;
+const FIRST_FLOPS_PER_MS = 5e5;
 
 /** Losses of one iteration (before its step), as read back. */
 export interface IterationRecord {
@@ -363,8 +364,9 @@ class Loop {
   /**
    * Submits iteration `i`; at a batch's end its state is saved (copied with
    * its last commands, or read now in pieces) and the batch flushed. The
-   * first two iterations are batches of their own, the second's submits
-   * timed one by one to cut the next ones under the bound.
+   * first two iterations are batches of their own: the first's time cuts
+   * the second's submits, which are timed one by one to cut the rest under
+   * the bound.
    */
   async iteration(i: number): Promise<void> {
     const o = this.#o;
@@ -380,23 +382,33 @@ class Loop {
     const keeper = ends ? this.#keeper : null;
     if (keeper?.inline) await this.live(keeper.settle());
     let commit = () => {};
+    const t = performance.now();
+    // The second iteration's submits are timed one by one.
+    const timed = i === this.#first + 1;
     const times = await this.live(this.#opt.submit(i, (enc) => {
       this.#reads.record(enc, this.#opt.plan.parts);
       if (keeper?.inline) commit = keeper.record(enc, steps);
-    }, i === this.#first + 1));
+    }, timed));
     commit();
     if (keeper && !keeper.inline) await this.live(keeper.snapshot(steps));
     this.#batches.current.push(i);
-    if (times.length > 0) {
-      const iterMs = times.reduce((a, b) => a + b, 0);
-      this.longest = Math.max(this.longest, ...times);
-      this.#opt.cutSubmits(this.#engine.submitMs, iterMs);
-      this.#batches.fit(iterMs);
-    }
     if (snap) {
       await this.flush(0);
       await o.onSnapshot!(steps, await this.image());
     } else if (ends) await this.flush(early ? 0 : 1);
+    // The first iteration's time (read back alone) cuts the second's submits, whose
+    // own times cut the rest.
+    if (i === this.#first) this.#cut(performance.now() - t);
+    if (timed) {
+      this.longest = Math.max(this.longest, ...times);
+      this.#cut(times.reduce((a, b) => a + b, 0));
+    }
+  }
+
+  /** Cuts the next iterations' submits, and sizes the read-back batches, by an iteration's time. */
+  #cut(iterMs: number): void {
+    this.#opt.cutSubmits(this.#engine.submitMs, iterMs);
+    this.#batches.fit(iterMs);
   }
 
   /** The image after the steps done (x, or the iterate average), read back. */
