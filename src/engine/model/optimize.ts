@@ -296,6 +296,8 @@ class Loop {
   lostMessage: string | null = null;
   /** The longest submit timed. */
   longest = 0;
+  /** Iterations still to time after a recut (see {@link iteration}). */
+  #retime = 0;
   steps: number;
 
   constructor(engine: Engine, opt: Optimizer, o: OptimizeOptions, lost: Promise<never>) {
@@ -383,8 +385,9 @@ class Loop {
     if (keeper?.inline) await this.live(keeper.settle());
     let commit = () => {};
     const t = performance.now();
-    // The second iteration's submits are timed one by one.
-    const timed = i === this.#first + 1;
+    // The second iteration's submits are timed one by one, and the next
+    // one's again while the last timed were over 0.8 of the bound (twice at most).
+    const timed = i === this.#first + 1 || (this.#retime > 0 && i > this.#first + 1);
     const times = await this.live(this.#opt.submit(i, (enc) => {
       this.#reads.record(enc, this.#opt.plan.parts);
       if (keeper?.inline) commit = keeper.record(enc, steps);
@@ -396,19 +399,22 @@ class Loop {
       await this.flush(0);
       await o.onSnapshot!(steps, await this.image());
     } else if (ends) await this.flush(early ? 0 : 1);
-    // The first iteration's time (read back alone) cuts the second's submits, whose
-    // own times cut the rest.
-    if (i === this.#first) this.#cut(performance.now() - t);
-    if (timed) {
-      this.longest = Math.max(this.longest, ...times);
-      this.#cut(times.reduce((a, b) => a + b, 0));
+    // The first iteration's time (read back alone) cuts the second's submits
+    // (at half the bound: a flop is not as long in every kernel), whose own
+    // times cut the rest.
+    const bound = this.#engine.submitMs;
+    if (i === this.#first) {
+      const iterMs = performance.now() - t;
+      this.#opt.cutSubmits(bound / 2, iterMs);
+      this.#batches.fit(iterMs);
     }
-  }
-
-  /** Cuts the next iterations' submits, and sizes the read-back batches, by an iteration's time. */
-  #cut(iterMs: number): void {
-    this.#opt.cutSubmits(this.#engine.submitMs, iterMs);
-    this.#batches.fit(iterMs);
+    if (timed) {
+      const most = Math.max(...times);
+      this.longest = Math.max(this.longest, most);
+      this.#retime = most <= 0.8 * bound ? 0 : i === this.#first + 1 ? 2 : this.#retime - 1;
+      this.#opt.cutSubmitsByTimes(bound, times);
+      this.#batches.fit(times.reduce((a, b) => a + b, 0));
+    }
   }
 
   /** The image after the steps done (x, or the iterate average), read back. */

@@ -99,22 +99,27 @@ function stepCost(s: Program["steps"][number]): number {
 
 /**
  * The iteration's programs (in order) cut into chunks of at most `maxCost`
- * each (a step more costly alone is a chunk of its own).
+ * each (a step more costly alone is a chunk of its own), a step's cost
+ * being `cost(step)` (default: {@link stepCost}).
  */
-export function cutChunks(programs: Program[], maxCost: number): Chunk[] {
+export function cutChunks(
+  programs: Program[],
+  maxCost: number,
+  cost: (s: Program["steps"][number]) => number = stepCost,
+): Chunk[] {
   const chunks: Chunk[] = [];
   let chunk: Chunk = [];
-  let cost = 0;
+  let used = 0;
   for (const prog of programs) {
     let from = 0;
     prog.steps.forEach((s, k) => {
-      const c = stepCost(s);
-      if (cost > 0 && cost + c > maxCost) {
+      const c = cost(s);
+      if (used > 0 && used + c > maxCost) {
         if (k > from) chunk.push({ prog, from, to: k });
         chunks.push(chunk);
-        [chunk, from, cost] = [[], k, 0];
+        [chunk, from, used] = [[], k, 0];
       }
-      cost += c;
+      used += c;
     });
     if (from < prog.steps.length) chunk.push({ prog, from, to: prog.steps.length });
   }
@@ -299,6 +304,23 @@ export class Optimizer {
     const total = this.#programs.flatMap((p) => p.steps).reduce((a, s) => a + stepCost(s), 0);
     const perMs = total / Math.max(iterMs, 1e-3);
     this.#chunks = cutChunks(this.#programs, Math.max(1, ms * perMs));
+    return this.#chunks.length;
+  }
+
+  /**
+   * Cuts each iteration into submits under `ms` given the times (ms) the
+   * current submits took: each step's time taken as its share (by cost) of
+   * its submit's, so that kernels slower per flop than others weigh more.
+   * Aims at 0.8·`ms`, for the times' noise.
+   */
+  cutSubmitsByTimes(ms: number, times: number[]): number {
+    const perStep = new Map<Program["steps"][number], number>();
+    this.#chunks.forEach((chunk, k) => {
+      const steps = chunk.flatMap((r) => r.prog.steps.slice(r.from, r.to));
+      const cost = steps.reduce((a, s) => a + stepCost(s), 0);
+      for (const s of steps) perStep.set(s, stepCost(s) * (times[k] ?? 0) / Math.max(cost, 1));
+    });
+    this.#chunks = cutChunks(this.#programs, 0.8 * ms, (s) => perStep.get(s) ?? 0);
     return this.#chunks.length;
   }
 
