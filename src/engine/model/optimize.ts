@@ -296,8 +296,9 @@ class Loop {
   lostMessage: string | null = null;
   /** The longest submit timed. */
   longest = 0;
-  /** Iterations still to time after a recut (see {@link iteration}). */
-  #retime = 0;
+  /** How the next iteration is timed (see {@link iteration}), and how often it was cut again. */
+  #next: "no" | "submits" | "steps" = "no";
+  #recuts = 0;
   steps: number;
 
   constructor(engine: Engine, opt: Optimizer, o: OptimizeOptions, lost: Promise<never>) {
@@ -385,13 +386,14 @@ class Loop {
     if (keeper?.inline) await this.live(keeper.settle());
     let commit = () => {};
     const t = performance.now();
-    // The second iteration's submits are timed one by one, and the next
-    // one's again while the last timed were over 0.8 of the bound (twice at most).
-    const timed = i === this.#first + 1 || (this.#retime > 0 && i > this.#first + 1);
+    // The second iteration runs step by step, each step timed, which cuts
+    // the next ones' submits; the third one's submits are timed to check them
+    // (over the bound: steps timed and submits checked again, twice at most).
+    const timing = this.#next;
     const times = await this.live(this.#opt.submit(i, (enc) => {
       this.#reads.record(enc, this.#opt.plan.parts);
       if (keeper?.inline) commit = keeper.record(enc, steps);
-    }, timed));
+    }, timing));
     commit();
     if (keeper && !keeper.inline) await this.live(keeper.snapshot(steps));
     this.#batches.current.push(i);
@@ -399,22 +401,32 @@ class Loop {
       await this.flush(0);
       await o.onSnapshot!(steps, await this.image());
     } else if (ends) await this.flush(early ? 0 : 1);
-    // The first iteration's time (read back alone) cuts the second's submits
-    // (at half the bound: a flop is not as long in every kernel), whose own
-    // times cut the rest.
+    this.#timed(i, performance.now() - t, timing, times);
+  }
+
+  /**
+   * What the timings of iteration `i` (which took `ms`) say: the first's
+   * time cuts the second's submits (at half the bound: a flop is not as long
+   * in every kernel); the second's steps were timed (the next cut is made);
+   * a timed iteration's longest submit is kept, and over the bound the
+   * steps are timed again.
+   */
+  #timed(i: number, ms: number, timing: string, times: number[]): void {
     const bound = this.#engine.submitMs;
     if (i === this.#first) {
-      const iterMs = performance.now() - t;
-      this.#opt.cutSubmits(bound / 2, iterMs);
-      this.#batches.fit(iterMs);
+      this.#opt.cutSubmits(bound / 2, ms);
+      this.#batches.fit(ms);
+      this.#next = "steps";
     }
-    if (timed) {
-      const most = Math.max(...times);
-      this.longest = Math.max(this.longest, most);
-      this.#retime = most <= 0.8 * bound ? 0 : i === this.#first + 1 ? 2 : this.#retime - 1;
-      this.#opt.cutSubmitsByTimes(bound, times);
-      this.#batches.fit(times.reduce((a, b) => a + b, 0));
-    }
+    if (timing === "no") return;
+    const most = Math.max(...times);
+    this.longest = Math.max(this.longest, most);
+    this.#batches.fit(times.reduce((a, b) => a + b, 0));
+    if (timing === "steps") this.#next = "submits";
+    else if (most > bound && this.#recuts < 2) {
+      this.#recuts++;
+      this.#next = "steps";
+    } else this.#next = "no";
   }
 
   /** The image after the steps done (x, or the iterate average), read back. */

@@ -127,6 +127,18 @@ export function cutChunks(
   return chunks;
 }
 
+/** The median of three waits for an empty submit's completion (ms). */
+async function emptySubmitMs(device: GPUDevice): Promise<number> {
+  const t: number[] = [];
+  for (let k = 0; k < 3; k++) {
+    const t0 = performance.now();
+    device.queue.submit([device.createCommandEncoder().finish()]);
+    await device.queue.onSubmittedWorkDone();
+    t.push(performance.now() - t0);
+  }
+  return t.sort((a, b) => a - b)[1];
+}
+
 /**
  * The loop's GPU state (see the module doc). {@link Optimizer.submit}
  * records and submits one whole iteration (forward, losses, backward,
@@ -307,23 +319,6 @@ export class Optimizer {
     return this.#chunks.length;
   }
 
-  /**
-   * Cuts each iteration into submits under `ms` given the times (ms) the
-   * current submits took: each step's time taken as its share (by cost) of
-   * its submit's, so that kernels slower per flop than others weigh more.
-   * Aims at 0.8·`ms`, for the times' noise.
-   */
-  cutSubmitsByTimes(ms: number, times: number[]): number {
-    const perStep = new Map<Program["steps"][number], number>();
-    this.#chunks.forEach((chunk, k) => {
-      const steps = chunk.flatMap((r) => r.prog.steps.slice(r.from, r.to));
-      const cost = steps.reduce((a, s) => a + stepCost(s), 0);
-      for (const s of steps) perStep.set(s, stepCost(s) * (times[k] ?? 0) / Math.max(cost, 1));
-    });
-    this.#chunks = cutChunks(this.#programs, 0.8 * ms, (s) => perStep.get(s) ?? 0);
-    return this.#chunks.length;
-  }
-
   /** Submits of an iteration now. */
   get submits(): number {
     return this.#chunks.length;
@@ -341,26 +336,37 @@ export class Optimizer {
   /**
    * Writes iteration `i`'s parameters and submits it as its chunks; `last`
    * records more into the last command buffer (the read-back copies).
-   * With `each`, awaits every submit's completion and returns their times.
+   * Timed "submits": awaits every submit's completion and returns their
+   * times; "steps": submits every step alone, timed, and cuts the next
+   * iterations' submits from the steps' times ({@link cutSubmitsBySteps}).
    */
   async submit(
     i: number,
     last?: (enc: GPUCommandEncoder) => void,
-    each = false,
+    timed: "no" | "submits" | "steps" = "no",
   ): Promise<number[]> {
     const device = this.engine.gpu.device;
     this.prepare(i);
+    const chunks = timed === "steps" ? cutChunks(this.#programs, 0, () => 1) : this.#chunks;
     const times: number[] = [];
-    for (const [k, c] of this.#chunks.entries()) {
+    for (const [k, c] of chunks.entries()) {
       const enc = device.createCommandEncoder();
       for (const r of c) r.prog.encode(enc, undefined, r.from, r.to);
-      if (k === this.#chunks.length - 1) last?.(enc);
+      if (k === chunks.length - 1) last?.(enc);
       const t0 = performance.now();
       device.queue.submit([enc.finish()]);
-      if (each) {
+      if (timed !== "no") {
         await device.queue.onSubmittedWorkDone();
         times.push(performance.now() - t0);
       }
+    }
+    if (timed === "steps") {
+      // Each time less the wait for an empty queue (the latency of a submit's completion).
+      const latency = await emptySubmitMs(device);
+      const perStep = new Map(
+        chunks.map((c, k) => [c[0].prog.steps[c[0].from], Math.max(0, times[k] - latency)]),
+      );
+      this.#chunks = cutChunks(this.#programs, 0.8 * this.engine.submitMs, (s) => perStep.get(s)!);
     }
     return times;
   }
