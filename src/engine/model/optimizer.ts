@@ -366,7 +366,7 @@ export class Optimizer {
       const perStep = new Map(
         chunks.map((c, k) => [c[0].prog.steps[c[0].from], Math.max(0, times[k] - latency)]),
       );
-      this.#chunks = cutChunks(this.#programs, 0.8 * this.engine.submitMs, (s) => perStep.get(s)!);
+      this.#chunks = cutChunks(this.#programs, 0.6 * this.engine.submitMs, (s) => perStep.get(s)!);
     }
     return times;
   }
