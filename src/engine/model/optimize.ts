@@ -22,7 +22,6 @@ import {
   type OptimizerOptions,
   type OptimizerState,
   type StyleConfig,
-  SUBMIT_MS,
 } from "./optimizer.ts";
 import { StateKeeper } from "./state_keeper.ts";
 
