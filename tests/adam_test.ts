@@ -81,11 +81,22 @@ Deno.test("adam: the step flags a gradient that is ±inf or NaN, and a finite on
 });
 
 Deno.test("nonFiniteReason names the first term that is not finite, with the weight to lower, then the gradient flag", () => {
-  const seg = (start: number, count: number, kind: Segment["kind"], what: string): Segment => ({
+  const weights = {
+    content: { name: "the content weight", setting: "content-weight" },
+    style: { name: "the style weights", setting: "style-weights" },
+    tv: { name: "the TV weight", setting: "tv-weight" },
+  } as const;
+  const seg = (
+    start: number,
+    count: number,
+    kind: keyof typeof weights,
+    what: string,
+  ): Segment => ({
     start,
     count,
     kind,
     what,
+    weight: weights[kind],
   });
   const segments = [
     seg(0, 2, "content", "the content loss"),

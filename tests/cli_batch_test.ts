@@ -9,21 +9,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readImage, writeImage } from "../src/deno/image/mod.ts";
 import { resize } from "../src/engine/image/mod.ts";
-import { inTempDir, REPO, runCli } from "./cli_run.ts";
+import { exists, inTempDir, REPO, runCli } from "./cli_run.ts";
 
 const EX = join(REPO, "examples");
 const STYLE = join(EX, "starry_night.jpg");
 /** Tiny, fast, and two scales (so the style cache serves several sizes). */
 const SMALL = ["--size", "48", "--min-size", "32", "--iters", "2", "--seed", "3"];
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function listDir(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readImage } from "../src/deno/image/mod.ts";
-import { inTempDir, REPO, runCli } from "./cli_run.ts";
+import { exists, inTempDir, REPO, runCli } from "./cli_run.ts";
 
 const EX = join(REPO, "examples");
 const FIXTURE = JSON.parse(Deno.readTextFileSync(join(REPO, "tests/goldens/masked_run.json")));
@@ -28,15 +28,6 @@ const ARGS = [
   "--reference-pixels",
   "0",
 ];
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("a --style-masks run lands on the oracle's masked run: each of its 30 losses within 1% (0.7% measured at the last)", async () => {
   await inTempDir(async (dir) => {

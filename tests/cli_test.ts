@@ -23,7 +23,8 @@ import { testImage, weightsPath } from "./data.ts";
 import { TILES_FILE_VERSION } from "../src/deno/tiles_cache.ts";
 import { loopRate } from "../src/engine/model/optimize.ts";
 import { cpuDriver } from "../src/deno/driver.ts";
-import { PERMS } from "./cli_run.ts";
+import { exists, PERMS } from "./cli_run.ts";
+import { concatBytes, makeChunk, PNG_SIGNATURE } from "../src/engine/image/png_text.ts";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(REPO, "src", "deno", "cli.ts");
@@ -32,15 +33,6 @@ const WEIGHTS = await weightsPath();
 
 /** Flags that keep a real run small: an image of longer side 32 still reaches fire9. */
 const SMALL = ["--size", "32", "--style-size", "32"];
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The longest a CLI run here may take before it is killed. A run compiles
@@ -172,26 +164,6 @@ async function makeInputs(dir: string): Promise<void> {
 
 const INPUTS = ["content.png", "style.png"];
 
-/** CRC-32 (PNG chunk checksum). */
-function crc32(bytes: Uint8Array): number {
-  let c = ~0;
-  for (const b of bytes) {
-    c ^= b;
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
-  }
-  return ~c >>> 0;
-}
-
-function pngChunk(type: string, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + body.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, body.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(body, 8);
-  dv.setUint32(8 + body.length, crc32(out.subarray(4, 8 + body.length)));
-  return out;
-}
-
 /** A well-formed PNG header (signature, IHDR, IEND) claiming `width × height` RGB pixels. */
 function pngHeaderOnly(width: number, height: number): Uint8Array {
   const ihdr = new Uint8Array(13);
@@ -199,18 +171,11 @@ function pngHeaderOnly(width: number, height: number): Uint8Array {
   dv.setUint32(0, width);
   dv.setUint32(4, height);
   ihdr.set([8, 2, 0, 0, 0], 8);
-  const parts = [
-    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk("IHDR", ihdr),
-    pngChunk("IEND", new Uint8Array()),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes([
+    new Uint8Array(PNG_SIGNATURE),
+    makeChunk("IHDR", ihdr),
+    makeChunk("IEND", new Uint8Array()),
+  ]);
 }
 
 /**

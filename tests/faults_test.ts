@@ -115,7 +115,7 @@ Deno.test("out of GPU memory even in the smallest tiles: one UserError naming a 
         assert.ok(e instanceof UserError, String(e));
         assert.match(
           e.message,
-          /^GPU memory: out of memory at [\d.]+ MiB even in \d+ tiles?; an output up to about \d+ px on its longer side would fit$/,
+          /^GPU memory: out of memory at [\d.]+ MiB even in \d+ tiles?; an output up to about \d+ px on its longer side may fit \(--size\)$/,
         );
         assert.ok(!e.message.includes("\n"));
         return true;
@@ -164,7 +164,6 @@ Deno.test("GpuOutOfMemoryError carries the bytes held, formatted the way message
   const e = new GpuOutOfMemoryError(1.9 * 2 ** 30, "x");
   assert.equal(formatBytes(e.bytes), "1.9 GiB");
   assert.equal(formatBytes(800 * 2 ** 20), "800 MiB");
-  assert.ok(tapLayerIndex("fire5") > 0);
 });
 
 Deno.test("the optimiser's state read in pieces through a small staging buffer equals the state copied inline", async () => {

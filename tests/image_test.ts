@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
+import { concatBytes, makeChunk, PNG_SIGNATURE } from "../src/engine/image/png_text.ts";
 import { UserError } from "../src/engine/errors.ts";
 import {
   contactSheet,
@@ -58,42 +59,6 @@ function maxAbsDiff(a: Uint8Array, b: Uint8Array): number {
   return m;
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function chunk(type: string, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + body.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, body.length);
-  out.set(new TextEncoder().encode(type), 4);
-  out.set(body, 8);
-  dv.setUint32(8 + body.length, crc32(out.subarray(4, 8 + body.length)));
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 interface PngSpec {
   width: number;
   height: number;
@@ -119,13 +84,16 @@ function makePng(spec: PngSpec): Uint8Array {
     raw.set(spec.pixels.slice(y * row, (y + 1) * row), y * (row + 1) + 1);
   }
   const parts = [
-    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", ihdr),
+    new Uint8Array(PNG_SIGNATURE),
+    makeChunk("IHDR", ihdr),
   ];
-  if (spec.palette) parts.push(chunk("PLTE", new Uint8Array(spec.palette)));
-  if (spec.trns) parts.push(chunk("tRNS", new Uint8Array(spec.trns)));
-  parts.push(chunk("IDAT", new Uint8Array(deflateSync(raw))), chunk("IEND", new Uint8Array()));
-  return concat(parts);
+  if (spec.palette) parts.push(makeChunk("PLTE", new Uint8Array(spec.palette)));
+  if (spec.trns) parts.push(makeChunk("tRNS", new Uint8Array(spec.trns)));
+  parts.push(
+    makeChunk("IDAT", new Uint8Array(deflateSync(raw))),
+    makeChunk("IEND", new Uint8Array()),
+  );
+  return concatBytes(parts);
 }
 
 /** Asserts that `p` rejects with a one-line UserError whose message includes `name` and `re`. */

@@ -85,9 +85,27 @@ Deno.test("settings: a bad value is a UserError naming the field", () => {
 Deno.test("the engine's messages name no CLI flag; the CLI adds its flags, the page its fields", () => {
   // The engine's own messages: one term beyond 32-bit floats, then the gradient's flag.
   const segments: Segment[] = [
-    { start: 0, count: 1, kind: "content", what: "the content loss" },
-    { start: 1, count: 1, kind: "style", what: "the style loss at fire2" },
-    { start: 2, count: 1, kind: "tv", what: "the total-variation loss" },
+    {
+      start: 0,
+      count: 1,
+      kind: "content",
+      what: "the content loss",
+      weight: { name: "the content weight", setting: "content-weight" },
+    },
+    {
+      start: 1,
+      count: 1,
+      kind: "style",
+      what: "the style loss at fire2",
+      weight: { name: "the style weights", setting: "style-weights" },
+    },
+    {
+      start: 2,
+      count: 1,
+      kind: "tv",
+      what: "the total-variation loss",
+      weight: { name: "the TV weight", setting: "tv-weight" },
+    },
   ];
   const parts = new Float32Array([Infinity, 0, 0, 0]);
   const content = nonFiniteReason(2, parts, segments, 3)!;

@@ -70,7 +70,6 @@ function latin1(s: string, what: string): Uint8Array {
   return out;
 }
 
-/** A whole chunk (length, type, data, CRC) of `type` with `data`. */
 /** A whole PNG chunk: length, type, data, CRC. */
 export function makeChunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length);

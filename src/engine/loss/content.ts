@@ -121,6 +121,7 @@ export function createContent(
     overwrites: false,
     segments: [{
       kind: "content",
+      weight: { name: "the content weight", setting: "content-weight" },
       what: "the content loss",
       // Whole: LOSS_PARTS from its own launch, or one per invocation of the
       // 1×1 launch it is fused into; tiles: LOSS_PARTS per tile.

@@ -231,6 +231,7 @@ export function matchTerm<S>(
     overwrites: true,
     segments: matches.map((m, j) => ({
       kind: "style",
+      weight: { name: "the style weights", setting: "style-weights" },
       what: o.what(j),
       capacity: m ? MATCH_PARTS : 0,
     })),

@@ -73,7 +73,7 @@ function allocateParts(r: Recorder, terms: Term[]) {
   const segments: Segment[] = [];
   const starts = terms.map((t) =>
     t.segments.map((s) => {
-      segments.push({ start: at, count: s.capacity, kind: s.kind, what: s.what });
+      segments.push({ start: at, count: s.capacity, kind: s.kind, what: s.what, weight: s.weight });
       at += s.capacity;
       return [at - s.capacity, segments.length - 1] as const;
     })

@@ -70,6 +70,7 @@ export function createTemporal(
     overwrites: false,
     segments: [{
       kind: "temporal",
+      weight: { name: "the temporal weight", setting: "temporal-weight" },
       what: "the temporal loss",
       capacity: TEMPORAL_PARTS * omega.bands.length,
     }],

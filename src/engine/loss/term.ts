@@ -23,6 +23,7 @@
  *    once every tile's gradient is in.
  * @module
  */
+import type { Setting } from "../errors.ts";
 import type { Program } from "../gpu/scheduler.ts";
 import type { TvTerm } from "../ops/conv.ts";
 import type { FeatureTexture, OpContext, Scope, View } from "../ops/context.ts";
@@ -44,7 +45,17 @@ export interface Recorder {
 }
 
 /** The names under which terms report their values ({@link LossTerms}). */
-export type TermKind = "content" | "style" | "tv" | "temporal";
+export const TERM_KINDS = ["content", "style", "tv", "temporal"] as const;
+
+/** One of {@link TERM_KINDS}. */
+export type TermKind = typeof TERM_KINDS[number];
+
+/** The weight a term's value grows with: named for messages, and the setting that sets it. */
+export interface TermWeight {
+  /** "the style weights". */
+  name: string;
+  setting: Setting;
+}
 
 /** The value of each kind of loss term (0 where no term of that kind runs). */
 export type LossTerms = Record<TermKind, number>;
@@ -62,12 +73,15 @@ export interface Segment {
   kind: TermKind;
   /** What the sum is, for messages ("the style loss at conv1"). */
   what: string;
+  /** The weight to lower when the sum is not finite. */
+  weight: TermWeight;
 }
 
 /** A term's request for partial sums: floats it may write, and what they are. */
 export interface SegmentRequest {
   kind: TermKind;
   what: string;
+  weight: TermWeight;
   capacity: number;
 }
 

@@ -46,6 +46,7 @@ export function createTv(r: Recorder, grid: TileGrid, spec: TvSpec): LossTerm<Tv
     overwrites: false,
     segments: [{
       kind: "tv",
+      weight: { name: "the TV weight", setting: "tv-weight" },
       what: "the total-variation loss",
       capacity: whole ? Math.max(fusedParts, LOSS_PARTS) : LOSS_PARTS * grid.tiles.length,
     }],

@@ -11,8 +11,8 @@
  * carries it, for the run to resume on a new device.
  * @module
  */
-import { type Setting, UserError } from "../errors.ts";
-import { DeviceLostError } from "../gpu/faults.ts";
+import { UserError } from "../errors.ts";
+import { DeviceLostError, GpuOutOfMemoryError } from "../gpu/faults.ts";
 import { ReadbackBatches } from "../gpu/scheduler.ts";
 import type { TapName } from "./squeezenet.ts";
 import { type Engine, lossTerms, type Segment, type Tensor } from "./stylizer.ts";
@@ -175,14 +175,6 @@ function record(
   return { i, loss, ...terms, ms };
 }
 
-/** The weight to lower, by the kind of term that is not finite. */
-const LOWER: Record<Segment["kind"], [string, Setting]> = {
-  content: ["the content weight", "content-weight"],
-  style: ["the style weights", "style-weights"],
-  tv: ["the TV weight", "tv-weight"],
-  temporal: ["the temporal weight", "temporal-weight"],
-};
-
 /**
  * Why iteration `i`'s read-back loss partials (and the Adam step's
  * non-finite-gradient flag at `flagIndex`) cannot go on: a term that is not
@@ -199,10 +191,10 @@ export function nonFiniteReason(
     let sum = 0;
     for (let k = s.start; k < s.start + s.count; k++) sum += parts[k];
     if (!Number.isFinite(sum)) {
-      const [what, setting] = LOWER[s.kind];
-      return new UserError(`${at}: ${s.what} is ${sum} (beyond 32-bit floats); lower ${what}`, [
-        setting,
-      ]);
+      return new UserError(
+        `${at}: ${s.what} is ${sum} (beyond 32-bit floats); lower ${s.weight.name}`,
+        [s.weight.setting],
+      );
     }
   }
   if (new Uint32Array(parts.buffer, parts.byteOffset, parts.length)[flagIndex] !== 0) {
@@ -287,6 +279,7 @@ class Loop {
   readonly #reads: ReadbackBatches;
   readonly #reader: ImageReader;
   readonly #keeper: StateKeeper | null;
+  readonly #readerBytes: number;
   readonly #batches = new Batches();
   readonly #t0: number;
   readonly #first: number;
@@ -306,11 +299,21 @@ class Loop {
     this.#engine = engine;
     this.#opt = opt;
     this.#lost = lost;
+    // The image's staging buffers, made before the loop (snapshots and the
+    // result), counted in the engine's memory like the saved state's: either
+    // may be what does not fit (GpuOutOfMemoryError, nothing left made).
+    const pool = engine.ctx.pool;
+    this.#readerBytes = opt.plan.x.bands.reduce((a, b) => a + b.buffer.size, 0);
+    pool.trackExternal(this.#readerBytes, "image read-back");
+    try {
+      this.#keeper = o.keepState ? new StateKeeper(opt) : null;
+    } catch (e) {
+      pool.trackExternal(-this.#readerBytes);
+      throw e;
+    }
+    this.#reader = new ImageReader(device, opt.plan.x);
     // The loss terms of every iteration, read back in batches.
     this.#reads = new ReadbackBatches(device, opt.plan.partsFloats * 4, READ_BATCH);
-    // The image's staging buffers, made before the loop (snapshots and the result).
-    this.#reader = new ImageReader(device, opt.plan.x);
-    this.#keeper = o.keepState ? new StateKeeper(opt) : null;
     this.#first = this.steps = o.resume?.steps ?? 0;
     this.#t0 = performance.now() - (o.elapsedMs ?? 0);
     // Before anything is measured: submits cut as if the adapter were slow.
@@ -449,7 +452,35 @@ class Loop {
     await this.#reads.destroy().catch(() => {});
     await this.#keeper?.destroy().catch(() => {});
     this.#reader.destroy();
+    this.#engine.ctx.pool.trackExternal(-this.#readerBytes);
     this.#opt.dispose();
+  }
+}
+
+/**
+ * The optimiser and its loop; out of GPU memory for the loop's staging, the
+ * engine's tiles are made smaller (freeing plan memory) and both made again.
+ */
+async function start(
+  engine: Engine,
+  o: OptimizeOptions,
+  lost: Promise<never>,
+): Promise<{ opt: Optimizer; loop: Loop }> {
+  for (;;) {
+    const opt = await Promise.race([Optimizer.create(engine, o), lost]);
+    try {
+      return { opt, loop: new Loop(engine, opt, o, lost) };
+    } catch (e) {
+      opt.dispose();
+      if (!(e instanceof GpuOutOfMemoryError)) throw e;
+      const [, , h, w] = o.content.shape;
+      engine.shrinkTiles(
+        h,
+        w,
+        engine.deepest(h, w, [o.config.contentLayer, ...o.config.styleLayers]),
+        e,
+      );
+    }
   }
 }
 
@@ -464,8 +495,7 @@ export async function optimize(engine: Engine, o: OptimizeOptions): Promise<Opti
     throw new DeviceLostError(m);
   });
   lost.catch(() => {});
-  const opt = await Promise.race([Optimizer.create(engine, o), lost]);
-  const loop = new Loop(engine, opt, o, lost);
+  const { opt, loop } = await start(engine, o, lost);
   lost.catch(() => loop.lostMessage = lostMessage);
   o.onReady?.(opt);
   try {

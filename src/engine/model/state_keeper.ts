@@ -20,6 +20,12 @@ import type { Optimizer, OptimizerState } from "./optimizer.ts";
 /** The most staging memory a snapshot takes at once (a larger state is read in pieces). */
 export const INLINE_STAGING_BYTES = 64 * 2 ** 20;
 
+/** A snapshot as read: the steps done, and each tensor's bands. */
+interface Snapshot {
+  steps: number;
+  bands: Float32Array[][];
+}
+
 /** A band's range of bytes: which state tensor, which band, from where, how much. */
 interface Piece {
   tensor: number;
@@ -37,11 +43,27 @@ export class StateKeeper {
   #staging: GPUBuffer;
   #stagingBytes: number;
   #pieces: Piece[][];
-  #pending: Promise<OptimizerState> | null = null;
+  #pending: Promise<Snapshot> | null = null;
+  /**
+   * Two sets of CPU arrays, one per band of each tensor, used in turn: a
+   * snapshot is read into the set the newest one is not in (none is made in
+   * the loop).
+   */
+  #sets: Float32Array[][][];
+  #newest: Snapshot | null = null;
   /** Whether the whole state has staging buffers of its own (see the module doc). */
   readonly inline: boolean;
-  /** The newest snapshot read back, or null before the first. */
-  last: OptimizerState | null = null;
+  /**
+   * The newest snapshot read back, or null before the first; its arrays may
+   * be the keeper's own, written again two snapshots later (read it when the
+   * loop has stopped).
+   */
+  get last(): OptimizerState | null {
+    const n = this.#newest;
+    if (!n) return null;
+    const [x, m, v, avg] = n.bands.map((parts, t) => joinBands(this.#imgs[t], parts));
+    return { steps: n.steps, x, m, v, avg: avg ?? null };
+  }
 
   /** Makes the staging buffers (before the loop). */
   constructor(opt: Optimizer, maxStaging = INLINE_STAGING_BYTES) {
@@ -55,11 +77,15 @@ export class StateKeeper {
       ? [sizes.flatMap((s, t) => s.map((size, band) => ({ tensor: t, band, offset: 0, size })))]
       : cutPieces(sizes, maxStaging);
     this.#stagingBytes = this.inline ? total : maxStaging;
+    // Counted (and checked against the memory cap) before it is made.
+    opt.engine.ctx.pool.trackExternal(this.#stagingBytes, "state snapshot");
     this.#staging = this.#device.createBuffer({
       size: this.#stagingBytes,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    opt.engine.ctx.pool.trackExternal(this.#stagingBytes, "state snapshot");
+    const set = () =>
+      this.#imgs.map((img) => img.bands.map((b) => new Float32Array(3 * b.rows * img.w)));
+    this.#sets = [set(), set()];
   }
 
   /**
@@ -68,7 +94,7 @@ export class StateKeeper {
    */
   async settle(): Promise<void> {
     if (this.#pending) {
-      this.last = await this.#pending;
+      this.#newest = await this.#pending;
       this.#pending = null;
     }
   }
@@ -90,7 +116,7 @@ export class StateKeeper {
 
   /** In pieces: copies and reads the state after `steps` steps now, piece by piece. */
   async snapshot(steps: number): Promise<void> {
-    this.last = await this.#readGroups(steps, async (read) => {
+    this.#newest = await this.#readGroups(steps, async (read) => {
       for (const group of this.#pieces) {
         const enc = this.#device.createCommandEncoder();
         this.#copyGroup(enc, group);
@@ -118,8 +144,8 @@ export class StateKeeper {
   async #readGroups(
     steps: number,
     fill: (read: (group: Piece[]) => void) => Promise<void>,
-  ): Promise<OptimizerState> {
-    const out = this.#imgs.map((img) => img.bands.map((b) => new Float32Array(3 * b.rows * img.w)));
+  ): Promise<Snapshot> {
+    const out = this.#sets.find((set) => set !== this.#newest?.bands)!;
     await fill((group) => {
       const bytes = this.#staging.getMappedRange(0, groupBytes(group));
       let at = 0;
@@ -129,13 +155,7 @@ export class StateKeeper {
       }
       this.#staging.unmap();
     });
-    return this.#state(steps, out);
-  }
-
-  /** The state from each tensor's bands as read. */
-  #state(steps: number, bands: Float32Array[][]): OptimizerState {
-    const [x, m, v, avg] = bands.map((parts, t) => joinBands(this.#imgs[t], parts));
-    return { steps, x, m, v, avg: avg ?? null };
+    return { steps, bands: out };
   }
 
   /** Frees the staging buffers (after any pending map). */

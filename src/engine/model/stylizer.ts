@@ -17,7 +17,7 @@ import { defaultTiles, OpContext, Scope, type TileTable } from "../ops/context.t
 import type { Pooling } from "../ops/pool.ts";
 import { checkSpec, type LossSpec, specKey } from "../loss/mod.ts";
 import { type LossPlan, recordLossPlan } from "../loss/plan.ts";
-import type { LossTerms, Segment } from "../loss/term.ts";
+import { type LossTerms, type Segment, TERM_KINDS } from "../loss/term.ts";
 import {
   type FeatureEngine,
   features,
@@ -113,13 +113,13 @@ export function lossTerms(
   parts: Float32Array,
   segments: readonly Segment[],
 ): { loss: number; terms: LossTerms } {
-  const terms: LossTerms = { content: 0, style: 0, tv: 0, temporal: 0 };
+  const terms = Object.fromEntries(TERM_KINDS.map((k) => [k, 0])) as LossTerms;
   for (const s of segments) {
     let sum = 0;
     for (let k = s.start; k < s.start + s.count; k++) sum += parts[k];
     terms[s.kind] += sum;
   }
-  return { loss: terms.content + terms.style + terms.tv + terms.temporal, terms };
+  return { loss: TERM_KINDS.reduce((a, k) => a + terms[k], 0), terms };
 }
 
 /** Implementation of {@link Stylizer}; also used by the optimiser and the bench. */
@@ -277,15 +277,29 @@ export class Engine implements Stylizer, FeatureEngine {
     );
   }
 
-  /** What would fit in `bytes`: the largest output of the same shape, by the estimate. */
+  /**
+   * What would fit in `bytes`: the largest output of the same shape by the
+   * estimate, scaled by how far the estimate fell short at h×w (it did not
+   * fit there: the real need was at least `bytes`), with 30% to spare. A
+   * guess, said as one ("may fit"): under a 150 MiB cap it suggested 810 px
+   * from 1024 px, which ran, and 1057 px from 2048 px, which did not.
+   */
   #fitting(h: number, w: number, upto: number, bytes: number): string {
+    const estimate = (fh: number, fw: number) => this.sizing.estimateBytes(fh, fw, { upto });
+    let short = 1;
+    try {
+      short = Math.max(1, bytes / estimate(h, w));
+    } catch {
+      // No estimate at this size: none to scale by.
+    }
+    const room = 0.7 * bytes / short;
     let [lo, hi] = [0, 1];
     for (let k = 0; k < 20; k++) {
       const f = (lo + hi) / 2;
       const [fh, fw] = [Math.max(3, Math.round(h * f)), Math.max(3, Math.round(w * f))];
       let ok = false;
       try {
-        ok = this.sizing.estimateBytes(fh, fw, { upto }) <= bytes;
+        ok = estimate(fh, fw) <= room;
       } catch {
         ok = false;
       }
@@ -294,7 +308,7 @@ export class Engine implements Stylizer, FeatureEngine {
     }
     const side = Math.floor(Math.max(h, w) * lo);
     return side >= 16
-      ? `an output up to about ${side} px on its longer side would fit`
+      ? `an output up to about ${side} px on its longer side may fit (--size)`
       : "no output size fits this GPU's memory";
   }
 
@@ -376,17 +390,6 @@ export class Engine implements Stylizer, FeatureEngine {
     }));
     this.lastLossPlan = plan;
     return plan;
-  }
-
-  /**
-   * The total and the terms from a loss plan's partial sums (see
-   * {@link lossTerms}).
-   */
-  static terms(
-    parts: Float32Array,
-    segments: readonly Segment[],
-  ): { loss: number; terms: LossTerms } {
-    return lossTerms(parts, segments);
   }
 
   async lossAndGradient(x: Tensor, spec: LossSpec): Promise<LossAndGradient> {

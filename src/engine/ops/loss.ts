@@ -2,7 +2,7 @@
  * The content-loss wrapper over src/engine/shaders/loss.wgsl: the content loss with
  * its gradient (accumulated into the gradient buffer) where it has a launch
  * of its own. Every loss term leaves partial sums, which the CPU adds up when
- * it reads them (`Engine.terms`). (The content loss goes, where it can, into
+ * it reads them (`lossTerms`, src/engine/model/stylizer.ts). (The content loss goes, where it can, into
  * the 1×1 launch writing its layer's gradient and the total-variation loss
  * into the image gradient's launch: conv.ts.)
  * @module
